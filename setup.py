@@ -1,0 +1,84 @@
+"""Build of the compiled core ``pyfastnn._core``.
+
+Every ``.cpp`` file under ``csrc/`` is compiled into one pybind11 extension with portable flags (no
+``-march=native``): ISA-specific translation units raise their own target with ``#pragma GCC target`` and are
+reached only through the runtime dispatch table, so one wheel runs on any x86-64 or arm64 CPU.
+
+If the extension cannot be built (no compiler, or ``PYFASTNN_NO_EXTENSION=1``) the package still installs, with a
+warning, and runs on its pure-Python backends. ``PYFASTNN_REQUIRE_EXTENSION=1`` turns a failed build into an error.
+"""
+
+import glob
+import os
+import sys
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+try:
+    from pybind11.setup_helpers import Pybind11Extension
+except ImportError:  # only when building without build isolation and without pybind11
+    Pybind11Extension = None
+
+
+def _flag(name):
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class OptionalBuildExt(build_ext):
+    """Build the extension, but let a failure leave a working pure-Python install."""
+
+    def run(self):
+        try:
+            super().run()
+        except Exception as exc:  # compiler missing, platform error, ...
+            self._give_up(exc)
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            self._give_up(exc)
+
+    def _give_up(self, exc):
+        if _flag("PYFASTNN_REQUIRE_EXTENSION"):
+            raise exc
+        msg = (
+            "\n" + "=" * 78 + "\n"
+            "WARNING: the pyfastnn C++ extension could not be built:\n"
+            f"    {exc}\n"
+            "pyfastnn is installed without it and will run on a slower backend.\n"
+            "Set PYFASTNN_REQUIRE_EXTENSION=1 to make this an error.\n" + "=" * 78 + "\n"
+        )
+        sys.stderr.write(msg)
+
+
+def _extensions():
+    if _flag("PYFASTNN_NO_EXTENSION"):
+        sys.stderr.write("PYFASTNN_NO_EXTENSION is set: building pyfastnn without its C++ extension.\n")
+        return []
+    if Pybind11Extension is None:
+        sys.stderr.write("WARNING: pybind11 is not importable: building pyfastnn without its C++ extension.\n")
+        return []
+    sources = sorted(glob.glob(os.path.join("csrc", "**", "*.cpp"), recursive=True))
+    extra = ["-O3", "-fno-math-errno", "-fvisibility=hidden"]
+    if sys.platform == "win32":
+        extra = ["/O2"]
+    extra_link = []
+    if _flag("PYFASTNN_SANITIZE"):
+        extra = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined"]
+        extra_link = ["-fsanitize=address,undefined"]
+    return [
+        Pybind11Extension(
+            "pyfastnn._core",
+            sources,
+            include_dirs=["csrc"],
+            cxx_std=17,
+            extra_compile_args=extra,
+            extra_link_args=extra_link,
+            define_macros=[("PYFASTNN_VERSION", '"0.1.0"')],
+        )
+    ]
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
