@@ -1,0 +1,265 @@
+"""The NumPy reference backend ("numpy"): the whole mathematics of a multilayer perceptron, written to be read.
+
+This module is the oracle every faster backend is tested against, so it favours the formulas of the classic
+derivation over speed. Notation (see DESIGN.md §1): layer l = 1..L, rows of a batch are samples,
+
+    Z^l = A^{l-1} W^lᵀ + b^l,        A^l = σ_l(Z^l),            A^0 = X
+    Δ^L = σ'(Z^L) ⊙ ∇_A C            (the output delta, per sample)
+    Δ^{l-1} = (Δ^l W^l) ⊙ σ'(Z^{l-1})
+    ∂C/∂W^l = Δ^lᵀ A^{l-1} / B,      ∂C/∂b^l = mean over the batch of Δ^l
+
+The cost of a batch is the mean of the per-sample costs; each per-sample cost sums over the outputs.
+
+Kernel contract (shared with ``_core`` and ``_numba``; ``KERNELS`` lists it and a test enforces it). Kernels
+write into arrays the caller owns; lists are indexed by layer, 0-based (index l holds layer l+1):
+
+    gemm(a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0) -> None
+    activation_forward(name, z, out) -> None                          out = σ(z); out may be z
+    activation_backward(name, a, z, delta, ste) -> None               delta ⊙= σ'(z), in place
+    loss_and_output_delta(loss, act, a, z, y, delta, ste) -> float    batch-mean loss; delta = ∂C_k/∂z^L per sample
+    loss_value(loss, act, a, z, y) -> float                           batch-mean loss only
+    forward(weights, biases, acts, x, outs, zs) -> None               outs[l] = A^{l+1}; zs[l] = Z^{l+1} or None
+    backward(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste) -> float
+    sgd_update(params, grads, velocities, lr, momentum, nesterov, weight_decay) -> None
+    adam_update(params, grads, ms, vs, step, lr, beta1, beta2, eps, weight_decay) -> None
+
+``zs[l]`` is None where layer l+1 does not need its pre-activation kept: only the output layer (for the stable
+log-sigmoid / log-softmax losses) and step/sign layers trained with the straight-through estimator need it.
+"""
+
+import numpy as np
+
+KERNELS = (
+    "gemm",
+    "activation_forward",
+    "activation_backward",
+    "loss_and_output_delta",
+    "loss_value",
+    "forward",
+    "backward",
+    "sgd_update",
+    "adam_update",
+)
+
+# ---------------------------------------------------------------------------------------------------------------
+# GEMM
+
+
+def gemm(a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+    """out = alpha·op(a)·op(b) + beta·out, where op(x) = xᵀ when trans_x."""
+    opa = a.T if trans_a else a
+    opb = b.T if trans_b else b
+    if beta == 0.0:
+        # beta = 0 must not read out: it may hold garbage (even NaN) on entry.
+        np.matmul(opa, opb, out=out)
+        if alpha != 1.0:
+            out *= alpha
+    else:
+        out *= beta
+        out += alpha * (opa @ opb)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Activations σ(z). The derivatives are written in terms of the output a where the output determines them, so
+# z need not be kept (DESIGN.md §1).
+
+
+def _softmax(z, out):
+    # log-sum-exp: subtracting the row maximum keeps exp from overflowing.
+    np.subtract(z, z.max(axis=-1, keepdims=True), out=out)
+    np.exp(out, out=out)
+    out /= out.sum(axis=-1, keepdims=True)
+
+
+def _forward_step(z, out):
+    # Heaviside with H(0) = 1/2.
+    out[...] = np.where(z > 0, 1.0, np.where(z < 0, 0.0, 0.5))
+
+
+def _forward_sigmoid(z, out):
+    # 1/(1+e^{-z}) for z >= 0 and e^{z}/(1+e^{z}) for z < 0: neither branch overflows.
+    e = np.exp(-np.abs(z))
+    out[...] = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+_FORWARD = {
+    "step": _forward_step,
+    "sign": lambda z, out: np.sign(z, out=out),
+    "linear": lambda z, out: np.copyto(out, z),
+    "piecewise_linear": lambda z, out: np.clip(z + 0.5, 0.0, 1.0, out=out),
+    "sigmoid": _forward_sigmoid,
+    "tanh": lambda z, out: np.tanh(z, out=out),
+    "relu": lambda z, out: np.maximum(z, 0.0, out=out),
+    "softmax": _softmax,
+}
+
+
+def _derivative(name, a, z, ste):
+    """σ'(z) for the elementwise activations, from the output a (or z where a is not enough)."""
+    if name in ("step", "sign"):
+        if not ste:
+            return np.zeros_like(a)  # σ' = 0 almost everywhere (and undefined at 0)
+        # Straight-through estimator: the derivative of the nearest piecewise-linear unit: clip(z + 1/2, 0, 1)
+        # for step, clip(z, -1, 1) for sign.
+        half_width = 0.5 if name == "step" else 1.0
+        return (np.abs(z) < half_width).astype(a.dtype)
+    if name == "linear":
+        return np.ones_like(a)
+    if name == "piecewise_linear":
+        return ((a > 0) & (a < 1)).astype(a.dtype)
+    if name == "sigmoid":
+        return a * (1 - a)
+    if name == "tanh":
+        return 1 - a * a
+    if name == "relu":
+        return (a > 0).astype(a.dtype)
+    raise KeyError(name)
+
+
+def activation_forward(name, z, out):
+    """out = σ(z) row by row (softmax normalises each row); out may be z itself."""
+    _FORWARD[name](z, out)
+
+
+def activation_backward(name, a, z, delta, ste):
+    """delta ← Jᵀ delta, the vector–Jacobian product of σ at each row: σ'(z) ⊙ delta for the elementwise units.
+
+    For softmax the Jacobian is diag(a) − a aᵀ, so the product is a ⊙ (delta − ⟨delta, a⟩).
+    """
+    if name == "softmax":
+        delta[...] = a * (delta - np.sum(delta * a, axis=-1, keepdims=True))
+    else:
+        delta *= _derivative(name, a, z, ste)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Losses. Each returns the batch mean of the per-sample costs C_k, each summed over the outputs, and writes
+# delta = ∂C_k/∂z^L for every sample k (not divided by the batch size; the gradients divide once).
+
+_EPS = {np.dtype(np.float32): 1e-7, np.dtype(np.float64): 1e-15}
+
+
+def _softplus(z):
+    # log(1 + e^z) without overflow.
+    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+
+
+def _log_softmax(z):
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
+def _per_sample_loss(loss, act, a, z, y):
+    """C_k for every sample (shape (B,)), computed in float64."""
+    a = a.astype(np.float64, copy=False)
+    y = y.astype(np.float64, copy=False)
+    if loss == "squared_error":
+        return np.sum((y - a) ** 2, axis=1)
+    if loss == "hinge":
+        return np.sum(np.maximum(0.0, 1.0 - y * a), axis=1)
+    eps = _EPS[np.dtype(np.float64)]
+    if loss == "binary_cross_entropy":
+        if act == "sigmoid":
+            # -[y log σ(z) + (1-y) log(1-σ(z))] = softplus(z) - y z : the log-sigmoid form, exact for any z.
+            z = z.astype(np.float64, copy=False)
+            return np.sum(_softplus(z) - y * z, axis=1)
+        f = np.clip(a, eps, 1 - eps)
+        return -np.sum(y * np.log(f) + (1 - y) * np.log(1 - f), axis=1)
+    if loss == "cross_entropy":
+        if act == "softmax":
+            return -np.sum(y * _log_softmax(z.astype(np.float64, copy=False)), axis=1)
+        return -np.sum(y * np.log(np.clip(a, eps, None)), axis=1)
+    raise KeyError(loss)
+
+
+def _loss_gradient(loss, a, y):
+    """∇_a C_k for every sample, the generic (unfused) form."""
+    if loss == "squared_error":
+        return 2 * (a - y)
+    if loss == "hinge":
+        return np.where(y * a < 1, -y, 0).astype(a.dtype)
+    eps = _EPS[a.dtype]
+    if loss == "binary_cross_entropy":
+        f = np.clip(a, eps, 1 - eps)
+        return (f - y) / (f * (1 - f))
+    if loss == "cross_entropy":
+        return -y / np.clip(a, eps, None)
+    raise KeyError(loss)
+
+
+def loss_value(loss, act, a, z, y):
+    """Batch mean of the per-sample loss."""
+    return float(np.mean(_per_sample_loss(loss, act, a, z, y)))
+
+
+def loss_and_output_delta(loss, act, a, z, y, delta, ste):
+    """Batch-mean loss; delta = σ'(z^L) ⊙ ∇_a C_k, fused to p − y for sigmoid+BCE and softmax+CE."""
+    value = loss_value(loss, act, a, z, y)
+    if loss == "binary_cross_entropy" and act == "sigmoid":
+        np.subtract(a, y, out=delta)
+    elif loss == "cross_entropy" and act == "softmax":
+        # ∂/∂z of -Σ y log softmax(z) is p·Σy − y, which is p − y for targets that sum to one.
+        np.subtract(a * y.sum(axis=1, keepdims=True), y, out=delta)
+    else:
+        delta[...] = _loss_gradient(loss, a, y)
+        activation_backward(act, a, z, delta, ste)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The whole network
+
+
+def forward(weights, biases, acts, x, outs, zs):
+    """Forward pass: outs[l] = σ(A W^ᵀ + b) layer by layer; zs[l] keeps Z where it is not None."""
+    a_prev = x
+    for w, b, act, out, z in zip(weights, biases, acts, outs, zs):
+        target = out if z is None else z
+        np.matmul(a_prev, w.T, out=target)
+        target += b
+        activation_forward(act, target, out)
+        a_prev = out
+
+
+def backward(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste):
+    """Backpropagation after ``forward``: fills deltas, dweights and dbiases; returns the batch-mean loss."""
+    n_layers = len(weights)
+    value = loss_and_output_delta(loss, acts[-1], outs[-1], zs[-1], y, deltas[-1], ste)
+    inv_batch = 1.0 / x.shape[0]
+    for l in range(n_layers - 1, -1, -1):
+        a_prev = x if l == 0 else outs[l - 1]
+        gemm(deltas[l], a_prev, dweights[l], trans_a=True, alpha=inv_batch)  # ∂C/∂W = Δᵀ A / B
+        np.mean(deltas[l], axis=0, out=dbiases[l])
+        if l > 0:
+            np.matmul(deltas[l], weights[l], out=deltas[l - 1])  # Δ^{l-1} = (Δ^l W^l) ⊙ σ'
+            activation_backward(acts[l - 1], outs[l - 1], zs[l - 1], deltas[l - 1], ste)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Optimizers. Weight decay adds weight_decay·p to the gradient (L2 regularisation); the caller passes 0 for biases.
+
+
+def sgd_update(params, grads, velocities, lr, momentum, nesterov, weight_decay):
+    """p ← p − lr·g, with momentum v ← μv + g (and Nesterov's look-ahead g + μv) when momentum > 0."""
+    for i, (p, g) in enumerate(zip(params, grads)):
+        g = g + weight_decay * p if weight_decay else g
+        if momentum:
+            v = velocities[i]
+            v *= momentum
+            v += g
+            g = g + momentum * v if nesterov else v
+        p -= (lr * g).astype(p.dtype, copy=False)
+
+
+def adam_update(params, grads, ms, vs, step, lr, beta1, beta2, eps, weight_decay):
+    """Adam (Kingma & Ba) with bias correction; ``step`` counts updates from 1."""
+    for p, g, m, v in zip(params, grads, ms, vs):
+        g = g + weight_decay * p if weight_decay else g
+        m *= beta1
+        m += (1 - beta1) * g
+        v *= beta2
+        v += (1 - beta2) * (g * g)
+        m_hat = m / (1 - beta1**step)
+        v_hat = v / (1 - beta2**step)
+        p -= (lr * m_hat / (np.sqrt(v_hat) + eps)).astype(p.dtype, copy=False)

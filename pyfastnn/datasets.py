@@ -1,0 +1,1076 @@
+"""Loading data sets and preparing them for training.
+
+Every loader returns ``(X, y)``: ``X`` of shape ``(n_samples, n_features)`` in a floating dtype (float32 by
+default) and ``y`` of shape ``(n_samples,)``, int64 class labels wherever the labels are classes.
+
+Functions
+---------
+load_digits
+    The bundled 8x8 handwritten digits (1797 samples, 64 features, 10 classes).
+load_idx, load_idx_pair
+    MNIST-format IDX files, plain or gzipped.
+load_csv
+    Delimited text with one label column.
+load_data
+    Any of the above, chosen from the path.
+train_test_split
+    A shuffled, by default stratified, split into a training and a test part.
+one_hot
+    Integer labels to one-hot rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import itertools
+import math
+import numbers
+import os
+import warnings
+import zipfile
+import zlib
+from collections.abc import Sequence
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+__all__ = [
+    "load_csv",
+    "load_data",
+    "load_digits",
+    "load_idx",
+    "load_idx_pair",
+    "one_hot",
+    "train_test_split",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+_DIGITS_RESOURCE = "data/digits.npz"
+_DIGITS_SHA256 = "87ff0c9e40dc7e2c0e34e7257799c2e3f3aec1a016363bb11cad869ec428a826"
+_DIGITS_SHAPE = (1797, 64)
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+# IDX type code -> big-endian element type, as defined with the MNIST files.
+_IDX_TYPES = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_IDX_TYPE_NAMES = "0x08 (ubyte), 0x09 (sbyte), 0x0B (short), 0x0C (int), 0x0D (float), 0x0E (double)"
+
+
+# --------------------------------------------------------------------------------------------------------
+# argument checks shared by the public functions
+# --------------------------------------------------------------------------------------------------------
+
+
+def _check_path(path: Any, name: str = "path") -> Path:
+    if isinstance(path, (str, os.PathLike)):
+        p = Path(os.fspath(path))
+        if str(p) == "":
+            raise ValueError(f"{name} must be a non-empty file path, got ''")
+        return p
+    raise TypeError(f"{name} must be a str or os.PathLike file path, got {type(path).__name__}")
+
+
+def _check_dtype(dtype: Any, kinds: str, what: str, name: str) -> np.dtype:
+    try:
+        if dtype is None:  # np.dtype(None) would quietly mean float64
+            raise TypeError
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be a NumPy {what} dtype such as np.float32, got {dtype!r}") from None
+    if dt.kind not in kinds:
+        raise TypeError(f"{name} must be a NumPy {what} dtype such as np.float32, got {dt}")
+    return dt
+
+
+def _check_float_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
+    return _check_dtype(dtype, "f", "floating", name)
+
+
+def _check_numeric_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
+    return _check_dtype(dtype, "biuf", "numeric", name)
+
+
+def _fmt(value: Any) -> str:
+    """repr of a value for messages, without NumPy 2's "np.float64(...)" wrapping."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _first_non_integer(a: np.ndarray) -> int | None:
+    """Index of the first element of a float array that is not a finite integer, or None."""
+    bad = ~np.isfinite(a) | (a != np.round(a))
+    return int(np.flatnonzero(bad)[0]) if bad.any() else None
+
+
+def _as_array(value: Any, name: str) -> np.ndarray:
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} must be array-like with a regular (non-ragged) shape ({exc})") from None
+
+
+def _check_finite(X: np.ndarray, where: Any) -> None:
+    if X.dtype.kind == "f":
+        bad = ~np.isfinite(X)
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            raise ValueError(
+                f"{where}: expected finite values, found {_fmt(X[i, j])} at sample {i}, feature {j}"
+            )
+
+
+def _check_bool(value: Any, name: str) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+def _read_maybe_gzipped(path: Path) -> bytes:
+    """The file's bytes, gunzipped when the file starts with the gzip magic (whatever its name)."""
+    if path.is_dir():
+        raise ValueError(f"{path}: expected a file, found a directory")
+    raw = path.read_bytes()
+    if raw[:2] != _GZIP_MAGIC:
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"{path}: the file starts like gzip but cannot be decompressed ({exc})") from None
+
+
+# --------------------------------------------------------------------------------------------------------
+# bundled digits
+# --------------------------------------------------------------------------------------------------------
+
+
+def _digits_bytes() -> tuple[bytes, str]:
+    """Raw bytes of the bundled digits.npz and a name for error messages."""
+    resource = files("pyfastnn").joinpath(_DIGITS_RESOURCE)
+    try:
+        return resource.read_bytes(), str(resource)
+    except OSError as exc:
+        raise OSError(
+            f"the bundled data file pyfastnn/{_DIGITS_RESOURCE} cannot be read ({exc}); reinstall pyfastnn"
+        ) from exc
+
+
+def _parse_digits(raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
+    hint = "the installation is damaged; reinstall pyfastnn"
+    found: list = []
+    X = y = None
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+            found = sorted(npz.files)
+            if "X" in found and "y" in found:
+                X, y = npz["X"], npz["y"]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ValueError(f"{where}: not a readable .npz file ({exc}); {hint}") from None
+    if X is None or y is None:
+        raise ValueError(f"{where}: expected arrays 'X' and 'y', found {found}; {hint}")
+    if X.shape != _DIGITS_SHAPE or X.dtype != np.uint8 or y.shape != _DIGITS_SHAPE[:1] or y.dtype != np.uint8:
+        raise ValueError(
+            f"{where}: expected X uint8 {_DIGITS_SHAPE} and y uint8 {_DIGITS_SHAPE[:1]}, "
+            f"found X {X.dtype} {X.shape} and y {y.dtype} {y.shape}; {hint}"
+        )
+    digest = hashlib.sha256(X.tobytes() + y.tobytes()).hexdigest()
+    if digest != _DIGITS_SHA256:
+        raise ValueError(f"{where}: contents corrupted (sha256 {digest}, expected {_DIGITS_SHA256}); {hint}")
+    return X, y
+
+
+def load_digits(dtype: Any = np.float32, scale: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Load the bundled 8x8 handwritten digits.
+
+    The test part of the UCI "Optical Recognition of Handwritten Digits" data set (E. Alpaydin,
+    C. Kaynak, 1998; CC BY 4.0, see ``pyfastnn/data/DIGITS_LICENSE.txt``). Each feature counts the
+    "on" pixels of a 4x4 block of a 32x32 bitmap, so it lies in 0..16.
+
+    Parameters
+    ----------
+    dtype : numpy dtype, default np.float32
+        Dtype of ``X``. Any numeric dtype when ``scale`` is False; a floating dtype when it is True.
+    scale : bool, default True
+        Divide ``X`` by 16 so that it lies in [0, 1].
+
+    Returns
+    -------
+    X : ndarray, shape (1797, 64)
+        Pixel counts, row by row of the 8x8 grid.
+    y : ndarray of int64, shape (1797,)
+        The digit shown, 0..9.
+
+    Raises
+    ------
+    ValueError
+        If the bundled file is damaged (wrong arrays, shapes or checksum).
+    """
+    scale = _check_bool(scale, "scale")
+    dt = _check_float_dtype(dtype) if scale else _check_numeric_dtype(dtype)
+    raw, where = _digits_bytes()
+    X, y = _parse_digits(raw, where)
+    X = X.astype(dt)
+    if scale:
+        X /= dt.type(16)
+    return X, y.astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------------------------
+# IDX (MNIST) files
+# --------------------------------------------------------------------------------------------------------
+
+
+def _parse_idx(data: bytes, where: Any) -> np.ndarray:
+    if len(data) < 4:
+        raise ValueError(f"{where}: not an IDX file: {len(data)} bytes, shorter than the 4-byte magic number")
+    if data[0] != 0 or data[1] != 0:
+        raise ValueError(
+            f"{where}: not an IDX file: first two bytes are 0x{data[0]:02X} 0x{data[1]:02X}, "
+            f"expected 0x00 0x00"
+        )
+    code, ndim = data[2], data[3]
+    if code not in _IDX_TYPES:
+        raise ValueError(f"{where}: unknown IDX type code 0x{code:02X}; expected one of {_IDX_TYPE_NAMES}")
+    if ndim == 0:
+        raise ValueError(f"{where}: IDX header gives 0 dimensions; expected at least 1")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(
+            f"{where}: truncated IDX header: {ndim} dimensions need {header} header bytes, found {len(data)}"
+        )
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dt = _IDX_TYPES[code]
+    expected = math.prod(shape) * dt.itemsize
+    found = len(data) - header
+    if found != expected:
+        more = " (more than the header says)" if found > expected else ""
+        raise ValueError(
+            f"{where}: header says shape {shape} of {dt.newbyteorder('=').name}, "
+            f"so expected {expected} bytes of data after the {header}-byte header, found {found}{more}"
+        )
+    # Copy into native byte order: a writable array the caller owns, fast for every later kernel.
+    return np.frombuffer(data, dtype=dt, offset=header).reshape(shape).astype(dt.newbyteorder("="))
+
+
+def load_idx(path: PathLike) -> np.ndarray:
+    """Read an IDX file, the format of the MNIST distribution files.
+
+    The header is two zero bytes, a type code (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32,
+    0x0D float32, 0x0E float64), the number of dimensions, then each dimension as a big-endian uint32;
+    the data follows big-endian in C order. A gzipped file is recognised by its content (bytes 1f 8b),
+    not by its name.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file, e.g. ``train-images-idx3-ubyte.gz``.
+
+    Returns
+    -------
+    ndarray, shape as given in the header (e.g. (60000, 28, 28) for MNIST training images)
+        Native byte order; dtype from the type code (uint8 for MNIST).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If the file is not IDX, or its header and data size disagree (truncated or padded files).
+        The message names the file and the problem.
+    """
+    p = _check_path(path)
+    return _parse_idx(_read_maybe_gzipped(p), p)
+
+
+def _labels_to_int64(labels: np.ndarray, where: Any) -> np.ndarray:
+    if labels.dtype.kind in "biu":
+        return labels.astype(np.int64)
+    i = _first_non_integer(labels)
+    if i is not None:
+        raise ValueError(f"{where}: labels must be integers, found {_fmt(labels[i])} at index {i}")
+    return labels.astype(np.int64)
+
+
+def load_idx_pair(
+    images_path: PathLike, labels_path: PathLike, dtype: Any = np.float32, scale: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read an IDX images file and its IDX labels file into ``(X, y)``.
+
+    Parameters
+    ----------
+    images_path : str or os.PathLike
+        IDX file of shape (n, ...), e.g. ``train-images-idx3-ubyte[.gz]`` of shape (60000, 28, 28).
+    labels_path : str or os.PathLike
+        IDX file of shape (n,), integer labels, e.g. ``train-labels-idx1-ubyte[.gz]``.
+    dtype : numpy floating dtype, default np.float32
+        Dtype of ``X``.
+    scale : bool, default True
+        Divide uint8 images by 255 so that they lie in [0, 1]. Images of other IDX types have no fixed
+        range and are returned unscaled.
+
+    Returns
+    -------
+    X : ndarray, shape (n, prod(rest))
+        One flattened image per row (C order), e.g. (60000, 784).
+    y : ndarray of int64, shape (n,)
+
+    Raises
+    ------
+    FileNotFoundError
+        If a file does not exist.
+    ValueError
+        If either file is not valid IDX, float images hold NaN or infinity, the labels are not 1-D
+        integers, or the counts differ.
+    """
+    ip, lp = _check_path(images_path, "images_path"), _check_path(labels_path, "labels_path")
+    dt = _check_float_dtype(dtype)
+    scale = _check_bool(scale, "scale")
+    images = load_idx(ip)
+    labels = load_idx(lp)
+    if labels.ndim != 1:
+        raise ValueError(f"{lp}: a labels file must be 1-D, found shape {labels.shape}")
+    if images.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"{images.shape[0]} images in {ip} but {labels.shape[0]} labels in {lp}; expected equal counts"
+        )
+    n = images.shape[0]
+    X = images.reshape(n, math.prod(images.shape[1:]))
+    _check_finite(X, ip)
+    X = X.astype(dt)
+    if scale and images.dtype == np.uint8:
+        X /= dt.type(255)
+    return X, _labels_to_int64(labels, lp)
+
+
+# --------------------------------------------------------------------------------------------------------
+# CSV
+# --------------------------------------------------------------------------------------------------------
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _split_rows(text: str, delimiter: str | None):
+    """Yield (line_number, cells) for every non-blank record; line numbers are 1-based."""
+    if delimiter is None:
+        for lineno, line in enumerate(text.splitlines(), 1):
+            cells = line.split()
+            if cells:
+                yield lineno, cells
+        return
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        for cells in reader:
+            if cells and not (len(cells) == 1 and not cells[0].strip()):
+                yield reader.line_num, [c.strip() for c in cells]
+    except csv.Error as exc:
+        raise ValueError(f"line {reader.line_num}: {exc}") from None
+
+
+def load_csv(
+    path: PathLike,
+    label_column: int | str = -1,
+    delimiter: str | None = ",",
+    skip_header: bool | str = "auto",
+    dtype: Any = np.float32,
+    return_classes: bool = False,
+):
+    """Read delimited text with one sample per line and one label column.
+
+    Blank lines are skipped; quoted fields follow the ``csv`` module. A gzipped file is recognised by
+    its content. Line numbers in error messages count every physical line of the file from 1.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file (UTF-8; a byte-order mark is ignored).
+    label_column : int or str, default -1
+        The column holding the labels: an index (negative counts from the end) or a header name (which
+        needs a header line).
+    delimiter : str or None, default ","
+        A single character, or None for any run of whitespace.
+    skip_header : bool or "auto", default "auto"
+        Whether the first non-blank line is a header. "auto" takes it as one when one of its feature cells
+        is not a number, or when its label cell is not a number but the next line's is.
+    dtype : numpy floating dtype, default np.float32
+        Dtype of ``X``.
+    return_classes : bool, default False
+        Also return the class names (see Returns).
+
+    Returns
+    -------
+    X : ndarray, shape (n_samples, n_columns - 1)
+        The other columns, in file order.
+    y : ndarray, shape (n_samples,)
+        int64 when every label is an integer; ``dtype`` when the labels are numbers but not all integers
+        (regression targets); int64 codes 0..k-1 when any label is not a number, the codes numbering the
+        distinct label strings in sorted order.
+    classes : ndarray of str, shape (k,), or None
+        Only with ``return_classes=True``: ``classes[y[i]]`` is the label string of sample i, or None
+        when the labels are numbers.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        Empty file, rows of different lengths, a feature that is not a finite number, an empty label, a
+        label column outside the row or not in the header; the message gives the line number.
+    """
+    p = _check_path(path)
+    if not isinstance(label_column, (numbers.Integral, str)) or isinstance(label_column, (bool, np.bool_)):
+        raise TypeError(
+            f"label_column must be a column index (int) or a header name (str), got {label_column!r}"
+        )
+    if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1):
+        raise ValueError(f"delimiter must be a single character or None (whitespace), got {delimiter!r}")
+    if delimiter is not None and delimiter in '"\r\n':
+        raise ValueError(f"delimiter cannot be a quote or newline character, got {delimiter!r}")
+    if not (isinstance(skip_header, (bool, np.bool_)) or skip_header == "auto"):
+        raise ValueError(f"skip_header must be True, False or 'auto', got {skip_header!r}")
+    dt = _check_float_dtype(dtype)
+    return_classes = _check_bool(return_classes, "return_classes")
+
+    raw = _read_maybe_gzipped(p)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{p}: not UTF-8 text (byte {exc.start} cannot be decoded)") from None
+    del raw
+    try:
+        head = list(itertools.islice(_split_rows(text, delimiter), 2))
+    except ValueError as exc:
+        raise ValueError(f"{p}: {exc}") from None
+    if not head:
+        raise ValueError(f"{p}: the file has no data (it is empty or blank)")
+    first_line, first = head[0]
+    ncols = len(first)
+    if ncols < 2:
+        raise ValueError(
+            f"{p}: line {first_line} has {ncols} column, expected at least 2 (features and a label)"
+            + ("" if delimiter is None else f"; is the delimiter {delimiter!r} right?")
+        )
+
+    # Which column holds the labels, and is the first row a header?
+    if isinstance(label_column, str):
+        if skip_header is False:
+            raise ValueError(f"label_column={label_column!r} is a header name, but skip_header=False")
+        has_header = True
+        matches = [i for i, name in enumerate(first) if name == label_column.strip()]
+        if len(matches) != 1:
+            shown = first if len(first) <= 20 else first[:20] + ["..."]
+            what = "is not" if not matches else f"appears {len(matches)} times"
+            raise ValueError(
+                f"{p}: label_column {label_column!r} {what} in the header (line {first_line}): {shown}"
+            )
+        lab = matches[0]
+    else:
+        lab = int(label_column)
+        if not -ncols <= lab < ncols:
+            raise ValueError(f"{p}: label_column={lab} is out of range for {ncols} columns")
+        lab %= ncols
+        if skip_header == "auto":
+            feature_text = any(not _is_number(c) for i, c in enumerate(first) if i != lab)
+            label_text = not _is_number(first[lab]) and len(head) > 1 and _is_number(head[1][1][lab])
+            has_header = feature_text or label_text
+        else:
+            has_header = bool(skip_header)
+
+    # NumPy's parser when the data has no quoting (a quoted header is skipped, so it does not count);
+    # anything odd falls back to the cell-by-cell parser, which says what and where.
+    parsed = None
+    skip = first_line if has_header else 0
+    body = _line_offset(text, skip)
+    quoted = '"' in text if body is None else text.find('"', body) >= 0
+    if not quoted:
+        parsed = _csv_fast(text, delimiter, skip, lab)
+    if parsed is None:
+        parsed = _csv_checked(p, text, delimiter, has_header, ncols, lab)
+    X, keys, codes = parsed
+    y, classes = _labels_from_keys(keys, codes, dt)
+    X = X.astype(dt, copy=False)
+    if return_classes:
+        return X, y, classes
+    return X, y
+
+
+def _line_offset(text: str, nlines: int) -> int | None:
+    """Offset where line nlines + 1 starts ("\n" line ends), or None."""
+    pos = 0
+    for _ in range(nlines):
+        nxt = text.find("\n", pos)
+        if nxt < 0:
+            return None
+        pos = nxt + 1
+    return pos
+
+
+def _csv_fast(text: str, delimiter: str | None, skiprows: int, lab: int):
+    """Parse with np.loadtxt: (X float64, label strings, label codes), or None when anything is off
+    (ragged rows, bad or non-finite numbers, empty labels, no rows), so the careful parser can say what."""
+    keys: dict = {}
+
+    def label_code(cell):
+        cell = (cell.decode() if isinstance(cell, bytes) else cell).strip()
+        if not cell:
+            raise ValueError("empty label")
+        code = keys.get(cell)
+        if code is None:
+            code = keys[cell] = len(keys)
+        return float(code)
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data" is reported by the careful parser
+            A = np.loadtxt(
+                io.StringIO(text),
+                delimiter=delimiter,
+                comments=None,
+                skiprows=skiprows,
+                dtype=np.float64,
+                ndmin=2,
+                converters={lab: label_code},
+            )
+    except (ValueError, TypeError, IndexError):
+        return None
+    if A.shape[0] == 0:
+        return None
+    codes = A[:, lab].astype(np.int64)
+    X = np.delete(A, lab, axis=1)
+    if not np.isfinite(X).all() or not _numeric_labels_finite(list(keys)):
+        return None
+    return X, list(keys), codes
+
+
+def _numeric_labels_finite(keys: list) -> bool:
+    try:
+        values = np.array(keys, dtype=np.float64)
+    except ValueError:
+        return True  # string labels
+    return bool(np.isfinite(values).all())
+
+
+def _csv_checked(p: Path, text: str, delimiter: str | None, has_header: bool, ncols: int, lab: int):
+    """Parse cell by cell with line numbers: (X float64, label strings, label codes); ValueError naming
+    the line and column of the first problem."""
+    try:
+        rows = list(_split_rows(text, delimiter))
+    except ValueError as exc:
+        raise ValueError(f"{p}: {exc}") from None
+    for lineno, cells in rows:
+        if len(cells) != ncols:
+            raise ValueError(
+                f"{p}: line {lineno} has {len(cells)} columns, expected {ncols} like line {rows[0][0]}"
+            )
+    if has_header:
+        rows = rows[1:]
+        if not rows:
+            raise ValueError(f"{p}: the file has a header line but no data lines")
+
+    X = np.empty((len(rows), ncols - 1), dtype=np.float64)
+    keys: dict = {}
+    codes = np.empty(len(rows), dtype=np.int64)
+    for r, (lineno, cells) in enumerate(rows):
+        for j, c in enumerate(cells):
+            if j == lab:
+                if c == "":
+                    raise ValueError(f"{p}: line {lineno}, column {j + 1}: the label is empty")
+                code = keys.get(c)
+                if code is None:
+                    code = keys[c] = len(keys)
+                codes[r] = code
+                continue
+            try:
+                v = float(c)
+            except ValueError:
+                raise ValueError(
+                    f"{p}: line {lineno}, column {j + 1}: expected a number, found {c!r}"
+                ) from None
+            if not math.isfinite(v):
+                raise ValueError(f"{p}: line {lineno}, column {j + 1}: expected a finite number, found {c!r}")
+            X[r, j if j < lab else j - 1] = v
+    names = list(keys)
+    if not _numeric_labels_finite(names):
+        for lineno, cells in rows:
+            if not math.isfinite(float(cells[lab])):
+                raise ValueError(
+                    f"{p}: line {lineno}, column {lab + 1}: expected a finite label, found {cells[lab]!r}"
+                )
+    return X, names, codes
+
+
+def _labels_from_keys(keys: list, codes: np.ndarray, dt: np.dtype):
+    """Labels from the distinct label strings and each sample's index into them: (y, classes)."""
+    try:
+        values = np.array(keys, dtype=np.float64)
+    except ValueError:
+        values = None
+    if values is not None:
+        v = values[codes]
+        if (v == np.round(v)).all():
+            return v.astype(np.int64), None
+        return v.astype(dt), None
+    names = np.array(keys, dtype=str)
+    order = np.argsort(names, kind="stable")
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[order] = np.arange(len(keys))
+    return rank[codes], names[order]
+
+
+# --------------------------------------------------------------------------------------------------------
+# load_data: choose the loader from the path
+# --------------------------------------------------------------------------------------------------------
+
+_CSV_KW = ("label_column", "delimiter", "skip_header", "dtype")
+_IDX_KW = ("dtype", "scale")
+_IDX_DIR_KW = ("dtype", "scale", "split")
+_NPZ_KW = ("dtype",)
+
+
+def _check_kw(kw: dict, allowed: Sequence[str], what: str) -> None:
+    extra = sorted(set(kw) - set(allowed))
+    if extra:
+        raise TypeError(f"unexpected keyword argument(s) {extra} for {what}; accepted: {list(allowed)}")
+
+
+def _load_npz(p: Path, dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray]:
+    dt = _check_float_dtype(dtype)
+    found: list = []
+    X = y = None
+    try:
+        with np.load(p, allow_pickle=False) as npz:
+            found = sorted(npz.files)
+            if "X" in found and "y" in found:
+                X, y = npz["X"], npz["y"]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ValueError(f"{p}: not a readable .npz file ({exc})") from None
+    if X is None or y is None:
+        raise ValueError(f"{p}: expected arrays named 'X' and 'y', found {found}")
+    if X.ndim < 2:
+        raise ValueError(f"{p}: X must have shape (n_samples, n_features, ...), found shape {X.shape}")
+    if y.ndim < 1 or y.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"{p}: X has {X.shape[0]} rows but y has shape {y.shape}; expected ({X.shape[0]}, ...)"
+        )
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"{p}: X must be numeric, found dtype {X.dtype}")
+    n = X.shape[0]
+    X = X.reshape(n, math.prod(X.shape[1:]))
+    _check_finite(X, p)
+    X = X.astype(dt)
+    if y.dtype.kind in "biu":
+        y = y.astype(np.int64)
+    return X, y
+
+
+def _idx_stem(name: str) -> str:
+    return name[:-3] if name.lower().endswith(".gz") else name
+
+
+def _pick_idx(cands: Sequence[Path]) -> Sequence[Path]:
+    """Per IDX name, keep one file; prefer the uncompressed copy if both exist (gunzip -k leaves both)."""
+    by_stem: dict = {}
+    for c in sorted(cands):
+        stem = _idx_stem(c.name)
+        if stem not in by_stem or not c.name.lower().endswith(".gz"):
+            by_stem[stem] = c
+    return sorted(by_stem.values())
+
+
+def _load_idx_dir(d: Path, dtype: Any = np.float32, scale: bool = True, split: str | None = None):
+    if split is not None and split not in ("train", "test"):
+        raise ValueError(f"split must be None, 'train' or 'test', got {split!r}")
+    files = [f for f in d.iterdir() if f.is_file() and "idx" in f.name.lower()]
+    images = _pick_idx([f for f in files if "images" in f.name.lower()])
+    labels = _pick_idx([f for f in files if "labels" in f.name.lower()])
+    if split is not None:
+        prefixes = ("train",) if split == "train" else ("t10k", "test")
+        images = [f for f in images if f.name.lower().startswith(prefixes)]
+        labels = [f for f in labels if f.name.lower().startswith(prefixes)]
+    elif len(images) > 1 or len(labels) > 1:
+        # A full MNIST directory holds train-* and t10k-*; the training pair is the natural default.
+        train_i = [f for f in images if f.name.lower().startswith("train")]
+        train_l = [f for f in labels if f.name.lower().startswith("train")]
+        if len(train_i) == 1 and len(train_l) == 1:
+            images, labels = train_i, train_l
+    if len(images) != 1 or len(labels) != 1:
+        rule = "names containing 'images' / 'labels' and 'idx'"
+        if split is not None:
+            rule += f", starting with {prefixes}"
+        raise ValueError(
+            f"{d}: expected one IDX images file and one IDX labels file ({rule}), found images "
+            f"{[f.name for f in images]} and labels {[f.name for f in labels]}"
+        )
+    return load_idx_pair(images[0], labels[0], dtype=dtype, scale=scale)
+
+
+def _labels_sibling(images: Path) -> Path:
+    name = images.name
+    if "images" not in name:
+        raise ValueError(
+            f"{images}: an IDX file whose name has no 'images' in it, so its labels file cannot be found; "
+            f"call load_idx_pair(images_path, labels_path)"
+        )
+    stem = _idx_stem(name).replace("images", "labels").replace("idx3", "idx1")
+    tried = [images.with_name(stem), images.with_name(stem + ".gz")]
+    for t in tried:
+        if t.is_file():
+            return t
+    raise ValueError(f"{images}: no labels file next to it; looked for {[t.name for t in tried]}")
+
+
+def load_data(path: PathLike, **kw: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Load ``(X, y)`` from a file or directory, choosing the format from the path.
+
+    ============================================ ======================================================
+    path                                         read as
+    ============================================ ======================================================
+    ``*.npz``                                    arrays ``X`` (n, ...) and ``y`` (n, ...); ``X`` is
+                                                 flattened to (n, features) and cast to ``dtype``;
+                                                 integer ``y`` becomes int64. Keywords: ``dtype``.
+    ``*.csv``, ``*.tsv``, ``*.txt`` (``.gz`` ok) :func:`load_csv`; ``.tsv`` defaults to a tab delimiter;
+                                                 ``.txt`` to the first of ",", tab, whitespace seen on
+                                                 its first line. Keywords: ``label_column``,
+                                                 ``delimiter``, ``skip_header``, ``dtype``.
+    a directory                                  an IDX images/labels pair inside it: the one file whose
+                                                 name contains "images" and "idx" and the one with
+                                                 "labels" and "idx". In a full MNIST directory
+                                                 (train-* and t10k-*) the training pair, or
+                                                 ``split="test"`` for t10k-*. Keywords: ``dtype``,
+                                                 ``scale``, ``split``.
+    any other file in IDX format                 an images file; its labels are the file next to it
+                                                 named with "images" -> "labels" and "idx3" -> "idx1"
+                                                 (``.gz`` or not). Keywords: ``dtype``, ``scale``.
+    ============================================ ======================================================
+
+    For files without one of those extensions the content decides: a zip archive is read as .npz, a
+    file starting with a valid IDX header as IDX.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    **kw
+        Passed to the loader, see the table; others raise TypeError.
+
+    Returns
+    -------
+    X : ndarray, shape (n_samples, n_features)
+    y : ndarray, shape (n_samples,) (or as stored, for .npz)
+
+    Raises
+    ------
+    FileNotFoundError
+        If the path does not exist.
+    ValueError
+        If the format cannot be told, or the loader rejects the content.
+    TypeError
+        For a keyword the chosen loader does not take.
+    """
+    p = _check_path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such file or directory")
+    if p.is_dir():
+        _check_kw(kw, _IDX_DIR_KW, "a directory of IDX files")
+        return _load_idx_dir(p, **kw)
+
+    name = _idx_stem(p.name).lower()
+    ext = os.path.splitext(name)[1]
+    if ext in (".csv", ".tsv", ".txt"):
+        _check_kw(kw, _CSV_KW, f"a {ext} file")
+        if "delimiter" not in kw:
+            if ext == ".csv":
+                kw["delimiter"] = ","
+            elif ext == ".tsv":
+                kw["delimiter"] = "\t"
+            else:
+                kw["delimiter"] = _sniff_delimiter(p)
+        return load_csv(p, **kw)
+    if ext == ".npz":
+        _check_kw(kw, _NPZ_KW, "a .npz file")
+        return _load_npz(p, **kw)
+
+    with open(p, "rb") as f:
+        head = f.read(4)
+    if head == _ZIP_MAGIC:
+        _check_kw(kw, _NPZ_KW, "a .npz file")
+        return _load_npz(p, **kw)
+    if head[:2] == _GZIP_MAGIC:
+        with gzip.open(p, "rb") as f:
+            try:
+                head = f.read(4)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise ValueError(
+                    f"{p}: the file starts like gzip but cannot be decompressed ({exc})"
+                ) from None
+    if len(head) == 4 and head[:2] == b"\0\0" and head[2] in _IDX_TYPES and head[3] >= 1:
+        _check_kw(kw, _IDX_KW, "an IDX file")
+        return load_idx_pair(p, _labels_sibling(p), **kw)
+    raise ValueError(
+        f"{p}: cannot tell the format; expected a .npz, .csv, .tsv or .txt file, an IDX images file, "
+        f"or a directory holding an IDX images/labels pair"
+    )
+
+
+def _sniff_delimiter(p: Path) -> str | None:
+    try:
+        text = _read_maybe_gzipped(p).decode("utf-8-sig", errors="replace")
+    except ValueError:
+        return ","  # let load_csv report the problem
+    for line in text.splitlines():
+        if line.strip():
+            if "," in line:
+                return ","
+            if "\t" in line:
+                return "\t"
+            return None
+    return ","
+
+
+# --------------------------------------------------------------------------------------------------------
+# train_test_split
+# --------------------------------------------------------------------------------------------------------
+
+
+def _rng(seed: Any) -> np.random.Generator:
+    if seed is None or isinstance(seed, np.random.Generator):
+        return np.random.default_rng(seed)
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_)):
+        if seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed}")
+        return np.random.default_rng(int(seed))
+    raise TypeError(f"seed must be None, a non-negative int or a numpy Generator, got {seed!r}")
+
+
+def _stratified_counts(counts: np.ndarray, n_test: int) -> np.ndarray:
+    """Test-side count per class: proportional (largest remainder), then each class with at least two
+    samples moved to have at least one on each side while that is possible."""
+    n = counts.sum()
+    q = counts * (n_test / n)
+    t = np.floor(q).astype(np.int64)
+    rest = n_test - int(t.sum())
+    if rest > 0:
+        order = np.argsort(-(q - t), kind="stable")
+        t[order[:rest]] += 1
+    lo = np.where(counts >= 2, 1, 0)
+    hi = np.where(counts >= 2, counts - 1, counts)
+    for _ in range(2 * len(counts) + 2):
+        short = np.flatnonzero(t < lo)
+        over = np.flatnonzero(t > hi)
+        if short.size:
+            k = short[0]
+            donors = np.flatnonzero(t > lo)
+            donors = donors[donors != k]
+            if donors.size == 0:
+                break
+            j = donors[np.argmax((t - q)[donors])]
+            t[k] += 1
+            t[j] -= 1
+        elif over.size:
+            k = over[0]
+            takers = np.flatnonzero(t < hi)
+            takers = takers[takers != k]
+            if takers.size == 0:
+                break
+            j = takers[np.argmin((t - q)[takers])]
+            t[k] -= 1
+            t[j] += 1
+        else:
+            break
+    return t
+
+
+def train_test_split(
+    X: Any,
+    y: Any,
+    test_size: float = 0.2,
+    stratify: bool | str = "auto",
+    seed: Any = None,
+    shuffle: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Split samples into a training and a test part.
+
+    Parameters
+    ----------
+    X : array_like, shape (n_samples, ...)
+    y : array_like, shape (n_samples,) or (n_samples, n_outputs)
+    test_size : float in (0, 1) or int, default 0.2
+        Fraction of the samples for the test part (rounded up), or their number.
+    stratify : bool or "auto", default "auto"
+        Keep the class proportions in both parts: each class gets its proportional share of the test
+        part (within one sample), and a class with at least two samples gets at least one sample on each
+        side while the sizes allow it (this rule wins when a tiny test part cannot satisfy both).
+        "auto" stratifies when ``y`` is 1-D with an integer dtype and ``shuffle`` is True; True
+        requires 1-D class labels (integers, integer-valued floats or strings) and ``shuffle=True``.
+    seed : None, int or numpy.random.Generator, default None
+        Seed for ``np.random.default_rng``; the same seed gives the same split.
+    shuffle : bool, default True
+        False keeps the order: the first samples train, the last ``test_size`` test.
+
+    Returns
+    -------
+    X_train : ndarray, shape (n_train, ...)
+    X_test : ndarray, shape (n_test, ...)
+    y_train : ndarray, shape (n_train, ...)
+    y_test : ndarray, shape (n_test, ...)
+
+    Raises
+    ------
+    ValueError
+        Lengths differ, ``test_size`` out of range or leaving a part empty, stratification asked for
+        labels that are not classes.
+    """
+    X = _as_array(X, "X")
+    y = _as_array(y, "y")
+    if X.ndim == 0 or y.ndim == 0:
+        raise ValueError(f"X and y must have a first (samples) dimension, got shapes {X.shape} and {y.shape}")
+    n = X.shape[0]
+    if y.shape[0] != n:
+        raise ValueError(f"X and y must have the same number of samples, got {n} and {y.shape[0]}")
+    shuffle = _check_bool(shuffle, "shuffle")
+    if not (isinstance(stratify, (bool, np.bool_)) or stratify == "auto"):
+        raise ValueError(f"stratify must be True, False or 'auto', got {stratify!r}")
+
+    if isinstance(test_size, (bool, np.bool_)):
+        raise TypeError(f"test_size must be a float in (0, 1) or an int count, got {test_size!r}")
+    if isinstance(test_size, numbers.Integral):
+        n_test = int(test_size)
+        if not 1 <= n_test <= n - 1:
+            raise ValueError(
+                f"test_size={n_test} must leave both parts non-empty: expected 1 <= test_size <= {n - 1} "
+                f"for {n} samples"
+            )
+    elif isinstance(test_size, numbers.Real):
+        ts = float(test_size)
+        if not 0.0 < ts < 1.0:
+            raise ValueError(f"test_size as a fraction must be in (0, 1), got {test_size!r}")
+        n_test = math.ceil(ts * n - 1e-9)
+        if not 1 <= n_test <= n - 1:
+            raise ValueError(
+                f"test_size={ts} of {n} samples gives {n_test} test and {n - n_test} training samples; "
+                f"both parts must be non-empty"
+            )
+    else:
+        raise TypeError(f"test_size must be a float in (0, 1) or an int count, got {test_size!r}")
+
+    if stratify == "auto":
+        do_strat = shuffle and y.ndim == 1 and y.dtype.kind in "biu"
+    elif stratify:
+        if not shuffle:
+            raise ValueError("stratify=True needs shuffle=True (an unshuffled split keeps the file order)")
+        if y.ndim != 1:
+            raise ValueError(f"stratify=True needs 1-D class labels, got y of shape {y.shape}")
+        if y.dtype.kind == "f":
+            i = _first_non_integer(y)
+            if i is not None:
+                raise ValueError(
+                    f"stratify=True needs class labels, but y[{i}] = {_fmt(y[i])} is not an integer; "
+                    f"pass stratify=False for continuous targets"
+                )
+        elif y.dtype.kind not in "biuUS":
+            raise ValueError(f"stratify=True needs integer or string class labels, got y of dtype {y.dtype}")
+        do_strat = True
+    else:
+        do_strat = False
+
+    if not shuffle:
+        train_idx, test_idx = np.arange(n - n_test), np.arange(n - n_test, n)
+    else:
+        rng = _rng(seed)
+        if do_strat:
+            _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+            t = _stratified_counts(counts, n_test)
+            # Sample indices grouped by class: one sort instead of a scan of y per class.
+            by_class = np.split(np.argsort(inverse.reshape(-1), kind="stable"), np.cumsum(counts)[:-1])
+            test_parts, train_parts = [], []
+            for members, t_k in zip(by_class, t):
+                members = rng.permutation(members)
+                test_parts.append(members[:t_k])
+                train_parts.append(members[t_k:])
+            test_idx = rng.permutation(np.concatenate(test_parts))
+            train_idx = rng.permutation(np.concatenate(train_parts))
+        else:
+            perm = rng.permutation(n)
+            test_idx, train_idx = perm[:n_test], perm[n_test:]
+    return X[train_idx], X[test_idx], y[train_idx], y[test_idx]
+
+
+# --------------------------------------------------------------------------------------------------------
+# one_hot
+# --------------------------------------------------------------------------------------------------------
+
+
+def one_hot(y: Any, num_classes: int | None = None, dtype: Any = np.float32) -> np.ndarray:
+    """Turn integer class labels into one-hot rows.
+
+    Parameters
+    ----------
+    y : array_like, shape (n_samples,)
+        Labels 0..num_classes-1, integers or integer-valued floats.
+    num_classes : int, optional
+        Number of columns; default ``max(y) + 1``.
+    dtype : numpy numeric dtype, default np.float32
+
+    Returns
+    -------
+    ndarray, shape (n_samples, num_classes)
+        Row i has a 1 in column ``y[i]`` and 0 elsewhere.
+
+    Raises
+    ------
+    ValueError
+        ``y`` not 1-D, a label negative, not an integer or not below ``num_classes`` (the message gives
+        the index and the value), or ``num_classes`` not positive.
+    TypeError
+        ``y`` not numeric, ``num_classes`` not an int.
+    """
+    dt = _check_numeric_dtype(dtype)
+    y = _as_array(y, "y")
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D integer labels of shape (n_samples,), got shape {y.shape}")
+    if y.dtype.kind not in "biuf":
+        raise TypeError(f"y must hold integer labels, got dtype {y.dtype}")
+    if y.dtype.kind == "f":
+        i = _first_non_integer(y)
+        if i is not None:
+            raise ValueError(f"y must hold integer labels, but y[{i}] = {_fmt(y[i])} is not an integer")
+    if y.dtype.kind in "if":
+        neg = y < 0
+        if neg.any():
+            i = int(np.flatnonzero(neg)[0])
+            raise ValueError(f"labels must be non-negative, but y[{i}] = {_fmt(y[i])}")
+    labels = y.astype(np.int64)
+    if num_classes is None:
+        if labels.size == 0:
+            raise ValueError("cannot infer num_classes from an empty y; pass num_classes")
+        k = int(labels.max()) + 1
+    else:
+        if not isinstance(num_classes, numbers.Integral) or isinstance(num_classes, (bool, np.bool_)):
+            raise TypeError(f"num_classes must be a positive int or None, got {num_classes!r}")
+        k = int(num_classes)
+        if k < 1:
+            raise ValueError(f"num_classes must be a positive int, got {k}")
+        if labels.size:
+            over = labels >= k
+            if over.any():
+                i = int(np.flatnonzero(over)[0])
+                raise ValueError(f"labels must be below num_classes={k}, but y[{i}] = {_fmt(y[i])}")
+    out = np.zeros((labels.size, k), dtype=dt)
+    out[np.arange(labels.size), labels] = 1
+    return out

@@ -1,0 +1,436 @@
+"""The multilayer perceptron: parameters, forward pass, loss, gradients and one training step."""
+
+import numbers
+
+import numpy as np
+
+from . import _backend
+from .activations import ZERO_GRADIENT_ACTIVATIONS, check_activation
+from .losses import check_loss, default_loss, prepare_targets
+from .optim import SGD, make_optimizer
+
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+INITS = ("auto", "he", "glorot")
+
+
+def check_seed(seed):
+    """A seed for np.random.default_rng: None or an int >= 0."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an int >= 0 or None; got {type(seed).__name__} {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be an int >= 0 or None; got {seed}")
+    return int(seed)
+
+
+def check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def check_dtype(dtype):
+    if dtype is None:
+        raise TypeError("dtype must be float32 or float64; got None")
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64; got {dtype!r}") from None
+    if dt not in _DTYPES:
+        raise ValueError(f"dtype must be float32 or float64; got {dt}")
+    return dt
+
+
+def check_inputs(x, n_features, dtype, what="X"):
+    """Validate inputs and return them as a C-contiguous 2-D array of ``dtype`` plus whether x was 1-D."""
+    if isinstance(x, (list, tuple)):
+        try:
+            x = np.asarray(x)
+        except ValueError as exc:  # ragged lists
+            raise ValueError(f"{what} must be a rectangular array of numbers: {exc}") from None
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{what} must be a NumPy array or a list of numbers; got {type(x).__name__}")
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{what} must hold numbers; got an array of dtype {x.dtype}")
+    single = x.ndim == 1
+    if single:
+        x = x[None, :]
+    if x.ndim != 2:
+        raise ValueError(f"{what} must be 1-D (one sample) or 2-D (samples × features); got shape {x.shape}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{what} is empty: it has no samples")
+    if x.shape[1] != n_features:
+        raise ValueError(f"{what} has {x.shape[1]} features per sample but the network expects {n_features}")
+    x = np.ascontiguousarray(x, dtype=dtype)
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{what} contains NaN or infinity")
+    return x, single
+
+
+class MLP:
+    """A fully connected feedforward network f: R^N → R^M, z^l = W^l a^{l-1} + b^l, a^l = σ_l(z^l).
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        [N_0, N_1, ..., N_L]: inputs, hidden layers, outputs. Two entries give a network with no hidden layer.
+    activation : str or sequence of str
+        Hidden activation, one name for all hidden layers or one per hidden layer: step, sign, linear,
+        piecewise_linear, sigmoid, tanh, relu.
+    output_activation : str
+        Activation of the output layer (any of the above or softmax). "auto": softmax when there are at least
+        two outputs, sigmoid for one.
+    dtype : float32 or float64
+    seed : int or None
+        Seed of the initial weights.
+    init : {"auto", "he", "glorot"}
+        He normal (std √(2/fan_in)) or Glorot uniform (limit √(6/(fan_in+fan_out))); "auto" uses He for
+        relu layers and Glorot otherwise. Biases start at zero.
+    straight_through : bool
+        Train through step and sign units with the straight-through estimator: their zero-almost-everywhere
+        derivative is replaced by that of the nearest piecewise-linear unit (1 on |z| < 1/2 for step,
+        |z| < 1 for sign). Without it, training a network with such units raises an error.
+
+    Attributes
+    ----------
+    weights : list of ndarray
+        W^l of shape (N_l, N_{l-1}); writable in place.
+    biases : list of ndarray
+        b^l of shape (N_l,); writable in place.
+    """
+
+    def __init__(
+        self,
+        layer_sizes,
+        activation="relu",
+        output_activation="auto",
+        dtype=np.float32,
+        seed=None,
+        init="auto",
+        straight_through=False,
+    ):
+        sizes = self._check_sizes(layer_sizes)
+        n_hidden = len(sizes) - 2
+        if isinstance(activation, str) or not hasattr(activation, "__len__"):
+            hidden = [check_activation(activation)] * n_hidden
+        else:
+            hidden = [check_activation(a) for a in activation]
+            if len(hidden) != n_hidden:
+                raise ValueError(
+                    f"activation lists one name per hidden layer: {n_hidden} expected, {len(hidden)} given"
+                )
+        if output_activation == "auto":
+            output_activation = "softmax" if sizes[-1] > 1 else "sigmoid"
+        check_activation(output_activation, output=True, what="output_activation")
+        if output_activation == "softmax" and sizes[-1] < 2:
+            raise ValueError("softmax needs at least 2 outputs; use sigmoid for a single output")
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}; valid names: {', '.join(INITS)}")
+        seed = check_seed(seed)
+        self.layer_sizes = sizes
+        self.activations = hidden + [output_activation]
+        self.dtype = check_dtype(dtype)
+        self.init = init
+        self.straight_through = check_bool("straight_through", straight_through)
+        self.weights, self.biases = self._initial_parameters(seed)
+        self._workspaces = {}
+        self._grads = None
+
+    # ---- construction ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_sizes(layer_sizes):
+        try:
+            sizes = list(layer_sizes)
+        except TypeError:
+            raise TypeError(f"layer_sizes must be a sequence of ints; got {type(layer_sizes).__name__}") from None
+        if len(sizes) < 2:
+            raise ValueError(f"layer_sizes needs at least an input and an output size; got {sizes}")
+        for s in sizes:
+            if isinstance(s, bool) or not isinstance(s, numbers.Integral):
+                raise TypeError(f"layer sizes must be ints; got {s!r} in {sizes}")
+            if s < 1:
+                raise ValueError(f"every layer needs at least one neuron; got {sizes}")
+        return [int(s) for s in sizes]
+
+    def _initial_parameters(self, seed):
+        rng = np.random.default_rng(seed)
+        weights, biases = [], []
+        for fan_in, fan_out, act in zip(self.layer_sizes[:-1], self.layer_sizes[1:], self.activations):
+            use_he = self.init == "he" or (self.init == "auto" and act == "relu")
+            if use_he:
+                w = rng.standard_normal((fan_out, fan_in)) * np.sqrt(2.0 / fan_in)
+            else:
+                limit = np.sqrt(6.0 / (fan_in + fan_out))
+                w = rng.uniform(-limit, limit, (fan_out, fan_in))
+            # Drawn in float64 so one seed gives the same network in both dtypes (up to rounding).
+            weights.append(np.ascontiguousarray(w, dtype=self.dtype))
+            biases.append(np.zeros(fan_out, dtype=self.dtype))
+        return weights, biases
+
+    # ---- properties ------------------------------------------------------------------------------------------
+
+    @property
+    def n_layers(self):
+        """L, the number of weight layers."""
+        return len(self.layer_sizes) - 1
+
+    @property
+    def output_activation(self):
+        return self.activations[-1]
+
+    @property
+    def n_parameters(self):
+        return sum(w.size + b.size for w, b in zip(self.weights, self.biases))
+
+    def __repr__(self):
+        hidden = self.activations[:-1]
+        act = hidden[0] if hidden and len(set(hidden)) == 1 else hidden
+        return (
+            f"MLP({self.layer_sizes}, activation={act!r}, output_activation={self.output_activation!r}, "
+            f"dtype={self.dtype.name})"
+        )
+
+    def copy(self):
+        """A deep copy with its own parameters."""
+        other = object.__new__(MLP)
+        other.__dict__.update(self.__dict__)
+        other.layer_sizes = list(self.layer_sizes)
+        other.activations = list(self.activations)
+        other.weights = [w.copy() for w in self.weights]
+        other.biases = [b.copy() for b in self.biases]
+        other._workspaces = {}
+        other._grads = None
+        other.__dict__.pop("_named_optimizers", None)
+        return other
+
+    def astype(self, dtype):
+        """A copy of the network in another dtype."""
+        other = self.copy()
+        other.dtype = check_dtype(dtype)
+        other.weights = [np.ascontiguousarray(w, dtype=other.dtype) for w in self.weights]
+        other.biases = [np.ascontiguousarray(b, dtype=other.dtype) for b in self.biases]
+        return other
+
+    # ---- internals -------------------------------------------------------------------------------------------
+
+    def _check_parameters(self):
+        """The kernels trust shapes and layout, so check parameters a user may have replaced."""
+        for name in ("weights", "biases"):
+            value = getattr(self, name)
+            if not isinstance(value, list) or len(value) != self.n_layers:
+                got = f"a list of {len(value)}" if isinstance(value, list) else type(value).__name__
+                raise ValueError(f"net.{name} must be a list of {self.n_layers} arrays (one per layer); it is {got}")
+        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
+            shape = (self.layer_sizes[l + 1], self.layer_sizes[l])
+            for name, arr, want in ((f"weights[{l}]", w, shape), (f"biases[{l}]", b, shape[:1])):
+                if not isinstance(arr, np.ndarray) or arr.shape != want or arr.dtype != self.dtype:
+                    got = f"{arr.dtype} {arr.shape}" if isinstance(arr, np.ndarray) else type(arr).__name__
+                    raise ValueError(f"{name} must be a {self.dtype} array of shape {want}; it is {got}")
+                if not arr.flags.c_contiguous or not arr.flags.writeable:
+                    raise ValueError(f"{name} must be C-contiguous and writable")
+
+    def _workspace(self, batch):
+        """Activations, kept pre-activations and deltas for a batch size, allocated once and reused."""
+        ws = self._workspaces.get(batch)
+        if ws is None:
+            if len(self._workspaces) >= 4:  # full batch, mini-batch, last partial batch, one evaluation size
+                self._workspaces.pop(next(iter(self._workspaces)))
+            outs = [np.empty((batch, n), dtype=self.dtype) for n in self.layer_sizes[1:]]
+            last = self.n_layers - 1
+            zs = [
+                np.empty((batch, n), dtype=self.dtype)
+                if l == last or (self.straight_through and self.activations[l] in ZERO_GRADIENT_ACTIVATIONS)
+                else None
+                for l, n in enumerate(self.layer_sizes[1:])
+            ]
+            deltas = [np.empty((batch, n), dtype=self.dtype) for n in self.layer_sizes[1:]]
+            ws = self._workspaces[batch] = (outs, zs, deltas)
+        return ws
+
+    def _gradient_buffers(self):
+        if self._grads is None:
+            self._grads = ([np.empty_like(w) for w in self.weights], [np.empty_like(b) for b in self.biases])
+        return self._grads
+
+    def _resolve_loss(self, loss):
+        return default_loss(self.output_activation) if loss is None else check_loss(loss)
+
+    def _prepare(self, x, y, loss):
+        self._check_parameters()
+        loss = self._resolve_loss(loss)
+        x, _ = check_inputs(x, self.layer_sizes[0], self.dtype)
+        y = prepare_targets(loss, y, self.layer_sizes[-1], x.shape[0], self.dtype)
+        return x, y, loss
+
+    def _check_trainable(self):
+        blocked = sorted({a for a in self.activations if a in ZERO_GRADIENT_ACTIVATIONS})
+        if blocked and not self.straight_through:
+            raise ValueError(
+                f"this network uses {' and '.join(blocked)} units, whose derivative is zero almost everywhere: "
+                "backpropagation would leave the weights below them unchanged and training would learn "
+                "nothing. Create the network with MLP(..., straight_through=True) to train them with the "
+                "straight-through estimator, or use piecewise_linear / tanh / sigmoid units instead."
+            )
+
+    def _forward(self, kernels, x):
+        outs, zs, deltas = self._workspace(x.shape[0])
+        kernels.forward(self.weights, self.biases, self.activations, x, outs, zs)
+        return outs, zs, deltas
+
+    def _gradients(self, kernels, x, y, loss):
+        """Forward and backward into the reusable buffers; returns the loss."""
+        outs, zs, deltas = self._forward(kernels, x)
+        dws, dbs = self._gradient_buffers()
+        return kernels.backward(
+            self.weights, self.activations, loss, x, y, outs, zs, deltas, dws, dbs, self.straight_through
+        )
+
+    def _step(self, kernels, optimizer, x, y, loss):
+        """One update on checked data: forward, backward, then the optimizer (only if the loss is finite)."""
+        value = self._gradients(kernels, x, y, loss)
+        if not np.isfinite(value):
+            raise FloatingPointError(
+                f"the loss is {value}: training diverged (the weights were not updated); "
+                "try a smaller learning rate"
+            )
+        dws, dbs = self._grads
+        self._check_update(optimizer, dws + dbs)
+        optimizer.step(kernels, self.weights, self.biases, dws, dbs)
+        return value
+
+    def _check_update(self, optimizer, grads):
+        """Refuse, before anything is written, an update whose gradients or new weights would not be finite."""
+        if not all(np.isfinite(g).all() for g in grads):
+            raise FloatingPointError(
+                "the gradients overflowed (the weights were not updated); try a smaller learning rate"
+            )
+        gmax = max(float(np.max(np.abs(g))) for g in grads)
+        pmax = max(float(np.max(np.abs(p))) for p in self.weights + self.biases)
+        optimizer._bind(self.weights + self.biases)
+        if not pmax + optimizer.max_step(gmax, pmax) < 0.5 * float(np.finfo(self.dtype).max):
+            raise FloatingPointError(
+                f"this update would overflow {self.dtype.name} (the weights were not updated); "
+                "try a smaller learning rate"
+            )
+
+    # ---- public API ------------------------------------------------------------------------------------------
+
+    def forward(self, x):
+        """The network's output a^L.
+
+        Parameters
+        ----------
+        x : array, shape (B, N_0) or (N_0,)
+
+        Returns
+        -------
+        ndarray, shape (B, N_L), or (N_L,) for a 1-D x
+        """
+        self._check_parameters()
+        x, single = check_inputs(x, self.layer_sizes[0], self.dtype)
+        outs, _, _ = self._forward(_backend.kernels(), x)
+        y = outs[-1].copy()
+        return y[0] if single else y
+
+    predict = forward
+
+    def _threshold(self):
+        """Where a single output splits the two classes: 0.5 for units with range [0, 1], else 0."""
+        return 0.5 if self.output_activation in ("sigmoid", "step", "piecewise_linear") else 0.0
+
+    def predict_labels(self, x):
+        """Class labels: the argmax of the outputs, or for a single output a threshold (see ``_threshold``)."""
+        f = self.forward(x)
+        single = f.ndim == 1
+        f = np.atleast_2d(f)
+        if self.layer_sizes[-1] == 1:
+            labels = (f[:, 0] > self._threshold()).astype(np.int64)
+        else:
+            labels = np.argmax(f, axis=1)
+        return labels[0] if single else labels
+
+    def accuracy(self, x, y):
+        """Fraction of samples whose predicted label equals y (integer labels, one-hot rows, or ±1/0-1 targets)."""
+        try:
+            y = np.asarray(y)
+        except ValueError as exc:
+            raise ValueError(f"y must be a rectangular array of labels: {exc}") from None
+        if y.dtype.kind not in "biuf":
+            raise TypeError(f"y must hold numeric labels (or one-hot rows); got dtype {y.dtype}")
+        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+            raise ValueError("y contains NaN or infinity")
+        if y.ndim > 2 or (y.ndim == 2 and y.shape[1] not in (1, self.layer_sizes[-1])):
+            raise ValueError(
+                f"y must be labels (B,) or rows of {self.layer_sizes[-1]} targets; got shape {y.shape}"
+            )
+        if y.ndim == 2 and y.shape[1] > 1:
+            y = np.argmax(y, axis=1)
+        y = y.reshape(-1)
+        if self.layer_sizes[-1] == 1:
+            y = (y > self._threshold()).astype(np.int64)
+        pred = np.atleast_1d(self.predict_labels(x))
+        if pred.shape != y.shape:
+            raise ValueError(f"X has {pred.shape[0]} samples but y has {y.shape[0]}")
+        return float(np.mean(pred == y))
+
+    def loss(self, x, y, loss=None):
+        """The batch mean of the per-sample loss (each summed over the outputs).
+
+        ``loss`` defaults to cross_entropy for softmax outputs, binary_cross_entropy for sigmoid, hinge for
+        sign and squared_error otherwise. For cross_entropy y may be integer labels (B,) or one-hot (B, M).
+        """
+        x, y, loss = self._prepare(x, y, loss)
+        kernels = _backend.kernels()
+        outs, zs, _ = self._forward(kernels, x)
+        return kernels.loss_value(loss, self.output_activation, outs[-1], zs[-1], y)
+
+    def loss_and_gradients(self, x, y, loss=None):
+        """The loss and its gradients by backpropagation.
+
+        Returns
+        -------
+        loss : float
+        grads : list of (dW, db)
+            ∂C/∂W^l of shape (N_l, N_{l-1}) and ∂C/∂b^l of shape (N_l,), for l = 1..L (fresh arrays).
+        """
+        x, y, loss = self._prepare(x, y, loss)
+        value = self._gradients(_backend.kernels(), x, y, loss)
+        dws, dbs = self._grads
+        return value, [(dw.copy(), db.copy()) for dw, db in zip(dws, dbs)]
+
+    def train_step(self, x, y, loss=None, optimizer=None):
+        """Apply one update on the batch (x, y) and return the batch loss measured before it.
+
+        ``optimizer`` is an Optimizer (kept between calls for its state) or a name; default SGD(lr=0.1),
+        created once per network. On any error the weights are left unchanged.
+        """
+        self._check_trainable()
+        x, y, loss = self._prepare(x, y, loss)
+        if optimizer is None:
+            optimizer = "sgd"
+        if isinstance(optimizer, str):
+            # A named optimizer is created once per network and name, so its state (momentum, moments) persists.
+            cache = self.__dict__.setdefault("_named_optimizers", {})
+            key = optimizer.lower()
+            if key not in cache:
+                cache[key] = SGD(lr=0.1) if key == "sgd" else make_optimizer(optimizer)
+            optimizer = cache[key]
+        optimizer = make_optimizer(optimizer)
+        return self._step(_backend.kernels(), optimizer, x, y, loss)
+
+    def fit(self, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=True, seed=None, tol=None,
+            validation_data=None, callbacks=(), progress=True):
+        """Train by gradient descent; see :func:`pyfastnn.train.fit` for the parameters. Returns a History."""
+        from .train import fit
+
+        return fit(self, x, y, loss=loss, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
+                   shuffle=shuffle, seed=seed, tol=tol, validation_data=validation_data, callbacks=callbacks,
+                   progress=progress)
+
+    def save(self, path):
+        """Write the network to ``path`` (.npz arrays plus a JSON header; see :mod:`pyfastnn.io`)."""
+        from .io import save
+
+        save(self, path)

@@ -1,0 +1,163 @@
+"""Optimizers: how a gradient becomes an update of the weights.
+
+An optimizer object holds its hyper-parameters and, once bound to a network, its state (velocities, moments).
+The arithmetic runs in the backend's fused update kernels. Weight decay is L2 regularisation on the weights
+(``weight_decay·W`` added to the gradient); biases are not decayed.
+"""
+
+import numbers
+
+import numpy as np
+
+
+def _check_number(name, value, *, low=None, high=None, low_open=False, high_open=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite; got {value}")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}; got {value}")
+    if high is not None and (value >= high if high_open else value > high):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}; got {value}")
+    return value
+
+
+class Optimizer:
+    """Base class. Subclasses define ``_init_state`` and ``_apply``."""
+
+    def __init__(self):
+        self._state = None
+        self._key = None
+
+    def _bind(self, params):
+        """(Re)create the state when the optimizer meets a new set of parameters."""
+        key = tuple((id(p), p.shape, p.dtype.str) for p in params)
+        if key != self._key:
+            self._state = self._init_state(params)
+            self._key = key
+
+    def reset(self):
+        """Forget the accumulated state (velocities, moments, step count)."""
+        self._state = None
+        self._key = None
+
+    def step(self, kernels, weights, biases, dweights, dbiases):
+        """Apply one update with the backend ``kernels`` to weights and biases, in place."""
+        self._bind(weights + biases)
+        self._apply(kernels, weights, biases, dweights, dbiases)
+
+    def max_step(self, gmax, pmax):
+        """An upper bound of |Δp| for the next update, given max|g| and max|p| (used to refuse an update that
+        would overflow, before anything is written)."""
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"name": type(self).__name__, **{k: v for k, v in vars(self).items() if not k.startswith("_")}}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, with optional (Nesterov) momentum.
+
+    With momentum μ > 0 the velocity is v ← μ·v + g and the step p ← p − lr·v (Nesterov: p ← p − lr·(g + μ·v)).
+
+    Parameters
+    ----------
+    lr : float > 0
+        Learning rate η.
+    momentum : float in [0, 1)
+    nesterov : bool
+        Nesterov's accelerated gradient (needs momentum > 0).
+    weight_decay : float >= 0
+        L2 penalty on the weights.
+    """
+
+    def __init__(self, lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0):
+        super().__init__()
+        self.lr = _check_number("lr", lr, low=0, low_open=True)
+        self.momentum = _check_number("momentum", momentum, low=0, high=1, high_open=True)
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"nesterov must be a bool; got {type(nesterov).__name__}")
+        if nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True needs momentum > 0")
+        self.nesterov = bool(nesterov)
+        self.weight_decay = _check_number("weight_decay", weight_decay, low=0)
+
+    def _init_state(self, params):
+        return [np.zeros_like(p) for p in params] if self.momentum else [None] * len(params)
+
+    def max_step(self, gmax, pmax):
+        g = gmax + self.weight_decay * pmax
+        if self.momentum:
+            vmax = max((float(np.max(np.abs(v))) for v in self._state if v is not None and v.size), default=0.0)
+            v = self.momentum * vmax + g
+            g = g + self.momentum * v if self.nesterov else v
+        return self.lr * g
+
+    def _apply(self, kernels, weights, biases, dweights, dbiases):
+        n = len(weights)
+        vel_w, vel_b = self._state[:n], self._state[n:]
+        kernels.sgd_update(weights, dweights, vel_w, self.lr, self.momentum, self.nesterov, self.weight_decay)
+        kernels.sgd_update(biases, dbiases, vel_b, self.lr, self.momentum, self.nesterov, 0.0)
+
+
+class Adam(Optimizer):
+    """Adam: adaptive moment estimation (Kingma & Ba, 2015), with bias correction.
+
+    Parameters
+    ----------
+    lr : float > 0
+    beta1, beta2 : float in [0, 1)
+    eps : float > 0
+    weight_decay : float >= 0
+        L2 penalty on the weights, added to the gradient before the moments.
+    """
+
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+        super().__init__()
+        self.lr = _check_number("lr", lr, low=0, low_open=True)
+        self.beta1 = _check_number("beta1", beta1, low=0, high=1, high_open=True)
+        self.beta2 = _check_number("beta2", beta2, low=0, high=1, high_open=True)
+        self.eps = _check_number("eps", eps, low=0, low_open=True)
+        self.weight_decay = _check_number("weight_decay", weight_decay, low=0)
+
+    def _init_state(self, params):
+        return {"m": [np.zeros_like(p) for p in params], "v": [np.zeros_like(p) for p in params], "t": 0}
+
+    def max_step(self, gmax, pmax):
+        g = gmax + self.weight_decay * pmax
+        mmax = max((float(np.max(np.abs(m))) for m in self._state["m"] if m.size), default=0.0)
+        m = self.beta1 * mmax + (1 - self.beta1) * g
+        m_hat = m / (1 - self.beta1 ** (self._state["t"] + 1))
+        # g·g must not overflow either: it feeds the second moment.
+        return max(self.lr * m_hat / self.eps, g * g)
+
+    def _apply(self, kernels, weights, biases, dweights, dbiases):
+        s = self._state
+        n = len(weights)
+        s["t"] += 1
+        args = (s["t"], self.lr, self.beta1, self.beta2, self.eps)
+        kernels.adam_update(weights, dweights, s["m"][:n], s["v"][:n], *args, self.weight_decay)
+        kernels.adam_update(biases, dbiases, s["m"][n:], s["v"][n:], *args, 0.0)
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+
+
+def make_optimizer(optimizer, lr=None):
+    """An Optimizer from an instance, or from a name ("sgd", "adam") with an optional learning rate."""
+    if isinstance(optimizer, Optimizer):
+        return optimizer
+    if isinstance(optimizer, str):
+        key = optimizer.lower()
+        if key not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}; valid names: {', '.join(OPTIMIZERS)}")
+        return OPTIMIZERS[key]() if lr is None else OPTIMIZERS[key](lr=lr)
+    raise TypeError(
+        f"optimizer must be an Optimizer (pf.SGD, pf.Adam) or one of {', '.join(OPTIMIZERS)}; "
+        f"got {type(optimizer).__name__}"
+    )

@@ -1,0 +1,335 @@
+"""pf.load / MLP.save: exact round trips, and clear errors for every file that is not a pyfastnn model."""
+
+import json
+import os
+import pathlib
+import zipfile
+
+import numpy as np
+import pytest
+
+import pyfastnn as pf
+import pyfastnn.io
+
+RNG = np.random.default_rng(7)
+
+
+def trained_net(sizes, dtype, **kw):
+    """A network whose weights and biases are no longer their initial values (biases non-zero)."""
+    net = pf.MLP(sizes, dtype=dtype, seed=1, **kw)
+    for p in net.weights + net.biases:
+        p += RNG.standard_normal(p.shape).astype(dtype) * 0.1
+    return net
+
+
+NETS = {
+    "0-hidden": ([4, 3], {}),
+    "1-hidden": ([4, 5, 3], {"activation": "tanh"}),
+    "3-hidden": ([4, 6, 5, 3, 1], {}),
+    "per-layer": (
+        [4, 6, 5, 3, 2],
+        {
+            "activation": ["relu", "sigmoid", "piecewise_linear"],
+            "output_activation": "linear",
+            "init": "glorot",
+        },
+    ),
+    "step-ste": ([4, 5, 1], {"activation": "step", "output_activation": "sign", "straight_through": True}),
+}
+
+
+def assert_same_network(a, b):
+    assert type(b) is pf.MLP
+    assert b.layer_sizes == a.layer_sizes
+    assert b.activations == a.activations
+    assert b.dtype == a.dtype
+    assert b.init == a.init
+    assert b.straight_through == a.straight_through
+    assert len(b.weights) == len(a.weights) and len(b.biases) == len(a.biases)
+    for p, q in zip(a.weights + a.biases, b.weights + b.biases):
+        assert q.dtype == p.dtype and q.shape == p.shape
+        assert q.tobytes() == p.tobytes()  # bit-identical
+        assert q.flags.c_contiguous and q.flags.writeable
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", list(NETS))
+def test_round_trip_is_exact(tmp_path, dtype, name):
+    sizes, kw = NETS[name]
+    net = trained_net(sizes, dtype, **kw)
+    path = tmp_path / "model.pfnn"
+    net.save(path)
+    back = pf.load(path)
+    assert_same_network(net, back)
+    x = RNG.standard_normal((7, sizes[0]))
+    assert back.forward(x).tobytes() == net.forward(x).tobytes()
+    # The loaded network is independent of the original and trains.
+    y = RNG.standard_normal((7, sizes[-1])) if back.output_activation == "linear" else None
+    if y is not None:
+        back.train_step(x, y)
+        assert back.weights[0].tobytes() != net.weights[0].tobytes()
+
+
+def test_round_trip_via_module_function_and_str_path(tmp_path):
+    net = trained_net([3, 4, 2], np.float32)
+    path = str(tmp_path / "m")
+    pyfastnn.io.save(net, path)
+    assert pyfastnn.io.load is pf.load
+    assert_same_network(net, pyfastnn.io.load(path))
+
+
+@pytest.mark.parametrize("name", ["model", "model.bin", "model.npz", "dir.with.dots/model"])
+def test_file_is_written_at_exactly_the_given_path(tmp_path, name):
+    path = tmp_path / name
+    path.parent.mkdir(exist_ok=True)
+    trained_net([3, 2], np.float64).save(path)
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert files == [name]  # no ".npz" appended, no temporary file left behind
+    assert zipfile.is_zipfile(path)
+
+
+def test_save_overwrites(tmp_path):
+    path = tmp_path / "m"
+    trained_net([3, 2], np.float32).save(path)
+    second = trained_net([5, 4, 1], np.float64)
+    second.save(path)
+    assert_same_network(second, pf.load(path))
+
+
+def test_load_missing_file(tmp_path):
+    path = tmp_path / "nothing-here"
+    with pytest.raises(FileNotFoundError, match="nothing-here"):
+        pf.load(path)
+
+
+def _saved(tmp_path, dtype=np.float32):
+    path = tmp_path / "model"
+    trained_net([4, 5, 3], dtype).save(path)
+    return path
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.1, 0.5, 0.9, 0.999])
+def test_load_truncated_file(tmp_path, fraction):
+    path = _saved(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+    with pytest.raises(ValueError, match="not a pyfastnn model file"):
+        pf.load(path)
+
+
+def test_load_random_bytes(tmp_path):
+    path = tmp_path / "noise"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    with pytest.raises(ValueError, match="not a pyfastnn model file"):
+        pf.load(path)
+
+
+def test_load_random_bytes_behind_a_zip_signature(tmp_path):
+    path = tmp_path / "noise.npz"
+    path.write_bytes(
+        b"PK\x03\x04" + np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    )
+    with pytest.raises(ValueError, match="not a pyfastnn model file"):
+        pf.load(path)
+
+
+def test_load_text_file(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("layer_sizes = [4, 5, 3]\nthis is not a model\n")
+    with pytest.raises(ValueError, match="not a pyfastnn model file"):
+        pf.load(path)
+
+
+def test_load_foreign_npz(tmp_path):
+    path = tmp_path / "other.npz"
+    np.savez(path, weights=np.ones((3, 3)), labels=np.arange(3))
+    with pytest.raises(ValueError, match="no header") as info:
+        pf.load(path)
+    assert "labels" in str(info.value) and "weights" in str(info.value)
+
+
+def test_load_npy_file(tmp_path):
+    path = tmp_path / "array.npy"
+    np.save(path, np.arange(10.0))
+    with pytest.raises(ValueError, match="not a pyfastnn model file"):
+        pf.load(path)
+
+
+def test_load_zip_with_a_non_npy_header_member(tmp_path):
+    path = tmp_path / "fake.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("header.npy", b'{"format": "pyfastnn.MLP"}')
+    with pytest.raises(ValueError, match="not a pyfastnn model file"):
+        pf.load(path)
+
+
+def _arrays(path):
+    with np.load(path, allow_pickle=False) as archive:
+        return {k: archive[k] for k in archive.files}
+
+
+def _header(arrays):
+    return json.loads(arrays["header"].tobytes().decode("utf-8"))
+
+
+def _with_header(arrays, header):
+    out = dict(arrays)
+    out["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    return out
+
+
+def _write(path, arrays):
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def test_rewritten_unchanged_file_still_loads(tmp_path):
+    # The control for the tampering tests: reading and rewriting the arrays as they are is fine.
+    path = _saved(tmp_path)
+    original = pf.load(path)
+    _write(path, _arrays(path))
+    assert_same_network(original, pf.load(path))
+
+
+@pytest.mark.parametrize("name", ["W0", "b1", "W1"])
+def test_tampered_array_fails_the_checksum(tmp_path, name):
+    path = _saved(tmp_path)
+    arrays = _arrays(path)
+    arrays[name] = arrays[name].copy()
+    arrays[name].flat[0] += np.float32(0.5)
+    _write(path, arrays)
+    with pytest.raises(ValueError, match="checksum"):
+        pf.load(path)
+
+
+def test_swapped_arrays_fail_the_checksum(tmp_path):
+    path = tmp_path / "m"
+    trained_net([3, 3, 3, 3], np.float64).save(path)
+    arrays = _arrays(path)
+    arrays["W0"], arrays["W1"] = arrays["W1"], arrays["W0"]
+    _write(path, arrays)
+    with pytest.raises(ValueError, match="checksum"):
+        pf.load(path)
+
+
+@pytest.mark.parametrize("version", [2, 99])
+def test_future_format_version(tmp_path, version):
+    path = _saved(tmp_path)
+    arrays = _arrays(path)
+    header = _header(arrays)
+    assert header["format_version"] == 1
+    header["format_version"] = version
+    _write(path, _with_header(arrays, header))
+    with pytest.raises(ValueError, match="version") as info:
+        pf.load(path)
+    assert str(version) in str(info.value) and "up to 1" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"format_version": 0}, ["version"]),
+        ({"format_version": "1"}, ["version"]),
+        ({"format": "something.else"}, ["not a pyfastnn model file", "something.else"]),
+        ({"layer_sizes": [4, 6, 3]}, ["W0", "(6, 4)", "(5, 4)"]),
+        ({"layer_sizes": [4, 5]}, ["invalid model header", "need 1 activations; got 2"]),
+        ({"layer_sizes": [4, 0, 3]}, ["invalid model header"]),
+        ({"layer_sizes": "abc"}, ["invalid model header"]),
+        ({"activations": ["relu", "gelu"]}, ["invalid model header", "gelu"]),
+        ({"activations": ["softmax", "softmax"]}, ["invalid model header", "softmax"]),
+        ({"dtype": "float16"}, ["invalid model header", "float16"]),
+        ({"dtype": "float64"}, ["W0", "float64", "float32"]),
+    ],
+)
+def test_bad_header_fields(tmp_path, change, words):
+    path = _saved(tmp_path)
+    arrays = _arrays(path)
+    header = _header(arrays)
+    header.update(change)
+    _write(path, _with_header(arrays, header))
+    with pytest.raises(ValueError) as info:
+        pf.load(path)
+    for word in words:
+        assert word in str(info.value), f"{word!r} not in {str(info.value)!r}"
+
+
+@pytest.mark.parametrize("field", ["layer_sizes", "activations", "dtype"])
+def test_missing_header_field(tmp_path, field):
+    path = _saved(tmp_path)
+    arrays = _arrays(path)
+    header = _header(arrays)
+    del header[field]
+    _write(path, _with_header(arrays, header))
+    with pytest.raises(ValueError, match=field):
+        pf.load(path)
+
+
+def test_header_with_empty_activations(tmp_path):
+    path = _saved(tmp_path)
+    arrays = _arrays(path)
+    header = _header(arrays)
+    header["activations"] = []
+    _write(path, _with_header(arrays, header))
+    with pytest.raises(ValueError, match="activations"):
+        pf.load(path)
+
+
+@pytest.mark.parametrize("header", [b"\xff\xfe\x00garbage", b"[1, 2, 3]", b"not json"])
+def test_unreadable_header(tmp_path, header):
+    path = _saved(tmp_path)
+    arrays = _arrays(path)
+    arrays["header"] = np.frombuffer(header, dtype=np.uint8)
+    _write(path, arrays)
+    with pytest.raises(ValueError, match="unreadable header"):
+        pf.load(path)
+
+
+def test_missing_array(tmp_path):
+    path = _saved(tmp_path)
+    arrays = _arrays(path)
+    del arrays["b1"]
+    _write(path, arrays)
+    with pytest.raises(ValueError, match="b1.*missing"):
+        pf.load(path)
+
+
+def test_pickled_array_is_refused(tmp_path):
+    path = _saved(tmp_path)
+    arrays = _arrays(path)
+    arrays["W0"] = np.array([{"evil": 1}], dtype=object)
+    _write(path, arrays)
+    with pytest.raises(ValueError):
+        pf.load(path)
+
+
+def test_save_checks_the_parameters_first(tmp_path):
+    net = trained_net([3, 4, 2], np.float32)
+    net.weights[1] = np.zeros((3, 3), np.float32)
+    path = tmp_path / "m"
+    with pytest.raises(ValueError, match=r"weights\[1\]"):
+        net.save(path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_save_keeps_the_earlier_file(tmp_path):
+    path = tmp_path / "m"
+    good = trained_net([3, 4, 2], np.float32)
+    good.save(path)
+    bad = good.copy()
+    bad.biases[0] = np.zeros(9, np.float32)
+    with pytest.raises(ValueError):
+        bad.save(path)
+    assert_same_network(good, pf.load(path))
+    assert sorted(os.listdir(tmp_path)) == ["m"]
+
+
+def test_save_into_a_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        trained_net([3, 2], np.float32).save(tmp_path / "no" / "such" / "dir" / "m")
+
+
+def test_pathlike_accepted(tmp_path):
+    net = trained_net([3, 2], np.float32)
+    path = pathlib.PurePath(tmp_path / "p")
+    net.save(path)
+    assert_same_network(net, pf.load(path))
