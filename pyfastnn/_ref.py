@@ -22,6 +22,8 @@ write into arrays the caller owns; lists are indexed by layer, 0-based (index l 
     backward(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste) -> float
     sgd_update(params, grads, velocities, lr, momentum, nesterov, weight_decay) -> None
     adam_update(params, grads, ms, vs, step, lr, beta1, beta2, eps, weight_decay) -> None
+    train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, deltas, dweights, dbiases,
+                xbuf, ybuf, ste, opt) -> (loss_sum, samples_done, bad_batch_start, bad_loss)
 
 ``zs[l]`` is None where layer l+1 does not need its pre-activation kept: only the output layer (for the stable
 log-sigmoid / log-softmax losses) and step/sign layers trained with the straight-through estimator need it.
@@ -39,6 +41,7 @@ KERNELS = (
     "backward",
     "sgd_update",
     "adam_update",
+    "train_epoch",
 )
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -263,3 +266,53 @@ def adam_update(params, grads, ms, vs, step, lr, beta1, beta2, eps, weight_decay
         m_hat = m / (1 - beta1**step)
         v_hat = v / (1 - beta2**step)
         p -= (lr * m_hat / (np.sqrt(v_hat) + eps)).astype(p.dtype, copy=False)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One epoch of training
+
+
+def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, deltas, dweights, dbiases, xbuf, ybuf,
+                ste, opt):
+    """Train on x in batches of ``batch`` rows, visiting rows in ``order`` (or in storage order when None).
+
+    The per-layer buffers hold at least min(batch, len(x)) rows; a shorter last batch uses their first rows.
+    Shuffled batches are gathered into xbuf / ybuf. ``opt`` = (kind, lr, momentum, nesterov, weight_decay,
+    beta1, beta2, eps, step, state) where state lists the optimizer's arrays: SGD with momentum the velocities
+    of the weights then of the biases; Adam the first moments (weights, biases) then the second moments.
+
+    Returns (Σ batch loss × batch rows, rows trained, first row of the batch whose loss was not finite or −1,
+    that loss). A batch with a non-finite loss is not applied and ends the epoch.
+    """
+    kind, lr, momentum, nesterov, weight_decay, beta1, beta2, eps, step, state = opt
+    n_layers = len(weights)
+    n = x.shape[0]
+    total, done = 0.0, 0
+    for lo in range(0, n, batch):
+        rows = min(batch, n - lo)
+        if order is None:
+            xb, yb = x[lo : lo + rows], y[lo : lo + rows]
+        else:
+            xb = np.take(x, order[lo : lo + rows], axis=0, out=xbuf[:rows])
+            yb = np.take(y, order[lo : lo + rows], axis=0, out=ybuf[:rows])
+        o = [a[:rows] for a in outs]
+        z = [None if a is None else a[:rows] for a in zs]
+        d = [a[:rows] for a in deltas]
+        forward(weights, biases, acts, xb, o, z)
+        value = backward(weights, acts, loss, xb, yb, o, z, d, dweights, dbiases, ste)
+        if not np.isfinite(value):
+            return total, done, lo, value
+        if kind == "sgd":
+            vw = state[:n_layers] if momentum else None
+            vb = state[n_layers:] if momentum else None
+            sgd_update(weights, dweights, vw, lr, momentum, nesterov, weight_decay)
+            sgd_update(biases, dbiases, vb, lr, momentum, nesterov, 0.0)
+        else:
+            step += 1
+            m_w, m_b = state[:n_layers], state[n_layers : 2 * n_layers]
+            v_w, v_b = state[2 * n_layers : 3 * n_layers], state[3 * n_layers :]
+            adam_update(weights, dweights, m_w, v_w, step, lr, beta1, beta2, eps, weight_decay)
+            adam_update(biases, dbiases, m_b, v_b, step, lr, beta1, beta2, eps, 0.0)
+        total += value * rows
+        done += rows
+    return total, done, -1, 0.0

@@ -52,6 +52,18 @@ class Optimizer:
         would overflow, before anything is written)."""
         raise NotImplementedError
 
+    def native_spec(self, params):
+        """The tuple the ``train_epoch`` kernels take: (kind, lr, momentum, nesterov, weight_decay, beta1,
+        beta2, eps, step, state arrays)."""
+        raise NotImplementedError
+
+    def advance(self, steps):
+        """Record ``steps`` updates made by a kernel (Adam counts them for its bias correction)."""
+
+    def state_arrays(self):
+        """The arrays of the optimizer's state, for snapshots."""
+        return []
+
     def get_config(self):
         return {"name": type(self).__name__, **{k: v for k, v in vars(self).items() if not k.startswith("_")}}
 
@@ -90,6 +102,14 @@ class SGD(Optimizer):
     def _init_state(self, params):
         return [np.zeros_like(p) for p in params] if self.momentum else [None] * len(params)
 
+    def native_spec(self, params):
+        self._bind(params)
+        state = self._state if self.momentum else []
+        return ("sgd", self.lr, self.momentum, self.nesterov, self.weight_decay, 0.0, 0.0, 0.0, 0, state)
+
+    def state_arrays(self):
+        return [v for v in (self._state or []) if v is not None]
+
     def max_step(self, gmax, pmax):
         g = gmax + self.weight_decay * pmax
         if self.momentum:
@@ -127,6 +147,18 @@ class Adam(Optimizer):
 
     def _init_state(self, params):
         return {"m": [np.zeros_like(p) for p in params], "v": [np.zeros_like(p) for p in params], "t": 0}
+
+    def native_spec(self, params):
+        self._bind(params)
+        s = self._state
+        return ("adam", self.lr, 0.0, False, self.weight_decay, self.beta1, self.beta2, self.eps, s["t"],
+                s["m"] + s["v"])
+
+    def advance(self, steps):
+        self._state["t"] += steps
+
+    def state_arrays(self):
+        return (self._state["m"] + self._state["v"]) if self._state else []
 
     def max_step(self, gmax, pmax):
         g = gmax + self.weight_decay * pmax

@@ -134,28 +134,41 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
     rng = np.random.default_rng(seed)
     history = History()
     history.stop_reason = "epochs"
+    params = net.weights + net.biases
+    outs, zs, deltas = net._workspace(batch)
+    dws, dbs = net._gradient_buffers()
+    xbuf = np.empty((batch, x.shape[1]), dtype=net.dtype) if shuffle else None
+    ybuf = np.empty((batch, y.shape[1]), dtype=net.dtype) if shuffle else None
     reporter = Progress(epochs, stream=sys.stderr, enabled=bool(progress))
     start = time.perf_counter()
     previous = None
     try:
         for epoch in range(1, epochs + 1):
-            if shuffle:
-                order = rng.permutation(n)
-                xs, ys = x[order], y[order]  # one gather per epoch; every batch is then a contiguous slice
-            else:
-                xs, ys = x, y
-            total = 0.0
-            for lo in range(0, n, batch):
-                hi = min(lo + batch, n)
-                try:
-                    value = net._step(kernels, optimizer, xs[lo:hi], ys[lo:hi], loss)
-                except FloatingPointError as exc:
-                    raise FloatingPointError(f"epoch {epoch}, samples {lo}..{hi - 1}: {exc}") from None
-                total += value * (hi - lo)
+            order = rng.permutation(n) if shuffle else None
+            spec = optimizer.native_spec(params)
+            # A snapshot per epoch (O(parameters), small next to an epoch) lets a diverging epoch be undone.
+            snapshot = [a.copy() for a in params + optimizer.state_arrays()]
+            total, done, bad_start, bad_loss = kernels.train_epoch(
+                net.weights, net.biases, net.activations, loss, x, y, order, batch, outs, zs, deltas, dws, dbs,
+                xbuf, ybuf, net.straight_through, spec,
+            )
+            batches = -(-done // batch)
+            optimizer.advance(batches)
+            if bad_start >= 0 or not all(np.isfinite(p).all() for p in params):
+                for target, saved in zip(params + optimizer.state_arrays(), snapshot):
+                    np.copyto(target, saved)
+                optimizer.advance(-batches)
+                what = (f"the loss was {bad_loss} on the batch starting at sample {bad_start}" if bad_start >= 0
+                        else "the weights stopped being finite")
+                kept = f"end of epoch {epoch - 1}" if epoch > 1 else "start of training"
+                raise FloatingPointError(
+                    f"training diverged in epoch {epoch}: {what}. The weights were restored to the {kept}; "
+                    "try a smaller learning rate"
+                )
             logs = {"loss": total / n}
             if validation_data is not None:
-                outs, zs, _ = net._forward(kernels, x_val)
-                logs["val_loss"] = kernels.loss_value(loss, net.output_activation, outs[-1], zs[-1], y_val)
+                val_outs, val_zs, _ = net._forward(kernels, x_val)
+                logs["val_loss"] = kernels.loss_value(loss, net.output_activation, val_outs[-1], val_zs[-1], y_val)
                 if _has_accuracy(net, loss):
                     logs["val_accuracy"] = net.accuracy(x_val, y_val)
             logs["time"] = time.perf_counter() - start

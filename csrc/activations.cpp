@@ -1,0 +1,292 @@
+// Elementwise MLP kernels (see activations.h). Baseline code: the compiler vectorises the simple loops for the
+// baseline ISA; the transcendental units call libm.
+#include "activations.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace pyfastnn {
+
+namespace {
+
+struct named_act {
+    const char* name;
+    act_kind kind;
+};
+constexpr named_act act_table[] = {
+    {"step", act_kind::step},       {"sign", act_kind::sign},       {"linear", act_kind::linear},
+    {"piecewise_linear", act_kind::piecewise_linear},               {"sigmoid", act_kind::sigmoid},
+    {"tanh", act_kind::tanh},       {"relu", act_kind::relu},       {"softmax", act_kind::softmax},
+};
+
+struct named_loss {
+    const char* name;
+    loss_kind kind;
+};
+constexpr named_loss loss_table[] = {
+    {"squared_error", loss_kind::squared_error},
+    {"hinge", loss_kind::hinge},
+    {"binary_cross_entropy", loss_kind::binary_cross_entropy},
+    {"cross_entropy", loss_kind::cross_entropy},
+};
+
+// Clipping of probabilities inside logs; the same constants as _ref._EPS.
+template <class T>
+constexpr T clip_eps();
+template <>
+constexpr float clip_eps<float>() { return 1e-7f; }
+template <>
+constexpr double clip_eps<double>() { return 1e-15; }
+
+template <class T>
+inline T sigmoid(T z) {
+    // Two branches so exp never overflows: 1/(1+e^{-z}) for z >= 0, e^{z}/(1+e^{z}) for z < 0.
+    const T e = std::exp(-std::fabs(z));
+    return z >= 0 ? T(1) / (T(1) + e) : e / (T(1) + e);
+}
+
+inline double softplus(double z) { return std::max(z, 0.0) + std::log1p(std::exp(-std::fabs(z))); }
+
+template <class T>
+void softmax_row(std::int64_t n, T* row) {
+    T mx = row[0];
+    for (std::int64_t j = 1; j < n; ++j) mx = std::max(mx, row[j]);
+    T sum = 0;
+    for (std::int64_t j = 0; j < n; ++j) {
+        row[j] = std::exp(row[j] - mx);
+        sum += row[j];
+    }
+    for (std::int64_t j = 0; j < n; ++j) row[j] /= sum;
+}
+
+// σ applied in place to a row that already holds z (+ bias).
+template <class T>
+void activate_row(act_kind act, std::int64_t n, const T* z, T* out) {
+    switch (act) {
+        case act_kind::step:
+            for (std::int64_t j = 0; j < n; ++j) out[j] = z[j] > 0 ? T(1) : (z[j] < 0 ? T(0) : T(0.5));
+            break;
+        case act_kind::sign:
+            for (std::int64_t j = 0; j < n; ++j) out[j] = z[j] > 0 ? T(1) : (z[j] < 0 ? T(-1) : T(0));
+            break;
+        case act_kind::linear:
+            if (out != z) std::copy(z, z + n, out);
+            break;
+        case act_kind::piecewise_linear:
+            for (std::int64_t j = 0; j < n; ++j) out[j] = std::min(std::max(z[j] + T(0.5), T(0)), T(1));
+            break;
+        case act_kind::sigmoid:
+            for (std::int64_t j = 0; j < n; ++j) out[j] = sigmoid(z[j]);
+            break;
+        case act_kind::tanh:
+            for (std::int64_t j = 0; j < n; ++j) out[j] = std::tanh(z[j]);
+            break;
+        case act_kind::relu:
+            for (std::int64_t j = 0; j < n; ++j) out[j] = z[j] > 0 ? z[j] : T(0);
+            break;
+        case act_kind::softmax:
+            if (out != z) std::copy(z, z + n, out);
+            softmax_row(n, out);
+            break;
+    }
+}
+
+}  // namespace
+
+bool parse_activation(const std::string& name, act_kind* out) {
+    for (const auto& e : act_table)
+        if (name == e.name) {
+            *out = e.kind;
+            return true;
+        }
+    return false;
+}
+
+bool parse_loss(const std::string& name, loss_kind* out) {
+    for (const auto& e : loss_table)
+        if (name == e.name) {
+            *out = e.kind;
+            return true;
+        }
+    return false;
+}
+
+const char* activation_names() { return "step, sign, linear, piecewise_linear, sigmoid, tanh, relu, softmax"; }
+const char* loss_names() { return "squared_error, hinge, binary_cross_entropy, cross_entropy"; }
+
+template <class T>
+void bias_activation_forward(act_kind act, std::int64_t rows, std::int64_t cols, T* z, std::int64_t ld_z,
+                             const T* bias, T* out, std::int64_t ld_out) {
+    for (std::int64_t i = 0; i < rows; ++i) {
+        T* zr = z + i * ld_z;
+        if (bias != nullptr)
+            for (std::int64_t j = 0; j < cols; ++j) zr[j] += bias[j];
+        activate_row(act, cols, zr, out + i * ld_out);
+    }
+}
+
+template <class T>
+void activation_backward(act_kind act, std::int64_t rows, std::int64_t cols, const T* a, std::int64_t ld_a,
+                         const T* z, std::int64_t ld_z, T* delta, std::int64_t ld_d, bool ste) {
+    for (std::int64_t i = 0; i < rows; ++i) {
+        const T* ar = a + i * ld_a;
+        T* d = delta + i * ld_d;
+        switch (act) {
+            case act_kind::step:
+            case act_kind::sign: {
+                if (!ste) {
+                    std::fill(d, d + cols, T(0));  // σ' = 0 almost everywhere
+                    break;
+                }
+                // Straight-through: the derivative of clip(z + 1/2, 0, 1) (step) or clip(z, -1, 1) (sign).
+                const T half_width = act == act_kind::step ? T(0.5) : T(1);
+                const T* zr = z + i * ld_z;
+                for (std::int64_t j = 0; j < cols; ++j) d[j] = std::fabs(zr[j]) < half_width ? d[j] : T(0);
+                break;
+            }
+            case act_kind::linear:
+                break;
+            case act_kind::piecewise_linear:
+                for (std::int64_t j = 0; j < cols; ++j) d[j] = (ar[j] > 0 && ar[j] < 1) ? d[j] : T(0);
+                break;
+            case act_kind::sigmoid:
+                for (std::int64_t j = 0; j < cols; ++j) d[j] *= ar[j] * (T(1) - ar[j]);
+                break;
+            case act_kind::tanh:
+                for (std::int64_t j = 0; j < cols; ++j) d[j] *= T(1) - ar[j] * ar[j];
+                break;
+            case act_kind::relu:
+                for (std::int64_t j = 0; j < cols; ++j) d[j] = ar[j] > 0 ? d[j] : T(0);
+                break;
+            case act_kind::softmax: {
+                // Jacobian diag(a) − a aᵀ: the product is a ⊙ (delta − ⟨delta, a⟩).
+                T dot = 0;
+                for (std::int64_t j = 0; j < cols; ++j) dot += d[j] * ar[j];
+                for (std::int64_t j = 0; j < cols; ++j) d[j] = ar[j] * (d[j] - dot);
+                break;
+            }
+        }
+    }
+}
+
+template <class T>
+double loss_value(loss_kind loss, act_kind act, std::int64_t rows, std::int64_t cols, const T* a, const T* z,
+                  const T* y) {
+    const double eps = 1e-15;  // the reference computes every loss in float64
+    double total = 0;
+    for (std::int64_t i = 0; i < rows; ++i) {
+        const T* ar = a + i * cols;
+        const T* yr = y + i * cols;
+        double c = 0;
+        switch (loss) {
+            case loss_kind::squared_error:
+                for (std::int64_t j = 0; j < cols; ++j) {
+                    const double r = double(yr[j]) - double(ar[j]);
+                    c += r * r;
+                }
+                break;
+            case loss_kind::hinge:
+                for (std::int64_t j = 0; j < cols; ++j) c += std::max(0.0, 1.0 - double(yr[j]) * double(ar[j]));
+                break;
+            case loss_kind::binary_cross_entropy:
+                if (act == act_kind::sigmoid && z != nullptr) {
+                    // softplus(z) − y z: the log-sigmoid form, exact for any z.
+                    const T* zr = z + i * cols;
+                    for (std::int64_t j = 0; j < cols; ++j) c += softplus(double(zr[j])) - double(yr[j]) * double(zr[j]);
+                } else {
+                    for (std::int64_t j = 0; j < cols; ++j) {
+                        const double f = std::min(std::max(double(ar[j]), eps), 1 - eps);
+                        c -= double(yr[j]) * std::log(f) + (1 - double(yr[j])) * std::log(1 - f);
+                    }
+                }
+                break;
+            case loss_kind::cross_entropy:
+                if (act == act_kind::softmax && z != nullptr) {
+                    // −Σ y log softmax(z) with log-sum-exp.
+                    const T* zr = z + i * cols;
+                    double mx = double(zr[0]);
+                    for (std::int64_t j = 1; j < cols; ++j) mx = std::max(mx, double(zr[j]));
+                    double s = 0;
+                    for (std::int64_t j = 0; j < cols; ++j) s += std::exp(double(zr[j]) - mx);
+                    const double lse = std::log(s);
+                    for (std::int64_t j = 0; j < cols; ++j) c -= double(yr[j]) * (double(zr[j]) - mx - lse);
+                } else {
+                    for (std::int64_t j = 0; j < cols; ++j) c -= double(yr[j]) * std::log(std::max(double(ar[j]), eps));
+                }
+                break;
+        }
+        total += c;
+    }
+    return rows > 0 ? total / double(rows) : 0.0;
+}
+
+template <class T>
+double loss_and_output_delta(loss_kind loss, act_kind act, std::int64_t rows, std::int64_t cols, const T* a,
+                             const T* z, const T* y, T* delta, bool ste) {
+    const double value = loss_value(loss, act, rows, cols, a, z, y);
+    const std::int64_t n = rows * cols;
+    if (loss == loss_kind::binary_cross_entropy && act == act_kind::sigmoid) {
+        for (std::int64_t i = 0; i < n; ++i) delta[i] = a[i] - y[i];
+        return value;
+    }
+    if (loss == loss_kind::cross_entropy && act == act_kind::softmax) {
+        // ∂/∂z of −Σ y log softmax(z) is p·Σy − y (p − y for targets that sum to one).
+        for (std::int64_t i = 0; i < rows; ++i) {
+            const T* ar = a + i * cols;
+            const T* yr = y + i * cols;
+            T* d = delta + i * cols;
+            T ysum = 0;
+            for (std::int64_t j = 0; j < cols; ++j) ysum += yr[j];
+            for (std::int64_t j = 0; j < cols; ++j) d[j] = ar[j] * ysum - yr[j];
+        }
+        return value;
+    }
+    const T eps = clip_eps<T>();
+    for (std::int64_t i = 0; i < n; ++i) {
+        switch (loss) {
+            case loss_kind::squared_error:
+                delta[i] = T(2) * (a[i] - y[i]);
+                break;
+            case loss_kind::hinge:
+                delta[i] = y[i] * a[i] < T(1) ? -y[i] : T(0);
+                break;
+            case loss_kind::binary_cross_entropy: {
+                const T f = std::min(std::max(a[i], eps), T(1) - eps);
+                delta[i] = (f - y[i]) / (f * (T(1) - f));
+                break;
+            }
+            case loss_kind::cross_entropy:
+                delta[i] = -y[i] / std::max(a[i], eps);
+                break;
+        }
+    }
+    activation_backward(act, rows, cols, a, cols, z, cols, delta, cols, ste);
+    return value;
+}
+
+template <class T>
+void column_sums(std::int64_t rows, std::int64_t cols, const T* delta, std::int64_t ld, T scale, T* db) {
+    std::fill(db, db + cols, T(0));
+    for (std::int64_t i = 0; i < rows; ++i) {
+        const T* d = delta + i * ld;
+        for (std::int64_t j = 0; j < cols; ++j) db[j] += d[j];
+    }
+    for (std::int64_t j = 0; j < cols; ++j) db[j] *= scale;
+}
+
+#define PYFASTNN_INSTANTIATE(T)                                                                                 \
+    template void bias_activation_forward<T>(act_kind, std::int64_t, std::int64_t, T*, std::int64_t, const T*, \
+                                             T*, std::int64_t);                                                 \
+    template void activation_backward<T>(act_kind, std::int64_t, std::int64_t, const T*, std::int64_t,         \
+                                         const T*, std::int64_t, T*, std::int64_t, bool);                       \
+    template double loss_value<T>(loss_kind, act_kind, std::int64_t, std::int64_t, const T*, const T*,         \
+                                  const T*);                                                                    \
+    template double loss_and_output_delta<T>(loss_kind, act_kind, std::int64_t, std::int64_t, const T*,        \
+                                             const T*, const T*, T*, bool);                                     \
+    template void column_sums<T>(std::int64_t, std::int64_t, const T*, std::int64_t, T, T*);
+
+PYFASTNN_INSTANTIATE(float)
+PYFASTNN_INSTANTIATE(double)
+#undef PYFASTNN_INSTANTIATE
+
+}  // namespace pyfastnn

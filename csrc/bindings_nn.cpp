@@ -1,0 +1,503 @@
+// Bindings of the network kernels (the kernel contract of pyfastnn/_ref.py): argument checks, GIL release and
+// docstrings only. Every array is checked for dtype, layout, shape and writability before any pointer is used,
+// so no Python input can make the kernels read or write out of bounds.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "activations.h"
+#include "mlp.h"
+#include "optim.h"
+
+namespace py = pybind11;
+
+namespace pyfastnn {
+
+namespace {
+
+std::string shape_str(const py::array& a) {
+    std::string s = "(";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) {
+        if (i) s += ", ";
+        s += std::to_string(a.shape(i));
+    }
+    if (a.ndim() == 1) s += ",";
+    return s + ")";
+}
+
+std::string want_str(const std::vector<py::ssize_t>& shape) {
+    std::string s = "(";
+    std::size_t i = 0;
+    for (auto d : shape) {
+        if (i++) s += ", ";
+        s += d < 0 ? std::string("any") : std::to_string(d);
+    }
+    if (shape.size() == 1) s += ",";
+    return s + ")";
+}
+
+// Holds references to every array an entry point uses, so none can be freed while the GIL is released.
+template <class T>
+class arrays {
+public:
+    // A C-contiguous array of dtype T with the given shape (-1: any size; a leading -2: at least `min_rows`).
+    T* get(py::handle h, const std::string& what, const std::vector<py::ssize_t>& shape, bool writable,
+           py::ssize_t min_rows = 0) {
+        if (!py::isinstance<py::array>(h))
+            throw py::type_error(what + " must be a NumPy array; got " + std::string(py::str(py::type::of(h).attr("__name__"))));
+        py::array a = py::reinterpret_borrow<py::array>(h);
+        if (!a.dtype().is(py::dtype::of<T>()))
+            throw py::type_error(what + " must have dtype " + std::string(py::str(py::dtype::of<T>())) + "; got " +
+                                 std::string(py::str(a.dtype())));
+        bool ok = a.ndim() == py::ssize_t(shape.size());
+        std::size_t i = 0;
+        for (auto d : shape) {
+            if (!ok) break;
+            const py::ssize_t got = a.shape(py::ssize_t(i));
+            if (d == -2) ok = got >= min_rows;
+            else if (d >= 0) ok = got == d;
+            ++i;
+        }
+        if (!ok) {
+            std::string want = want_str(shape);
+            if (min_rows) want += " with at least " + std::to_string(min_rows) + " rows";
+            throw py::value_error(what + " must have shape " + want + "; got " + shape_str(a));
+        }
+        if (!(a.flags() & py::array::c_style)) throw py::value_error(what + " must be C-contiguous");
+        if (writable && !a.writeable()) throw py::value_error(what + " must be writable");
+        keep_.push_back(a);
+        return static_cast<T*>(const_cast<void*>(a.data()));
+    }
+
+private:
+    std::vector<py::array> keep_;
+};
+
+act_kind activation_of(const py::handle& h, const std::string& what) {
+    act_kind k;
+    if (!py::isinstance<py::str>(h) || !parse_activation(h.cast<std::string>(), &k))
+        throw py::value_error("unknown " + what + " " + std::string(py::repr(h)) + "; valid names: " + activation_names());
+    return k;
+}
+
+loss_kind loss_of(const std::string& name) {
+    loss_kind k;
+    if (!parse_loss(name, &k)) throw py::value_error("unknown loss '" + name + "'; valid names: " + loss_names());
+    return k;
+}
+
+bool needs_z(act_kind act, bool ste) { return ste && (act == act_kind::step || act == act_kind::sign); }
+
+bool is_float64(const py::handle& h, const char* what) {
+    if (!py::isinstance<py::array>(h)) throw py::type_error(std::string(what) + " must be a NumPy array");
+    py::dtype dt = py::reinterpret_borrow<py::array>(h).dtype();
+    if (dt.is(py::dtype::of<double>())) return true;
+    if (dt.is(py::dtype::of<float>())) return false;
+    throw py::type_error(std::string(what) + " must be float32 or float64; got " + std::string(py::str(dt)));
+}
+
+py::list as_list(const py::handle& h, const char* what, std::size_t n) {
+    if (!py::isinstance<py::list>(h) && !py::isinstance<py::tuple>(h))
+        throw py::type_error(std::string(what) + " must be a list");
+    py::list l = py::list(py::reinterpret_borrow<py::object>(h));
+    if (l.size() != n)
+        throw py::value_error(std::string(what) + " must have " + std::to_string(n) + " entries (one per layer); got " +
+                              std::to_string(l.size()));
+    return l;
+}
+
+// The layers from the weights (and biases, if given); checks that the sizes chain.
+template <class T>
+std::vector<layer_view<T>> layers_of(arrays<T>& keep, const py::list& weights, const py::handle& biases,
+                                     const py::list& acts, bool writable) {
+    const std::size_t nl = weights.size();
+    if (nl == 0) throw py::value_error("a network needs at least one layer of weights");
+    if (acts.size() != nl) throw py::value_error("acts must name one activation per layer");
+    py::list b = biases.is_none() ? py::list() : as_list(biases, "biases", nl);
+    std::vector<layer_view<T>> net(nl);
+    for (std::size_t l = 0; l < nl; ++l) {
+        const std::string idx = "[" + std::to_string(l) + "]";
+        py::handle wh = weights[l];
+        if (!py::isinstance<py::array>(wh) || py::reinterpret_borrow<py::array>(wh).ndim() != 2)
+            throw py::value_error("weights" + idx + " must be a 2-D array");
+        py::array wa = py::reinterpret_borrow<py::array>(wh);
+        const py::ssize_t n_out = wa.shape(0), n_in = wa.shape(1);
+        if (l > 0 && n_in != net[l - 1].n_out)
+            throw py::value_error("weights" + idx + " has " + std::to_string(n_in) + " columns but layer " +
+                                  std::to_string(l - 1) + " has " + std::to_string(net[l - 1].n_out) + " outputs");
+        if (n_out < 1 || n_in < 1) throw py::value_error("weights" + idx + " must not be empty");
+        net[l].w = keep.get(wh, "weights" + idx, {n_out, n_in}, writable);
+        net[l].b = biases.is_none() ? nullptr : keep.get(b[l], "biases" + idx, {n_out}, writable);
+        net[l].n_out = n_out;
+        net[l].n_in = n_in;
+        net[l].act = activation_of(acts[l], "activation");
+        if (net[l].act == act_kind::softmax && l + 1 < nl)
+            throw py::value_error("softmax is only allowed at the output layer");
+    }
+    return net;
+}
+
+// Per-layer buffers with at least `rows` rows; zs entries may be None unless needed.
+template <class T>
+mlp_buffers<T> buffers_of(arrays<T>& keep, const std::vector<layer_view<T>>& net, const py::handle& outs,
+                          const py::handle& zs, const py::handle* deltas, py::ssize_t rows, bool exact, bool ste) {
+    const std::size_t nl = net.size();
+    py::list lo = as_list(outs, "outs", nl), lz = as_list(zs, "zs", nl);
+    py::list ld = deltas ? as_list(*deltas, "deltas", nl) : py::list();
+    mlp_buffers<T> buf;
+    buf.capacity = rows;
+    for (std::size_t l = 0; l < nl; ++l) {
+        const std::string idx = "[" + std::to_string(l) + "]";
+        const py::ssize_t lead = exact ? rows : -2;
+        buf.outs.push_back(keep.get(lo[l], "outs" + idx, {lead, net[l].n_out}, true, rows));
+        if (lz[l].is_none()) {
+            if (needs_z(net[l].act, ste))
+                throw py::value_error("zs" + idx + " must be an array: step/sign layers trained with the "
+                                      "straight-through estimator need their pre-activations");
+            buf.zs.push_back(nullptr);
+        } else {
+            buf.zs.push_back(keep.get(lz[l], "zs" + idx, {lead, net[l].n_out}, true, rows));
+        }
+        if (deltas) buf.deltas.push_back(keep.get(ld[l], "deltas" + idx, {lead, net[l].n_out}, true, rows));
+    }
+    return buf;
+}
+
+template <class T>
+std::vector<T*> grads_of(arrays<T>& keep, const std::vector<layer_view<T>>& net, const py::handle& dw,
+                         const py::handle& db) {
+    const std::size_t nl = net.size();
+    py::list lw = as_list(dw, "dweights", nl), lb = as_list(db, "dbiases", nl);
+    std::vector<T*> out;
+    for (std::size_t l = 0; l < nl; ++l) {
+        const std::string idx = "[" + std::to_string(l) + "]";
+        out.push_back(keep.get(lw[l], "dweights" + idx, {net[l].n_out, net[l].n_in}, true));
+    }
+    for (std::size_t l = 0; l < nl; ++l) {
+        const std::string idx = "[" + std::to_string(l) + "]";
+        out.push_back(keep.get(lb[l], "dbiases" + idx, {net[l].n_out}, true));
+    }
+    return out;
+}
+
+// ---- elementwise entry points --------------------------------------------------------------------------------
+
+template <class T>
+void activation_forward_t(const std::string& name, const py::array& z, const py::array& out) {
+    arrays<T> keep;
+    act_kind act = activation_of(py::str(name), "activation");
+    if (z.ndim() != 2) throw py::value_error("z must be 2-D (rows, cols); got " + shape_str(z));
+    const py::ssize_t rows = z.shape(0), cols = z.shape(1);
+    T* zp = keep.get(z, "z", {rows, cols}, false);
+    T* op = keep.get(out, "out", {rows, cols}, true);
+    if (act == act_kind::softmax && cols == 0) return;
+    py::gil_scoped_release nogil;
+    if (zp == op) {
+        bias_activation_forward<T>(act, rows, cols, op, cols, nullptr, op, cols);
+    } else {
+        for (py::ssize_t i = 0; i < rows * cols; ++i) op[i] = zp[i];
+        bias_activation_forward<T>(act, rows, cols, op, cols, nullptr, op, cols);
+    }
+}
+
+template <class T>
+void activation_backward_t(const std::string& name, const py::array& a, const py::object& z, const py::array& delta,
+                           bool ste) {
+    arrays<T> keep;
+    act_kind act = activation_of(py::str(name), "activation");
+    if (a.ndim() != 2) throw py::value_error("a must be 2-D (rows, cols); got " + shape_str(a));
+    const py::ssize_t rows = a.shape(0), cols = a.shape(1);
+    T* ap = keep.get(a, "a", {rows, cols}, false);
+    T* zp = z.is_none() ? nullptr : keep.get(z, "z", {rows, cols}, false);
+    if (zp == nullptr && needs_z(act, ste)) throw py::value_error("z is needed for step/sign with ste=True");
+    T* dp = keep.get(delta, "delta", {rows, cols}, true);
+    py::gil_scoped_release nogil;
+    activation_backward<T>(act, rows, cols, ap, cols, zp, cols, dp, cols, ste);
+}
+
+template <class T>
+double loss_t(const std::string& loss, const std::string& act_name, const py::array& a, const py::object& z,
+              const py::array& y, const py::object& delta, bool ste) {
+    arrays<T> keep;
+    loss_kind lk = loss_of(loss);
+    act_kind act = activation_of(py::str(act_name), "activation");
+    if (a.ndim() != 2) throw py::value_error("a must be 2-D (rows, cols); got " + shape_str(a));
+    const py::ssize_t rows = a.shape(0), cols = a.shape(1);
+    if (act == act_kind::softmax && cols == 0) throw py::value_error("softmax needs at least one column");
+    T* ap = keep.get(a, "a", {rows, cols}, false);
+    T* zp = z.is_none() ? nullptr : keep.get(z, "z", {rows, cols}, false);
+    T* yp = keep.get(y, "y", {rows, cols}, false);
+    if (delta.is_none()) {
+        py::gil_scoped_release nogil;
+        return loss_value<T>(lk, act, rows, cols, ap, zp, yp);
+    }
+    if (zp == nullptr && needs_z(act, ste)) throw py::value_error("z is needed for step/sign with ste=True");
+    T* dp = keep.get(delta, "delta", {rows, cols}, true);
+    py::gil_scoped_release nogil;
+    return loss_and_output_delta<T>(lk, act, rows, cols, ap, zp, yp, dp, ste);
+}
+
+// ---- whole-network entry points ------------------------------------------------------------------------------
+
+template <class T>
+void forward_t(const py::list& weights, const py::list& biases, const py::list& acts, const py::array& x,
+               const py::object& outs, const py::object& zs) {
+    arrays<T> keep;
+    auto net = layers_of<T>(keep, weights, biases, acts, false);
+    if (x.ndim() != 2) throw py::value_error("x must be 2-D (samples, features); got " + shape_str(x));
+    const py::ssize_t rows = x.shape(0);
+    T* xp = keep.get(x, "x", {rows, net[0].n_in}, false);
+    auto buf = buffers_of<T>(keep, net, outs, zs, nullptr, rows, true, false);
+    if (rows == 0) return;
+    py::gil_scoped_release nogil;
+    mlp_forward<T>(net, xp, rows, buf);
+}
+
+template <class T>
+double backward_t(const py::list& weights, const py::list& acts, const std::string& loss, const py::array& x,
+                  const py::array& y, const py::object& outs, const py::object& zs, const py::object& deltas,
+                  const py::object& dweights, const py::object& dbiases, bool ste) {
+    arrays<T> keep;
+    auto net = layers_of<T>(keep, weights, py::none(), acts, false);
+    loss_kind lk = loss_of(loss);
+    if (x.ndim() != 2) throw py::value_error("x must be 2-D (samples, features); got " + shape_str(x));
+    const py::ssize_t rows = x.shape(0);
+    if (rows == 0) throw py::value_error("x has no samples");
+    T* xp = keep.get(x, "x", {rows, net[0].n_in}, false);
+    T* yp = keep.get(y, "y", {rows, net.back().n_out}, false);
+    auto buf = buffers_of<T>(keep, net, outs, zs, &deltas, rows, true, ste);
+    auto grads = grads_of<T>(keep, net, dweights, dbiases);
+    const std::size_t nl = net.size();
+    std::vector<T*> dw(grads.begin(), grads.begin() + nl), db(grads.begin() + nl, grads.end());
+    py::gil_scoped_release nogil;
+    return mlp_backward<T>(net, lk, xp, yp, rows, buf, dw, db, ste);
+}
+
+std::vector<py::ssize_t> dims_of(const py::handle& h, const std::string& what) {
+    if (!py::isinstance<py::array>(h)) throw py::type_error(what + " must be a NumPy array");
+    py::array p = py::reinterpret_borrow<py::array>(h);
+    if (p.ndim() != 1 && p.ndim() != 2) throw py::value_error(what + " must be 1-D or 2-D; got " + shape_str(p));
+    return std::vector<py::ssize_t>(p.shape(), p.shape() + p.ndim());
+}
+
+std::int64_t count_of(const std::vector<py::ssize_t>& dims) {
+    std::int64_t n = 1;
+    for (auto d : dims) n *= d;
+    return n;
+}
+
+template <class T>
+void sgd_update_t(const py::list& params, const py::list& grads, const py::object& velocities, double lr,
+                  double momentum, bool nesterov, double weight_decay) {
+    arrays<T> keep;
+    const std::size_t n = params.size();
+    py::list g = as_list(grads, "grads", n);
+    py::list v = momentum != 0.0 ? as_list(velocities, "velocities", n) : py::list();
+    std::vector<T*> pp, gp, vp;
+    std::vector<std::int64_t> sizes;
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::string idx = "[" + std::to_string(i) + "]";
+        const auto dims = dims_of(params[i], "params" + idx);
+        pp.push_back(keep.get(params[i], "params" + idx, dims, true));
+        gp.push_back(keep.get(g[i], "grads" + idx, dims, false));
+        vp.push_back(momentum != 0.0 ? keep.get(v[i], "velocities" + idx, dims, true) : nullptr);
+        sizes.push_back(count_of(dims));
+    }
+    py::gil_scoped_release nogil;
+    for (std::size_t i = 0; i < n; ++i) sgd_update<T>(sizes[i], pp[i], gp[i], vp[i], lr, momentum, nesterov, weight_decay);
+}
+
+template <class T>
+void adam_update_t(const py::list& params, const py::list& grads, const py::list& ms, const py::list& vs,
+                   std::int64_t step, double lr, double beta1, double beta2, double eps, double weight_decay) {
+    arrays<T> keep;
+    if (step < 1) throw py::value_error("step counts Adam updates from 1; got " + std::to_string(step));
+    const std::size_t n = params.size();
+    py::list g = as_list(grads, "grads", n), m = as_list(ms, "ms", n), v = as_list(vs, "vs", n);
+    std::vector<T*> pp, gp, mp, vp;
+    std::vector<std::int64_t> sizes;
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::string idx = "[" + std::to_string(i) + "]";
+        const auto dims = dims_of(params[i], "params" + idx);
+        pp.push_back(keep.get(params[i], "params" + idx, dims, true));
+        gp.push_back(keep.get(g[i], "grads" + idx, dims, false));
+        mp.push_back(keep.get(m[i], "ms" + idx, dims, true));
+        vp.push_back(keep.get(v[i], "vs" + idx, dims, true));
+        sizes.push_back(count_of(dims));
+    }
+    py::gil_scoped_release nogil;
+    for (std::size_t i = 0; i < n; ++i)
+        adam_update<T>(sizes[i], pp[i], gp[i], mp[i], vp[i], step, lr, beta1, beta2, eps, weight_decay);
+}
+
+template <class T>
+py::tuple train_epoch_t(const py::list& weights, const py::list& biases, const py::list& acts, const std::string& loss,
+                        const py::array& x, const py::array& y, const py::object& order, std::int64_t batch,
+                        const py::object& outs, const py::object& zs, const py::object& deltas,
+                        const py::object& dweights, const py::object& dbiases, const py::object& xbuf,
+                        const py::object& ybuf, bool ste, const py::tuple& opt) {
+    arrays<T> keep;
+    auto net = layers_of<T>(keep, weights, biases, acts, true);
+    loss_kind lk = loss_of(loss);
+    if (x.ndim() != 2) throw py::value_error("x must be 2-D (samples, features); got " + shape_str(x));
+    const py::ssize_t n = x.shape(0);
+    if (n == 0) throw py::value_error("x has no samples");
+    if (batch < 1) throw py::value_error("batch must be >= 1; got " + std::to_string(batch));
+    const py::ssize_t cap = std::min<py::ssize_t>(batch, n);
+    T* xp = keep.get(x, "x", {n, net[0].n_in}, false);
+    T* yp = keep.get(y, "y", {n, net.back().n_out}, false);
+    auto buf = buffers_of<T>(keep, net, outs, zs, &deltas, cap, false, ste);
+    auto grads = grads_of<T>(keep, net, dweights, dbiases);
+    const std::size_t nl = net.size();
+    std::vector<T*> dw(grads.begin(), grads.begin() + nl), db(grads.begin() + nl, grads.end());
+
+    const std::int64_t* op = nullptr;
+    T *xb = nullptr, *yb = nullptr;
+    py::array_t<std::int64_t> order_arr;
+    if (!order.is_none()) {
+        if (!py::isinstance<py::array_t<std::int64_t>>(order) ||
+            !py::reinterpret_borrow<py::array>(order).dtype().is(py::dtype::of<std::int64_t>()))
+            throw py::type_error("order must be an int64 array of row indices");
+        order_arr = py::reinterpret_borrow<py::array_t<std::int64_t>>(order);
+        if (order_arr.ndim() != 1 || order_arr.shape(0) != n || !(order_arr.flags() & py::array::c_style))
+            throw py::value_error("order must be a contiguous 1-D array of " + std::to_string(n) + " row indices");
+        op = order_arr.data();
+        for (py::ssize_t i = 0; i < n; ++i)
+            if (op[i] < 0 || op[i] >= n)
+                throw py::value_error("order[" + std::to_string(i) + "] = " + std::to_string(op[i]) +
+                                      " is not a row index in 0.." + std::to_string(n - 1));
+        xb = keep.get(xbuf, "xbuf", {-2, net[0].n_in}, true, cap);
+        yb = keep.get(ybuf, "ybuf", {-2, net.back().n_out}, true, cap);
+    }
+
+    // opt = (kind, lr, momentum, nesterov, weight_decay, beta1, beta2, eps, step, state)
+    if (opt.size() != 10) throw py::value_error("opt must be (kind, lr, momentum, nesterov, weight_decay, beta1, beta2, eps, step, state)");
+    optimizer_spec<T> spec;
+    const std::string kind = opt[0].cast<std::string>();
+    if (kind == "sgd") spec.kind = optimizer_kind::sgd;
+    else if (kind == "adam") spec.kind = optimizer_kind::adam;
+    else throw py::value_error("unknown optimizer kind '" + kind + "'; valid: sgd, adam");
+    spec.lr = opt[1].cast<double>();
+    spec.momentum = opt[2].cast<double>();
+    spec.nesterov = opt[3].cast<bool>();
+    spec.weight_decay = opt[4].cast<double>();
+    spec.beta1 = opt[5].cast<double>();
+    spec.beta2 = opt[6].cast<double>();
+    spec.eps = opt[7].cast<double>();
+    spec.step = opt[8].cast<std::int64_t>();
+    const bool stateful = spec.kind == optimizer_kind::adam || spec.momentum != 0.0;
+    if (stateful) {
+        const std::size_t want = spec.kind == optimizer_kind::adam ? 4 * nl : 2 * nl;
+        py::list state = as_list(opt[9], "optimizer state", want);
+        for (std::size_t i = 0; i < want; ++i) {
+            const std::size_t l = i % nl;
+            const bool is_bias = (i / nl) % 2 == 1;
+            const std::string what = "optimizer state[" + std::to_string(i) + "]";
+            spec.state.push_back(is_bias ? keep.get(state[i], what, {net[l].n_out}, true)
+                                         : keep.get(state[i], what, {net[l].n_out, net[l].n_in}, true));
+        }
+    }
+    epoch_result res;
+    {
+        py::gil_scoped_release nogil;
+        res = mlp_train_epoch<T>(net, lk, xp, yp, n, op, batch, buf, dw, db, xb, yb, ste, spec);
+    }
+    return py::make_tuple(res.loss_sum, res.samples_done, res.bad_batch_start, res.bad_loss);
+}
+
+}  // namespace
+
+void register_nn(py::module_& m) {
+    using py::arg;
+    m.def(
+        "activation_forward",
+        [](const std::string& name, const py::array& z, const py::array& out) {
+            if (is_float64(z, "z")) activation_forward_t<double>(name, z, out);
+            else activation_forward_t<float>(name, z, out);
+        },
+        arg("name"), arg("z"), arg("out"), "out = σ(z) row by row (softmax normalises rows); out may be z.");
+    m.def(
+        "activation_backward",
+        [](const std::string& name, const py::array& a, const py::object& z, const py::array& delta, bool ste) {
+            if (is_float64(a, "a")) activation_backward_t<double>(name, a, z, delta, ste);
+            else activation_backward_t<float>(name, a, z, delta, ste);
+        },
+        arg("name"), arg("a"), arg("z"), arg("delta"), arg("ste"), "delta ← Jσᵀ delta in place (σ'(z) ⊙ delta).");
+    m.def(
+        "loss_and_output_delta",
+        [](const std::string& loss, const std::string& act, const py::array& a, const py::object& z, const py::array& y,
+           const py::array& delta, bool ste) {
+            return is_float64(a, "a") ? loss_t<double>(loss, act, a, z, y, delta, ste)
+                                      : loss_t<float>(loss, act, a, z, y, delta, ste);
+        },
+        arg("loss"), arg("act"), arg("a"), arg("z"), arg("y"), arg("delta"), arg("ste"),
+        "Batch-mean loss; delta = ∂C_k/∂z^L for every sample.");
+    m.def(
+        "loss_value",
+        [](const std::string& loss, const std::string& act, const py::array& a, const py::object& z, const py::array& y) {
+            return is_float64(a, "a") ? loss_t<double>(loss, act, a, z, y, py::none(), false)
+                                      : loss_t<float>(loss, act, a, z, y, py::none(), false);
+        },
+        arg("loss"), arg("act"), arg("a"), arg("z"), arg("y"), "Batch-mean loss.");
+    m.def(
+        "forward",
+        [](const py::list& weights, const py::list& biases, const py::list& acts, const py::array& x,
+           const py::object& outs, const py::object& zs) {
+            if (is_float64(x, "x")) forward_t<double>(weights, biases, acts, x, outs, zs);
+            else forward_t<float>(weights, biases, acts, x, outs, zs);
+        },
+        arg("weights"), arg("biases"), arg("acts"), arg("x"), arg("outs"), arg("zs"),
+        "Forward pass: outs[l] = σ(A Wᵀ + b); zs[l] keeps Z where it is not None.");
+    m.def(
+        "backward",
+        [](const py::list& weights, const py::list& acts, const std::string& loss, const py::array& x, const py::array& y,
+           const py::object& outs, const py::object& zs, const py::object& deltas, const py::object& dweights,
+           const py::object& dbiases, bool ste) {
+            return is_float64(x, "x") ? backward_t<double>(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste)
+                                      : backward_t<float>(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste);
+        },
+        arg("weights"), arg("acts"), arg("loss"), arg("x"), arg("y"), arg("outs"), arg("zs"), arg("deltas"),
+        arg("dweights"), arg("dbiases"), arg("ste"), "Backpropagation after forward; returns the batch-mean loss.");
+    m.def(
+        "sgd_update",
+        [](const py::list& params, const py::list& grads, const py::object& velocities, double lr, double momentum,
+           bool nesterov, double weight_decay) {
+            if (params.size() == 0) return;
+            if (is_float64(params[0], "params[0]")) sgd_update_t<double>(params, grads, velocities, lr, momentum, nesterov, weight_decay);
+            else sgd_update_t<float>(params, grads, velocities, lr, momentum, nesterov, weight_decay);
+        },
+        arg("params"), arg("grads"), arg("velocities"), arg("lr"), arg("momentum"), arg("nesterov"), arg("weight_decay"),
+        "p ← p − lr·g with optional (Nesterov) momentum and L2 weight decay, in place.");
+    m.def(
+        "adam_update",
+        [](const py::list& params, const py::list& grads, const py::list& ms, const py::list& vs, std::int64_t step,
+           double lr, double beta1, double beta2, double eps, double weight_decay) {
+            if (params.size() == 0) return;
+            if (is_float64(params[0], "params[0]")) adam_update_t<double>(params, grads, ms, vs, step, lr, beta1, beta2, eps, weight_decay);
+            else adam_update_t<float>(params, grads, ms, vs, step, lr, beta1, beta2, eps, weight_decay);
+        },
+        arg("params"), arg("grads"), arg("ms"), arg("vs"), arg("step"), arg("lr"), arg("beta1"), arg("beta2"), arg("eps"),
+        arg("weight_decay"), "Adam update with bias correction, in place.");
+    m.def(
+        "train_epoch",
+        [](const py::list& weights, const py::list& biases, const py::list& acts, const std::string& loss,
+           const py::array& x, const py::array& y, const py::object& order, std::int64_t batch, const py::object& outs,
+           const py::object& zs, const py::object& deltas, const py::object& dweights, const py::object& dbiases,
+           const py::object& xbuf, const py::object& ybuf, bool ste, const py::tuple& opt) {
+            return is_float64(x, "x")
+                       ? train_epoch_t<double>(weights, biases, acts, loss, x, y, order, batch, outs, zs, deltas, dweights,
+                                               dbiases, xbuf, ybuf, ste, opt)
+                       : train_epoch_t<float>(weights, biases, acts, loss, x, y, order, batch, outs, zs, deltas, dweights,
+                                              dbiases, xbuf, ybuf, ste, opt);
+        },
+        arg("weights"), arg("biases"), arg("acts"), arg("loss"), arg("x"), arg("y"), arg("order"), arg("batch"),
+        arg("outs"), arg("zs"), arg("deltas"), arg("dweights"), arg("dbiases"), arg("xbuf"), arg("ybuf"), arg("ste"),
+        arg("opt"),
+        "One epoch of mini-batch training in native code; returns (loss_sum, samples_done, bad_batch_start, bad_loss).");
+}
+
+}  // namespace pyfastnn

@@ -1,0 +1,407 @@
+// GEMM loop framework: blocking loops, packing, macro-kernel, small-problem path and the thread split.
+// Baseline code: everything ISA-specific is reached through the dispatch table.
+#include "gemm/gemm.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <stdexcept>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#include <xmmintrin.h>
+#endif
+
+#include "dispatch.h"
+#include "gemm/kernel.h"
+#include "threads.h"
+
+namespace pyfastnn {
+namespace {
+
+// Defaults measured on Zen 4 (benchmarks/bench_gemm.py --crossover, float32, one thread).
+// Direct path: packing pays off from about 20^3 (packed is ahead at 24^3 in every transpose case), and for very
+// few rows, where a 14-row tile would be mostly padding, the direct loop wins up to m = 4 (m = 8 when B is given
+// transposed: the dot-product form of the direct loop is the stronger one). Two threads win from ~48^3 once the
+// pool is warm (52 vs 40 GFLOP/s at 48^3, 28 vs 28 at 32^3).
+std::atomic<std::int64_t> g_direct_max_work{20 * 20 * 20};
+std::atomic<std::int64_t> g_direct_max_m{4};
+std::atomic<std::int64_t> g_parallel_min_work{48 * 48 * 48};
+std::atomic<int> g_mc{0}, g_kc{0}, g_nc{0};
+
+constexpr std::size_t buffer_align = 64;  // a cache line; also what the aligned vector loads of B need
+
+template <class T>
+const gemm_kernel<T>& active_kernel();
+template <>
+const gemm_kernel<float>& active_kernel<float>() { return *active_kernels().f32; }
+template <>
+const gemm_kernel<double>& active_kernel<double>() { return *active_kernels().f64; }
+
+std::int64_t round_up(std::int64_t x, std::int64_t to) { return (x + to - 1) / to * to; }
+
+// Block length for a loop of `extent` with nominal block `block`: the same number of blocks, but of equal length
+// (rounded up to a multiple of `unit`, the tile). K = 784 with kc = 512 becomes 2 x 392 rather than 512 + 272, and
+// M = 2048 with mc = 336 becomes 7 x 294 rather than 6 x 336 + 32: no short tail pass that runs at a fraction of
+// the speed (a short kc pays the C tile load/store for little work, a short mc starves the second thread).
+std::int64_t balanced_block(std::int64_t extent, std::int64_t block, std::int64_t unit) {
+    block = round_up(std::max<std::int64_t>(block, 1), unit);
+    const std::int64_t blocks = (extent + block - 1) / block;
+    return std::min(block, round_up((extent + blocks - 1) / blocks, unit));
+}
+
+// Grow-only, 64-byte aligned scratch, one set per calling thread (callers may run GEMMs concurrently with the
+// GIL released; the pool's workers only use the caller's buffers through the region context).
+class scratch {
+public:
+    void* get(std::size_t bytes) {
+        if (bytes > size_) {
+            const std::size_t rounded = (bytes + buffer_align - 1) / buffer_align * buffer_align;
+            void* p = std::aligned_alloc(buffer_align, rounded);
+            if (p == nullptr) throw std::bad_alloc();
+            data_.reset(p);
+            size_ = rounded;
+        }
+        return data_.get();
+    }
+
+private:
+    struct deleter {
+        void operator()(void* p) const { std::free(p); }
+    };
+    std::unique_ptr<void, deleter> data_;
+    std::size_t size_ = 0;
+};
+
+struct workspace {
+    scratch a[2], b[2], row;  // A and B blocks are double-buffered: see run_region
+};
+workspace& thread_workspace() {
+    thread_local workspace ws;
+    return ws;
+}
+
+// C = beta * C, with beta == 0 writing zeros (never reading C, which may hold NaN).
+template <class T>
+void scale_c(std::int64_t m, std::int64_t n, T beta, T* c, std::int64_t rs_c) {
+    if (beta == T(1)) return;
+    for (std::int64_t i = 0; i < m; ++i) {
+        T* ci = c + i * rs_c;
+        if (beta == T(0)) std::fill(ci, ci + n, T(0));
+        else
+            for (std::int64_t j = 0; j < n; ++j) ci[j] *= beta;
+    }
+}
+
+// dst[p * ld_dst + r] = src[r * rs + p] for p < kc and r < R, for the largest R <= rows handled in register blocks
+// (SSE2, which every x86-64 CPU has, so this stays baseline code); returns R. The caller does rows R..rows-1.
+inline int transpose_rows(int rows, std::int64_t kc, const float* src, std::int64_t rs, float* dst, int ld_dst) {
+#if defined(__SSE2__)
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const float* s0 = src + (r + 0) * rs;
+        const float* s1 = src + (r + 1) * rs;
+        const float* s2 = src + (r + 2) * rs;
+        const float* s3 = src + (r + 3) * rs;
+        std::int64_t p = 0;
+        for (; p + 4 <= kc; p += 4) {
+            __m128 v0 = _mm_loadu_ps(s0 + p), v1 = _mm_loadu_ps(s1 + p);
+            __m128 v2 = _mm_loadu_ps(s2 + p), v3 = _mm_loadu_ps(s3 + p);
+            _MM_TRANSPOSE4_PS(v0, v1, v2, v3);
+            _mm_storeu_ps(dst + (p + 0) * ld_dst + r, v0);
+            _mm_storeu_ps(dst + (p + 1) * ld_dst + r, v1);
+            _mm_storeu_ps(dst + (p + 2) * ld_dst + r, v2);
+            _mm_storeu_ps(dst + (p + 3) * ld_dst + r, v3);
+        }
+        for (; p < kc; ++p) {
+            float* d = dst + p * ld_dst + r;
+            d[0] = s0[p], d[1] = s1[p], d[2] = s2[p], d[3] = s3[p];
+        }
+    }
+    return r;
+#else
+    (void)kc, (void)src, (void)rs, (void)dst, (void)ld_dst;
+    return rows * 0;
+#endif
+}
+
+inline int transpose_rows(int rows, std::int64_t kc, const double* src, std::int64_t rs, double* dst, int ld_dst) {
+#if defined(__SSE2__)
+    int r = 0;
+    for (; r + 2 <= rows; r += 2) {
+        const double* s0 = src + (r + 0) * rs;
+        const double* s1 = src + (r + 1) * rs;
+        std::int64_t p = 0;
+        for (; p + 2 <= kc; p += 2) {
+            const __m128d v0 = _mm_loadu_pd(s0 + p), v1 = _mm_loadu_pd(s1 + p);
+            _mm_storeu_pd(dst + (p + 0) * ld_dst + r, _mm_unpacklo_pd(v0, v1));
+            _mm_storeu_pd(dst + (p + 1) * ld_dst + r, _mm_unpackhi_pd(v0, v1));
+        }
+        for (; p < kc; ++p) {
+            double* d = dst + p * ld_dst + r;
+            d[0] = s0[p], d[1] = s1[p];
+        }
+    }
+    return r;
+#else
+    (void)kc, (void)src, (void)rs, (void)dst, (void)ld_dst;
+    return rows * 0;
+#endif
+}
+
+// Packs MR-row micro-panels [panel_begin, panel_end) of the mc x kc block of op(A) at `a`: panel ip holds
+// op(A)(ip*MR + r, p) at dst[ip*MR*kc + p*MR + r], rows past mc zero-filled so every tile is full.
+template <class T>
+void pack_a(std::int64_t panel_begin, std::int64_t panel_end, std::int64_t mc, std::int64_t kc, const T* a,
+            std::int64_t rs_a, std::int64_t cs_a, int mr, T* buf) {
+    if (cs_a != 1) {
+        // op(A) columns contiguous (A given transposed): walk the source row by row (k step by k step) across all
+        // the panels, so reads are sequential; panel by panel would hop a page per k step (TLB misses).
+        for (std::int64_t p = 0; p < kc; ++p) {
+            const T* src = a + p * cs_a;
+            for (std::int64_t ip = panel_begin; ip < panel_end; ++ip) {
+                const std::int64_t i0 = ip * mr;
+                const int rows = int(std::min<std::int64_t>(mr, mc - i0));
+                T* d = buf + ip * mr * kc + p * mr;
+                for (int r = 0; r < rows; ++r) d[r] = src[(i0 + r) * rs_a];
+            }
+        }
+    }
+    for (std::int64_t ip = panel_begin; ip < panel_end; ++ip) {
+        const std::int64_t i0 = ip * mr;
+        const int rows = int(std::min<std::int64_t>(mr, mc - i0));
+        T* dst = buf + ip * mr * kc;
+        if (cs_a == 1) {
+            // op(A) rows contiguous: a transpose. Done in small register blocks where the baseline ISA has them,
+            // because element by element it was ~6% of a 1024^3 multiply (perf), half the packing time.
+            int r = transpose_rows(rows, kc, a + i0 * rs_a, rs_a, dst, mr);
+            for (; r < rows; ++r) {
+                const T* src = a + (i0 + r) * rs_a;
+                for (std::int64_t p = 0; p < kc; ++p) dst[p * mr + r] = src[p];
+            }
+        }
+        if (rows < mr)
+            for (std::int64_t p = 0; p < kc; ++p)
+                for (int r = rows; r < mr; ++r) dst[p * mr + r] = T(0);
+    }
+}
+
+// Packs NR-column micro-panels [panel_begin, panel_end) of the kc x nc block of op(B) at `b`: panel jp holds
+// op(B)(p, jp*NR + j) at dst[jp*NR*kc + p*NR + j], columns past nc zero-filled.
+template <class T>
+void pack_b(std::int64_t panel_begin, std::int64_t panel_end, std::int64_t kc, std::int64_t nc, const T* b,
+            std::int64_t rs_b, std::int64_t cs_b, int nr, T* buf) {
+    if (panel_begin >= panel_end) return;
+    if (cs_b == 1) {
+        // op(B) rows contiguous: copy row p of the source across all panels before moving to row p + 1, so the
+        // source is read sequentially (panel by panel it hops a whole row, often a page, per k step: perf showed
+        // this copy as half of the packing time before).
+        const std::int64_t j_begin = panel_begin * nr, j_end = std::min(panel_end * nr, nc);
+        const std::int64_t full_end = j_begin + (j_end - j_begin) / nr * nr;  // start of a partial last panel
+        for (std::int64_t p = 0; p < kc; ++p) {
+            const T* src = b + p * rs_b;
+            for (std::int64_t j0 = j_begin; j0 < full_end; j0 += nr) {
+                T* d = buf + (j0 / nr) * nr * kc + p * nr;
+                for (int j = 0; j < nr; ++j) d[j] = src[j0 + j];
+            }
+            if (full_end < j_end) {
+                T* d = buf + (full_end / nr) * nr * kc + p * nr;
+                const int cols = int(j_end - full_end);
+                for (int j = 0; j < cols; ++j) d[j] = src[full_end + j];
+                for (int j = cols; j < nr; ++j) d[j] = T(0);
+            }
+        }
+        return;
+    }
+    for (std::int64_t jp = panel_begin; jp < panel_end; ++jp) {
+        // op(B) columns contiguous (B given transposed): read each column once, in order.
+        const std::int64_t j0 = jp * nr;
+        const int cols = int(std::min<std::int64_t>(nr, nc - j0));
+        T* dst = buf + jp * nr * kc;
+        for (int j = 0; j < cols; ++j) {
+            const T* src = b + (j0 + j) * cs_b;
+            for (std::int64_t p = 0; p < kc; ++p) dst[p * nr + j] = src[p * rs_b];
+        }
+        if (cols < nr)
+            for (std::int64_t p = 0; p < kc; ++p)
+                for (int j = cols; j < nr; ++j) dst[p * nr + j] = T(0);
+    }
+}
+
+template <class T>
+struct region {
+    const gemm_kernel<T>* kern;
+    std::int64_t m, n, k;
+    T alpha, beta;
+    const T* a;
+    std::int64_t rs_a, cs_a;
+    const T* b;
+    std::int64_t rs_b, cs_b;
+    T* c;
+    std::int64_t rs_c;
+    std::int64_t mc, kc, nc;
+    T* a_buf[2];
+    T* b_buf[2];
+};
+
+// Splits [0, count) into nthreads near-equal contiguous ranges.
+inline void split(std::int64_t count, int tid, int nthreads, std::int64_t* begin, std::int64_t* end) {
+    *begin = count * tid / nthreads;
+    *end = count * (tid + 1) / nthreads;
+}
+
+// Macro-kernel: tiles [tile_begin, tile_end) of the mc x nc block, numbered column of tiles by column of tiles
+// (jr-major) so consecutive tiles of one thread reuse the same B micro-panel from L1.
+template <class T>
+void macro_kernel(const region<T>& g, std::int64_t tile_begin, std::int64_t tile_end, std::int64_t mc,
+                  std::int64_t nc, std::int64_t kc, const T* a_pack, const T* b_pack, T* c, T beta) {
+    const gemm_kernel<T>& kern = *g.kern;
+    const int mr = kern.mr, nr = kern.nr;
+    const std::int64_t m_tiles = (mc + mr - 1) / mr;
+    alignas(64) T tile[32 * 64];  // edge tiles go through here: MR x NR of every kernel fits
+    for (std::int64_t t = tile_begin; t < tile_end; ++t) {
+        const std::int64_t jr = t / m_tiles, ir = t % m_tiles;
+        const std::int64_t i0 = ir * mr, j0 = jr * nr;
+        const T* ap = a_pack + ir * mr * kc;
+        const T* bp = b_pack + jr * nr * kc;
+        T* cp = c + i0 * g.rs_c + j0;
+        const int rows = int(std::min<std::int64_t>(mr, mc - i0));
+        const int cols = int(std::min<std::int64_t>(nr, nc - j0));
+        if (rows == mr && cols == nr) {
+            kern.ukernel(kc, ap, bp, cp, g.rs_c, g.alpha, beta);
+        } else {
+            // Full tile into the scratch tile, then only the valid part into C.
+            kern.ukernel(kc, ap, bp, tile, nr, g.alpha, T(0));
+            for (int r = 0; r < rows; ++r) {
+                T* cr = cp + r * g.rs_c;
+                const T* tr = tile + r * nr;
+                if (beta == T(0))
+                    for (int j = 0; j < cols; ++j) cr[j] = tr[j];
+                else
+                    for (int j = 0; j < cols; ++j) cr[j] = tr[j] + beta * cr[j];
+            }
+        }
+    }
+}
+
+// Body of the packed path, run by every thread of the region. Packing is shared: each thread packs a slice of
+// the micro-panels, then one barrier, then each thread computes its slice of the tiles. A and B blocks are
+// double-buffered, which makes that single barrier per block enough: a thread can only be refilling buffer
+// (i+1)%2 after passing barrier i, which every thread reaches only after finishing its tiles of block i-1 -- the
+// last user of that buffer.
+template <class T>
+void run_region(void* ctx, const team& t) {
+    const region<T>& g = *static_cast<const region<T>*>(ctx);
+    const int mr = g.kern->mr, nr = g.kern->nr;
+    int a_iter = 0, b_iter = 0;
+    for (std::int64_t jc = 0; jc < g.n; jc += g.nc) {
+        const std::int64_t nc = std::min(g.nc, g.n - jc);
+        const std::int64_t n_panels = (nc + nr - 1) / nr;
+        for (std::int64_t pc = 0; pc < g.k; pc += g.kc) {
+            const std::int64_t kc = std::min(g.kc, g.k - pc);
+            // beta applies once, on the first pass over K; later passes accumulate.
+            const T beta = pc == 0 ? g.beta : T(1);
+            T* b_pack = g.b_buf[b_iter++ & 1];
+            std::int64_t p0, p1;
+            split(n_panels, t.tid, t.nthreads, &p0, &p1);
+            pack_b(p0, p1, kc, nc, g.b + pc * g.rs_b + jc * g.cs_b, g.rs_b, g.cs_b, nr, b_pack);
+            for (std::int64_t ic = 0; ic < g.m; ic += g.mc) {
+                const std::int64_t mc = std::min(g.mc, g.m - ic);
+                const std::int64_t m_panels = (mc + mr - 1) / mr;
+                T* a_pack = g.a_buf[a_iter++ & 1];
+                split(m_panels, t.tid, t.nthreads, &p0, &p1);
+                pack_a(p0, p1, mc, kc, g.a + ic * g.rs_a + pc * g.cs_a, g.rs_a, g.cs_a, mr, a_pack);
+                t.barrier->wait();  // the whole A block (and B block, on the first ic) is packed
+                std::int64_t t0, t1;
+                split(m_panels * n_panels, t.tid, t.nthreads, &t0, &t1);
+                macro_kernel(g, t0, t1, mc, nc, kc, a_pack, b_pack, g.c + ic * g.rs_c + jc, beta);
+            }
+        }
+    }
+}
+
+}  // namespace
+
+gemm_params get_gemm_params() {
+    gemm_params p;
+    p.direct_max_work = g_direct_max_work.load();
+    p.direct_max_m = g_direct_max_m.load();
+    p.parallel_min_work = g_parallel_min_work.load();
+    p.mc = g_mc.load();
+    p.kc = g_kc.load();
+    p.nc = g_nc.load();
+    return p;
+}
+
+void set_gemm_params(const gemm_params& p) {
+    if (p.direct_max_work < 0 || p.direct_max_m < 0 || p.parallel_min_work < 0 || p.mc < 0 || p.kc < 0 ||
+        p.nc < 0 || p.mc > (1 << 20) || p.kc > (1 << 20) || p.nc > (1 << 20))
+        throw std::invalid_argument("gemm parameters must be >= 0 (block sizes at most 2**20)");
+    g_direct_max_work = p.direct_max_work;
+    g_direct_max_m = p.direct_max_m;
+    g_parallel_min_work = p.parallel_min_work;
+    g_mc = p.mc;
+    g_kc = p.kc;
+    g_nc = p.nc;
+}
+
+template <class T>
+void gemm_strided(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a, std::int64_t rs_a,
+                  std::int64_t cs_a, const T* b, std::int64_t rs_b, std::int64_t cs_b, T beta, T* c,
+                  std::int64_t rs_c) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0 || alpha == T(0)) {
+        scale_c(m, n, beta, c, rs_c);
+        return;
+    }
+    const gemm_kernel<T>& kern = active_kernel<T>();
+    workspace& ws = thread_workspace();
+    // Saturating product: the shapes come from real arrays, but m * n * k can still exceed int64.
+    const double work = double(m) * double(n) * double(k);
+
+    const std::int64_t direct_max_m = g_direct_max_m.load(std::memory_order_relaxed) * (cs_b != 1 ? 2 : 1);
+    if (work < double(g_direct_max_work.load(std::memory_order_relaxed)) || m <= direct_max_m) {
+        T* row = static_cast<T*>(ws.row.get(std::size_t(k) * sizeof(T)));
+        kern.direct(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, rs_c, row);
+        return;
+    }
+
+    region<T> g;
+    g.kern = &kern;
+    g.m = m, g.n = n, g.k = k;
+    g.alpha = alpha, g.beta = beta;
+    g.a = a, g.rs_a = rs_a, g.cs_a = cs_a;
+    g.b = b, g.rs_b = rs_b, g.cs_b = cs_b;
+    g.c = c, g.rs_c = rs_c;
+    const int mc_o = g_mc.load(), kc_o = g_kc.load(), nc_o = g_nc.load();
+    g.mc = balanced_block(m, mc_o > 0 ? mc_o : kern.mc, kern.mr);
+    g.kc = balanced_block(k, kc_o > 0 ? kc_o : kern.kc, 1);
+    g.nc = balanced_block(n, nc_o > 0 ? nc_o : kern.nc, kern.nr);
+
+    const std::int64_t mc_alloc = round_up(std::min(g.mc, m), kern.mr);
+    const std::int64_t nc_alloc = round_up(std::min(g.nc, n), kern.nr);
+    const std::int64_t kc_alloc = std::min(g.kc, k);
+    for (int i = 0; i < 2; ++i) {
+        g.a_buf[i] = static_cast<T*>(ws.a[i].get(std::size_t(mc_alloc * kc_alloc) * sizeof(T)));
+        g.b_buf[i] = static_cast<T*>(ws.b[i].get(std::size_t(nc_alloc * kc_alloc) * sizeof(T)));
+    }
+
+    int nthreads = get_num_threads();
+    if (work < double(g_parallel_min_work.load(std::memory_order_relaxed))) nthreads = 1;
+    // No more threads than tiles in a block.
+    const std::int64_t tiles = (mc_alloc / kern.mr) * (nc_alloc / kern.nr);
+    if (tiles < nthreads) nthreads = int(tiles);
+    parallel_run(nthreads, &run_region<T>, &g);
+}
+
+template void gemm_strided<float>(std::int64_t, std::int64_t, std::int64_t, float, const float*, std::int64_t,
+                                  std::int64_t, const float*, std::int64_t, std::int64_t, float, float*,
+                                  std::int64_t);
+template void gemm_strided<double>(std::int64_t, std::int64_t, std::int64_t, double, const double*, std::int64_t,
+                                   std::int64_t, const double*, std::int64_t, std::int64_t, double, double*,
+                                   std::int64_t);
+
+}  // namespace pyfastnn

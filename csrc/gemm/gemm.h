@@ -1,0 +1,49 @@
+// GEMM entry points: C = alpha * op(A) * op(B) + beta * C, row-major C. Portable header.
+//
+// Structure (BLIS / GotoBLAS): jc loop over N in blocks of nc (B block kc x nc, packed, in L3), pc loop over K in
+// blocks of kc, ic loop over M in blocks of mc (A block mc x kc, packed, in L2), macro-kernel over the MR x NR
+// tiles of the block, register-blocked micro-kernel per tile (from the dispatch table). Small problems skip the
+// packing; large ones split the tiles of each block over the thread pool.
+#pragma once
+
+#include <cstdint>
+
+namespace pyfastnn {
+
+// General strides: op(A)(i, p) = a[i * rs_a + p * cs_a] (m x k), op(B)(p, j) = b[p * rs_b + j * cs_b] (k x n),
+// C(i, j) = c[i * rs_c + j] (m x n, unit column stride). C must not overlap A or B. beta == 0 never reads C.
+template <class T>
+void gemm_strided(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a, std::int64_t rs_a,
+                  std::int64_t cs_a, const T* b, std::int64_t rs_b, std::int64_t cs_b, T beta, T* c,
+                  std::int64_t rs_c);
+
+// BLAS-like row-major form: A is stored m x k (k x m when trans_a) with leading dimension lda, B is stored k x n
+// (n x k when trans_b) with leading dimension ldb, C is m x n with leading dimension ldc.
+template <class T>
+void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
+          std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+    gemm_strided<T>(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, b, trans_b ? 1 : ldb,
+                    trans_b ? ldb : 1, beta, c, ldc);
+}
+
+// Tunables of the driver (process-wide). Zero block sizes mean "the kernel's own (see gemm_kernel)".
+struct gemm_params {
+    // Problems with m * n * k below this, or with m <= direct_max_m (2 * direct_max_m when op(B) has strided
+    // rows, i.e. B is given transposed), run the unpacked direct loop.
+    std::int64_t direct_max_work = 0;
+    std::int64_t direct_max_m = 0;
+    // Problems with m * n * k below this run on one thread.
+    std::int64_t parallel_min_work = 0;
+    int mc = 0, kc = 0, nc = 0;
+};
+gemm_params get_gemm_params();
+void set_gemm_params(const gemm_params& p);  // throws std::invalid_argument on negative values
+
+extern template void gemm_strided<float>(std::int64_t, std::int64_t, std::int64_t, float, const float*,
+                                         std::int64_t, std::int64_t, const float*, std::int64_t, std::int64_t,
+                                         float, float*, std::int64_t);
+extern template void gemm_strided<double>(std::int64_t, std::int64_t, std::int64_t, double, const double*,
+                                          std::int64_t, std::int64_t, const double*, std::int64_t, std::int64_t,
+                                          double, double*, std::int64_t);
+
+}  // namespace pyfastnn

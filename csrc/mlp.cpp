@@ -1,0 +1,187 @@
+// The whole network (see mlp.h): forward, backward and training epochs over all layers, built from the GEMM
+// driver and the elementwise kernels. No allocation here: every buffer belongs to the caller.
+#include "mlp.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "gemm/gemm.h"
+#include "optim.h"
+
+namespace pyfastnn {
+
+namespace {
+
+// Z = A_prev Wᵀ (+ b, σ): one GEMM with W read transposed in place, then the bias + activation pass.
+template <class T>
+void layer_forward(const layer_view<T>& L, const T* a_prev, std::int64_t rows, T* z, T* out) {
+    T* target = z != nullptr ? z : out;
+    gemm<T>(false, true, rows, L.n_out, L.n_in, T(1), a_prev, L.n_in, L.w, L.n_in, T(0), target, L.n_out);
+    bias_activation_forward(L.act, rows, L.n_out, target, L.n_out, L.b, out, L.n_out);
+}
+
+// Δ_prev = (Δ W) ⊙ σ'(prev layer).
+template <class T>
+void propagate_delta(const layer_view<T>& L, const layer_view<T>& prev, std::int64_t rows, const T* delta,
+                     const T* a_prev, const T* z_prev, T* delta_prev, bool ste) {
+    gemm<T>(false, false, rows, L.n_in, L.n_out, T(1), delta, L.n_out, L.w, L.n_in, T(0), delta_prev, L.n_in);
+    activation_backward(prev.act, rows, L.n_in, a_prev, L.n_in, z_prev, L.n_in, delta_prev, L.n_in, ste);
+}
+
+// Per-sample SGD (one row): a single pass over W both propagates δ (Δ_prev = Wᵀδ, with the old W) and applies
+// the rank-1 update W ← decay·W − η δ aᵀ, so W streams through the cache once instead of twice.
+template <class T>
+void rank1_step(const layer_view<T>& L, const T* delta, const T* a_prev, T eta, T decay, T* delta_prev) {
+    if (delta_prev != nullptr) std::fill(delta_prev, delta_prev + L.n_in, T(0));
+    for (std::int64_t i = 0; i < L.n_out; ++i) {
+        T* w = L.w + i * L.n_in;
+        const T d = delta[i];
+        const T step = eta * d;
+        if (delta_prev != nullptr) {
+            for (std::int64_t j = 0; j < L.n_in; ++j) {
+                delta_prev[j] += d * w[j];
+                w[j] = w[j] * decay - step * a_prev[j];
+            }
+        } else {
+            for (std::int64_t j = 0; j < L.n_in; ++j) w[j] = w[j] * decay - step * a_prev[j];
+        }
+        L.b[i] -= step;
+    }
+}
+
+template <class T>
+bool all_finite(const T* p, std::int64_t n) {
+    T acc = 0;
+    for (std::int64_t i = 0; i < n; ++i) acc += p[i] * T(0);  // NaN·0 and inf·0 are NaN; finite·0 is 0
+    return acc == T(0);
+}
+
+// One update of every layer from a batch whose forward pass and output delta are done.
+template <class T>
+void backward_update(const std::vector<layer_view<T>>& net, const T* x, std::int64_t rows, const mlp_buffers<T>& buf,
+                     const std::vector<T*>& dw, const std::vector<T*>& db, bool ste, optimizer_spec<T>& opt) {
+    const std::size_t nl = net.size();
+    const bool plain_sgd = opt.kind == optimizer_kind::sgd && opt.momentum == 0.0;
+    if (opt.kind == optimizer_kind::adam) ++opt.step;
+    const T inv_rows = T(1) / T(rows);
+    for (std::size_t l = nl; l-- > 0;) {
+        const layer_view<T>& L = net[l];
+        const T* a_prev = l == 0 ? x : buf.outs[l - 1];
+        T* delta = buf.deltas[l];
+        T* delta_prev = l == 0 ? nullptr : buf.deltas[l - 1];
+        if (plain_sgd) {
+            const T eta = T(opt.lr), decay = T(1) - T(opt.lr) * T(opt.weight_decay);
+            if (rows == 1) {
+                rank1_step(L, delta, a_prev, eta, decay, delta_prev);
+                if (delta_prev != nullptr)
+                    activation_backward(net[l - 1].act, 1, L.n_in, a_prev, L.n_in, buf.zs[l - 1], L.n_in,
+                                        delta_prev, L.n_in, ste);
+                continue;
+            }
+            // Δ_prev needs the old W, so it comes first; then W ← decay·W − (η/B) Δᵀ A_prev in one GEMM.
+            if (delta_prev != nullptr) propagate_delta(L, net[l - 1], rows, delta, a_prev, buf.zs[l - 1], delta_prev, ste);
+            gemm<T>(true, false, L.n_out, L.n_in, rows, -eta * inv_rows, delta, L.n_out, a_prev, L.n_in, decay, L.w,
+                    L.n_in);
+            column_sums(rows, L.n_out, delta, L.n_out, inv_rows, db[l]);
+            for (std::int64_t i = 0; i < L.n_out; ++i) L.b[i] -= eta * db[l][i];
+            continue;
+        }
+        if (delta_prev != nullptr) propagate_delta(L, net[l - 1], rows, delta, a_prev, buf.zs[l - 1], delta_prev, ste);
+        gemm<T>(true, false, L.n_out, L.n_in, rows, inv_rows, delta, L.n_out, a_prev, L.n_in, T(0), dw[l], L.n_in);
+        column_sums(rows, L.n_out, delta, L.n_out, inv_rows, db[l]);
+        const std::int64_t nw = L.n_out * L.n_in;
+        if (opt.kind == optimizer_kind::sgd) {
+            sgd_update(nw, L.w, dw[l], opt.state[l], opt.lr, opt.momentum, opt.nesterov, opt.weight_decay);
+            sgd_update(L.n_out, L.b, db[l], opt.state[nl + l], opt.lr, opt.momentum, opt.nesterov, 0.0);
+        } else {
+            adam_update(nw, L.w, dw[l], opt.state[l], opt.state[2 * nl + l], opt.step, opt.lr, opt.beta1, opt.beta2,
+                        opt.eps, opt.weight_decay);
+            adam_update(L.n_out, L.b, db[l], opt.state[nl + l], opt.state[3 * nl + l], opt.step, opt.lr, opt.beta1,
+                        opt.beta2, opt.eps, 0.0);
+        }
+    }
+}
+
+}  // namespace
+
+template <class T>
+void mlp_forward(const std::vector<layer_view<T>>& net, const T* x, std::int64_t rows, const mlp_buffers<T>& buf) {
+    const T* a_prev = x;
+    for (std::size_t l = 0; l < net.size(); ++l) {
+        layer_forward(net[l], a_prev, rows, buf.zs[l], buf.outs[l]);
+        a_prev = buf.outs[l];
+    }
+}
+
+template <class T>
+double mlp_backward(const std::vector<layer_view<T>>& net, loss_kind loss, const T* x, const T* y, std::int64_t rows,
+                    const mlp_buffers<T>& buf, const std::vector<T*>& dw, const std::vector<T*>& db, bool ste) {
+    const std::size_t nl = net.size();
+    const layer_view<T>& out = net[nl - 1];
+    const double value =
+        loss_and_output_delta(loss, out.act, rows, out.n_out, buf.outs[nl - 1], buf.zs[nl - 1], y, buf.deltas[nl - 1], ste);
+    const T inv_rows = T(1) / T(rows);
+    for (std::size_t l = nl; l-- > 0;) {
+        const layer_view<T>& L = net[l];
+        const T* a_prev = l == 0 ? x : buf.outs[l - 1];
+        gemm<T>(true, false, L.n_out, L.n_in, rows, inv_rows, buf.deltas[l], L.n_out, a_prev, L.n_in, T(0), dw[l],
+                L.n_in);
+        column_sums(rows, L.n_out, buf.deltas[l], L.n_out, inv_rows, db[l]);
+        if (l > 0) propagate_delta(L, net[l - 1], rows, buf.deltas[l], a_prev, buf.zs[l - 1], buf.deltas[l - 1], ste);
+    }
+    return value;
+}
+
+template <class T>
+epoch_result mlp_train_epoch(const std::vector<layer_view<T>>& net, loss_kind loss, const T* x, const T* y,
+                             std::int64_t n, const std::int64_t* order, std::int64_t batch,
+                             const mlp_buffers<T>& buf, const std::vector<T*>& dw, const std::vector<T*>& db,
+                             T* xbuf, T* ybuf, bool ste, optimizer_spec<T>& opt) {
+    epoch_result res;
+    const std::int64_t n_in = net.front().n_in, n_out = net.back().n_out;
+    const layer_view<T>& out = net.back();
+    const std::size_t nl = net.size();
+    for (std::int64_t lo = 0; lo < n; lo += batch) {
+        const std::int64_t rows = std::min(batch, n - lo);
+        const T* xb = x + lo * n_in;
+        const T* yb = y + lo * n_out;
+        if (order != nullptr) {
+            // Gather the shuffled rows into one contiguous batch.
+            for (std::int64_t r = 0; r < rows; ++r) {
+                const std::int64_t src = order[lo + r];
+                std::memcpy(xbuf + r * n_in, x + src * n_in, sizeof(T) * std::size_t(n_in));
+                std::memcpy(ybuf + r * n_out, y + src * n_out, sizeof(T) * std::size_t(n_out));
+            }
+            xb = xbuf;
+            yb = ybuf;
+        }
+        mlp_forward(net, xb, rows, buf);
+        const double value = loss_and_output_delta(loss, out.act, rows, out.n_out, buf.outs[nl - 1], buf.zs[nl - 1], yb,
+                                                   buf.deltas[nl - 1], ste);
+        if (!std::isfinite(value) || !all_finite(buf.deltas[nl - 1], rows * out.n_out)) {
+            res.bad_batch_start = lo;
+            res.bad_loss = value;
+            return res;
+        }
+        backward_update(net, xb, rows, buf, dw, db, ste, opt);
+        res.loss_sum += value * double(rows);
+        res.samples_done += rows;
+    }
+    return res;
+}
+
+#define PYFASTNN_INSTANTIATE(T)                                                                                   \
+    template void mlp_forward<T>(const std::vector<layer_view<T>>&, const T*, std::int64_t, const mlp_buffers<T>&); \
+    template double mlp_backward<T>(const std::vector<layer_view<T>>&, loss_kind, const T*, const T*, std::int64_t, \
+                                    const mlp_buffers<T>&, const std::vector<T*>&, const std::vector<T*>&, bool);  \
+    template epoch_result mlp_train_epoch<T>(const std::vector<layer_view<T>>&, loss_kind, const T*, const T*,     \
+                                             std::int64_t, const std::int64_t*, std::int64_t, const mlp_buffers<T>&, \
+                                             const std::vector<T*>&, const std::vector<T*>&, T*, T*, bool,          \
+                                             optimizer_spec<T>&);
+
+PYFASTNN_INSTANTIATE(float)
+PYFASTNN_INSTANTIATE(double)
+#undef PYFASTNN_INSTANTIATE
+
+}  // namespace pyfastnn

@@ -1,0 +1,71 @@
+// The whole network: forward pass, backpropagation and training (forward, loss, backward and update of every
+// layer) in one native call. Portable header.
+//
+// Notation as in DESIGN.md §1, batched: rows are samples. Layer l (0-based here) maps n_in = N_l to
+// n_out = N_{l+1}: Z = A_prev Wᵀ + b, A = σ(Z); Δ_prev = (Δ W) ⊙ σ'(Z_prev); ∂C/∂W = Δᵀ A_prev / B.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "activations.h"
+
+namespace pyfastnn {
+
+template <class T>
+struct layer_view {
+    T* w;  // (n_out, n_in), row-major, contiguous
+    T* b;  // (n_out,)
+    std::int64_t n_out, n_in;
+    act_kind act;
+};
+
+// Per-layer buffers of a batch of up to `capacity` rows; a smaller batch uses the first rows.
+template <class T>
+struct mlp_buffers {
+    std::int64_t capacity = 0;
+    std::vector<T*> outs;    // A of each layer, (capacity, n_out)
+    std::vector<T*> zs;      // Z of each layer or nullptr where it is not kept
+    std::vector<T*> deltas;  // Δ of each layer, (capacity, n_out)
+};
+
+template <class T>
+void mlp_forward(const std::vector<layer_view<T>>& net, const T* x, std::int64_t rows, const mlp_buffers<T>& buf);
+
+// After mlp_forward: fills the deltas and the gradients dw[l] (n_out, n_in), db[l] (n_out,); returns the loss.
+template <class T>
+double mlp_backward(const std::vector<layer_view<T>>& net, loss_kind loss, const T* x, const T* y,
+                    std::int64_t rows, const mlp_buffers<T>& buf, const std::vector<T*>& dw,
+                    const std::vector<T*>& db, bool ste);
+
+enum class optimizer_kind : int { sgd, adam };
+
+template <class T>
+struct optimizer_spec {
+    optimizer_kind kind = optimizer_kind::sgd;
+    double lr = 0.1, momentum = 0.0, weight_decay = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+    bool nesterov = false;
+    std::int64_t step = 0;  // Adam's update count so far
+    // SGD with momentum: velocity of each weight then of each bias (2L arrays). Adam: first moments of the
+    // weights, of the biases, then second moments of the weights, of the biases (4L arrays). Else empty.
+    std::vector<T*> state;
+};
+
+struct epoch_result {
+    double loss_sum = 0;             // Σ over batches of (batch loss × batch rows)
+    std::int64_t samples_done = 0;   // rows trained on
+    std::int64_t bad_batch_start = -1;  // first row of the batch whose loss was not finite (then no update)
+    double bad_loss = 0;
+};
+
+// Trains one pass over x (n rows) in batches of `batch` rows, in the order `order` (n row indices) or in
+// storage order when order is null. Batches taken out of order are gathered into xbuf/ybuf (batch rows each).
+// dw/db receive gradients where the optimizer needs them as a separate array (momentum, Adam). Stops before
+// the update of a batch whose loss is not finite. opt.step is advanced for Adam.
+template <class T>
+epoch_result mlp_train_epoch(const std::vector<layer_view<T>>& net, loss_kind loss, const T* x, const T* y,
+                             std::int64_t n, const std::int64_t* order, std::int64_t batch,
+                             const mlp_buffers<T>& buf, const std::vector<T*>& dw, const std::vector<T*>& db,
+                             T* xbuf, T* ybuf, bool ste, optimizer_spec<T>& opt);
+
+}  // namespace pyfastnn

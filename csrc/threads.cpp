@@ -1,0 +1,197 @@
+// Persistent worker pool: workers spin briefly after a region (back-to-back GEMMs then start without a
+// futex wake-up) and then sleep on a condition variable.
+#include "threads.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
+#if defined(__linux__)
+#include <sched.h>
+#endif
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
+
+namespace pyfastnn {
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(_M_X64)
+    _mm_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+int default_threads() {
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        const int n = CPU_COUNT(&set);
+        if (n > 0) return n < max_threads ? n : max_threads;
+    }
+#endif
+    const unsigned n = std::thread::hardware_concurrency();
+    return n == 0 ? 1 : (n < unsigned(max_threads) ? int(n) : max_threads);
+}
+
+std::atomic<int> g_num_threads{0};  // 0 = not yet initialised
+
+// How long an idle worker keeps spinning before it sleeps.
+constexpr auto spin_before_sleep = std::chrono::microseconds(300);
+
+class pool {
+public:
+    ~pool() = delete;  // never destroyed: see the note at g_pool
+
+    // Returns false (and does nothing) if another caller is using the pool.
+    bool try_run(int nthreads, team_fn fn, void* ctx) {
+        std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+        if (!busy.owns_lock()) return false;
+        grow(nthreads - 1);
+
+        spin_barrier barrier(nthreads);
+        fn_ = fn;
+        ctx_ = ctx;
+        barrier_ = &barrier;
+        active_ = nthreads;
+        done_.store(0, std::memory_order_relaxed);
+        {
+            // Only the workers of this region get a new ticket, so idle ones never read the region parameters
+            // (which the next region may overwrite). Bumping under the mutex means a worker that is about to sleep
+            // either sees its new ticket in the wait predicate or gets the notify: no lost wake-up.
+            std::lock_guard<std::mutex> lk(mutex_);
+            for (int w = 0; w < nthreads - 1; ++w) workers_[w]->ticket.fetch_add(1, std::memory_order_release);
+        }
+        cv_.notify_all();
+
+        fn(ctx, team{0, nthreads, &barrier});
+
+        // Every worker of the region must be done before the parameters (and the barrier on this stack) go away.
+        while (done_.load(std::memory_order_acquire) != nthreads - 1) cpu_relax();
+        return true;
+    }
+
+private:
+    struct worker {
+        std::atomic<std::uint64_t> ticket{0};
+    };
+
+    void grow(int nworkers) {
+        while (int(workers_.size()) < nworkers) {
+            workers_.push_back(new worker());  // stable address for the thread; never freed, like the pool
+            const int tid = int(workers_.size());
+            std::thread(&pool::worker_loop, this, tid, workers_.back()).detach();
+        }
+    }
+
+    void worker_loop(int tid, worker* self) {
+        std::uint64_t seen = 0;
+        for (;;) {
+            // Spin for a while, then sleep until this worker's next ticket.
+            const auto spin_until = std::chrono::steady_clock::now() + spin_before_sleep;
+            int polls = 0;
+            while (self->ticket.load(std::memory_order_acquire) == seen) {
+                cpu_relax();
+                if (++polls % 64 == 0 && std::chrono::steady_clock::now() > spin_until) {
+                    std::unique_lock<std::mutex> lk(mutex_);
+                    cv_.wait(lk, [&] { return self->ticket.load(std::memory_order_acquire) != seen; });
+                }
+            }
+            ++seen;
+            fn_(ctx_, team{tid, active_, barrier_});
+            done_.fetch_add(1, std::memory_order_acq_rel);
+        }
+    }
+
+    std::mutex busy_;  // held by the caller that owns the current region
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::atomic<int> done_{0};
+    // Region parameters: written by the owner before the ticket bumps (release), read by the region's workers
+    // after seeing their ticket (acquire).
+    team_fn fn_ = nullptr;
+    void* ctx_ = nullptr;
+    spin_barrier* barrier_ = nullptr;
+    int active_ = 0;
+    std::vector<worker*> workers_;
+};
+
+// The pool is created on first use and deliberately leaked: destroying it at exit would have to join workers
+// that may be blocked, and in a forked child its threads do not exist at all. The child handler just forgets it
+// (its mutexes may have been copied in a locked state), and the child's first parallel region builds a new one.
+std::atomic<pool*> g_pool{nullptr};
+std::mutex g_pool_create;
+
+void after_fork_in_child() {
+    g_pool.store(nullptr, std::memory_order_relaxed);
+    new (&g_pool_create) std::mutex();  // may have been held by another thread of the parent at fork time
+}
+
+pool* get_pool() {
+    pool* p = g_pool.load(std::memory_order_acquire);
+    if (p != nullptr) return p;
+    std::lock_guard<std::mutex> lk(g_pool_create);
+    p = g_pool.load(std::memory_order_acquire);
+    if (p == nullptr) {
+        static const bool registered = [] {
+#if defined(__unix__) || defined(__APPLE__)
+            pthread_atfork(nullptr, nullptr, after_fork_in_child);
+#endif
+            return true;
+        }();
+        (void)registered;
+        p = new pool();
+        g_pool.store(p, std::memory_order_release);
+    }
+    return p;
+}
+
+}  // namespace
+
+void spin_barrier::wait() {
+    const int gen = generation_.load(std::memory_order_acquire);
+    if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
+        count_.store(0, std::memory_order_relaxed);
+        generation_.fetch_add(1, std::memory_order_release);
+        return;
+    }
+    int polls = 0;
+    while (generation_.load(std::memory_order_acquire) == gen) {
+        cpu_relax();
+        if (++polls % 1024 == 0) std::this_thread::yield();
+    }
+}
+
+int get_num_threads() {
+    int n = g_num_threads.load(std::memory_order_relaxed);
+    if (n == 0) {
+        n = default_threads();
+        g_num_threads.store(n, std::memory_order_relaxed);
+    }
+    return n;
+}
+
+void set_num_threads(int n) {
+    if (n < 1 || n > max_threads)
+        throw std::invalid_argument("number of threads must be between 1 and " + std::to_string(max_threads) +
+                                    ", got " + std::to_string(n));
+    g_num_threads.store(n, std::memory_order_relaxed);
+}
+
+void parallel_run(int requested, team_fn fn, void* ctx) {
+    if (requested > 1 && get_pool()->try_run(requested, fn, ctx)) return;
+    spin_barrier barrier(1);
+    fn(ctx, team{0, 1, &barrier});
+}
+
+}  // namespace pyfastnn
