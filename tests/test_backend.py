@@ -4,6 +4,7 @@ import importlib
 import inspect
 import os
 import subprocess
+import tempfile
 import sys
 
 import numpy as np
@@ -179,8 +180,10 @@ def test_failed_set_backend_keeps_the_current_one(restore_backend):
 def _run(code, **env):
     full = {k: v for k, v in os.environ.items() if not k.startswith("PYFASTNN_")}
     full.update(env)
+    # Run outside the source tree, so the child imports the installed package as the tests do.
     return subprocess.run(
-        [sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=60, check=False,
+        cwd=tempfile.gettempdir(),
     )
 
 

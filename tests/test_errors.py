@@ -3,6 +3,7 @@ never a crash, never a half-updated network."""
 
 import os
 import subprocess
+import tempfile
 import sys
 
 import numpy as np
@@ -373,8 +374,10 @@ def test_unavailable_backend_says_why(name):
 
 def _import_with_env(code, **env):
     full = dict(os.environ, **env)
+    # Run outside the source tree, so the child imports the installed package as the tests do.
     return subprocess.run(
-        [sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=60, check=False,
+        cwd=tempfile.gettempdir(),
     )
 
 
