@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "rowops/rowops.h"
+
 namespace pyfastnn {
 
 namespace {
@@ -117,6 +119,10 @@ const char* loss_names() { return "squared_error, hinge, binary_cross_entropy, c
 template <class T>
 void bias_activation_forward(act_kind act, std::int64_t rows, std::int64_t cols, T* z, std::int64_t ld_z,
                              const T* bias, T* out, std::int64_t ld_out) {
+    if (act == act_kind::relu && bias != nullptr && ld_z == cols && ld_out == cols) {
+        active_rowops<T>().bias_relu(rows, cols, z, bias, out);  // the common case, vectorised for this CPU
+        return;
+    }
     for (std::int64_t i = 0; i < rows; ++i) {
         T* zr = z + i * ld_z;
         if (bias != nullptr)
@@ -128,6 +134,10 @@ void bias_activation_forward(act_kind act, std::int64_t rows, std::int64_t cols,
 template <class T>
 void activation_backward(act_kind act, std::int64_t rows, std::int64_t cols, const T* a, std::int64_t ld_a,
                          const T* z, std::int64_t ld_z, T* delta, std::int64_t ld_d, bool ste) {
+    if (act == act_kind::relu && ld_a == cols && ld_d == cols) {
+        active_rowops<T>().relu_backward(rows * cols, a, delta);
+        return;
+    }
     for (std::int64_t i = 0; i < rows; ++i) {
         const T* ar = a + i * ld_a;
         T* d = delta + i * ld_d;

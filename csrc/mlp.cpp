@@ -8,15 +8,99 @@
 
 #include "gemm/gemm.h"
 #include "optim.h"
+#include "rowops/rowops.h"
+#include "threads.h"
 
 namespace pyfastnn {
 
 namespace {
 
+// The per-sample path splits a layer's rows of W between the threads when W is big enough to pay for the
+// hand-off (a few µs): each thread then keeps touching the same half of W, forward and backward.
+constexpr std::int64_t per_sample_parallel_min = 64 * 1024;  // elements of W
+
+inline void split_rows(std::int64_t n, int tid, int nthreads, std::int64_t* r0, std::int64_t* r1) {
+    *r0 = n * tid / nthreads;
+    *r1 = n * (tid + 1) / nthreads;
+}
+
+inline int per_sample_threads(std::int64_t n_out, std::int64_t n_in) {
+    if (n_out * n_in < per_sample_parallel_min) return 1;
+    const int t = get_num_threads();
+    return t < int(n_out) ? t : int(n_out);
+}
+
+template <class T>
+struct matvec_ctx {
+    const layer_view<T>* L;
+    const T* x;
+    T* z;
+};
+
+template <class T>
+void matvec_worker(void* p, const team& t) {
+    auto& c = *static_cast<matvec_ctx<T>*>(p);
+    std::int64_t r0, r1;
+    split_rows(c.L->n_out, t.tid, t.nthreads, &r0, &r1);
+    active_rowops<T>().matvec_bias(r1 - r0, c.L->n_in, c.L->w + r0 * c.L->n_in, c.L->b + r0, c.x, c.z + r0);
+}
+
+// z = W x + b for one sample.
+template <class T>
+void matvec_forward(const layer_view<T>& L, const T* x, T* z) {
+    matvec_ctx<T> c{&L, x, z};
+    parallel_run(per_sample_threads(L.n_out, L.n_in), matvec_worker<T>, &c);
+}
+
+template <class T>
+struct rank1_ctx {
+    const layer_view<T>* L;
+    const T* delta;
+    const T* a;
+    T eta, decay;
+    T* delta_prev;  // null for the first layer
+    T* partial;     // (max_threads - 1) x n_in: the other threads' shares of delta_prev
+    int used;
+};
+
+template <class T>
+void rank1_worker(void* p, const team& t) {
+    auto& c = *static_cast<rank1_ctx<T>*>(p);
+    const layer_view<T>& L = *c.L;
+    std::int64_t r0, r1;
+    split_rows(L.n_out, t.tid, t.nthreads, &r0, &r1);
+    T* dp = c.delta_prev == nullptr ? nullptr : (t.tid == 0 ? c.delta_prev : c.partial + (t.tid - 1) * L.n_in);
+    active_rowops<T>().rank1_step(r1 - r0, L.n_in, L.w + r0 * L.n_in, L.b + r0, c.delta + r0, c.a, c.eta, c.decay, dp);
+    if (t.tid == 0) c.used = t.nthreads;
+}
+
+// Per-sample SGD for one layer: one pass over W both propagates δ (with the old W) and applies the rank-1
+// update, so W streams through the cache once instead of twice; rows split between threads, whose partial
+// Wᵀδ are summed afterwards.
+template <class T>
+void rank1_update(const layer_view<T>& L, const T* delta, const T* a, T eta, T decay, T* delta_prev) {
+    thread_local std::vector<T> partial;
+    const int want = per_sample_threads(L.n_out, L.n_in);
+    if (delta_prev != nullptr && want > 1 && partial.size() < std::size_t((want - 1) * L.n_in))
+        partial.resize(std::size_t((want - 1) * L.n_in));  // grows once per layer size, then reused
+    rank1_ctx<T> c{&L, delta, a, eta, decay, delta_prev, partial.data(), 1};
+    parallel_run(want, rank1_worker<T>, &c);
+    if (delta_prev == nullptr) return;
+    for (int t = 1; t < c.used; ++t) {
+        const T* src = c.partial + (t - 1) * L.n_in;
+        for (std::int64_t j = 0; j < L.n_in; ++j) delta_prev[j] += src[j];
+    }
+}
+
 // Z = A_prev Wᵀ (+ b, σ): one GEMM with W read transposed in place, then the bias + activation pass.
 template <class T>
 void layer_forward(const layer_view<T>& L, const T* a_prev, std::int64_t rows, T* z, T* out) {
     T* target = z != nullptr ? z : out;
+    if (rows == 1) {
+        matvec_forward(L, a_prev, target);
+        bias_activation_forward<T>(L.act, rows, L.n_out, target, L.n_out, nullptr, out, L.n_out);
+        return;
+    }
     gemm<T>(false, true, rows, L.n_out, L.n_in, T(1), a_prev, L.n_in, L.w, L.n_in, T(0), target, L.n_out);
     bias_activation_forward(L.act, rows, L.n_out, target, L.n_out, L.b, out, L.n_out);
 }
@@ -27,27 +111,6 @@ void propagate_delta(const layer_view<T>& L, const layer_view<T>& prev, std::int
                      const T* a_prev, const T* z_prev, T* delta_prev, bool ste) {
     gemm<T>(false, false, rows, L.n_in, L.n_out, T(1), delta, L.n_out, L.w, L.n_in, T(0), delta_prev, L.n_in);
     activation_backward(prev.act, rows, L.n_in, a_prev, L.n_in, z_prev, L.n_in, delta_prev, L.n_in, ste);
-}
-
-// Per-sample SGD (one row): a single pass over W both propagates δ (Δ_prev = Wᵀδ, with the old W) and applies
-// the rank-1 update W ← decay·W − η δ aᵀ, so W streams through the cache once instead of twice.
-template <class T>
-void rank1_step(const layer_view<T>& L, const T* delta, const T* a_prev, T eta, T decay, T* delta_prev) {
-    if (delta_prev != nullptr) std::fill(delta_prev, delta_prev + L.n_in, T(0));
-    for (std::int64_t i = 0; i < L.n_out; ++i) {
-        T* w = L.w + i * L.n_in;
-        const T d = delta[i];
-        const T step = eta * d;
-        if (delta_prev != nullptr) {
-            for (std::int64_t j = 0; j < L.n_in; ++j) {
-                delta_prev[j] += d * w[j];
-                w[j] = w[j] * decay - step * a_prev[j];
-            }
-        } else {
-            for (std::int64_t j = 0; j < L.n_in; ++j) w[j] = w[j] * decay - step * a_prev[j];
-        }
-        L.b[i] -= step;
-    }
 }
 
 template <class T>
@@ -73,7 +136,7 @@ void backward_update(const std::vector<layer_view<T>>& net, const T* x, std::int
         if (plain_sgd) {
             const T eta = T(opt.lr), decay = T(1) - T(opt.lr) * T(opt.weight_decay);
             if (rows == 1) {
-                rank1_step(L, delta, a_prev, eta, decay, delta_prev);
+                rank1_update(L, delta, a_prev, eta, decay, delta_prev);
                 if (delta_prev != nullptr)
                     activation_backward(net[l - 1].act, 1, L.n_in, a_prev, L.n_in, buf.zs[l - 1], L.n_in,
                                         delta_prev, L.n_in, ste);

@@ -203,3 +203,24 @@ def test_kernels_reject_bad_buffers(kern):
                          outs, zs, deltas, dws, dbs, None, None, False, spec)
     with pytest.raises((ValueError, TypeError)):
         kern.activation_backward("step", outs[0], None, deltas[0], True)  # STE needs z
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_per_sample_path_on_a_layer_big_enough_to_split(backend, threads):
+    """Batch size 1 with a layer past the per-sample threading threshold (64K weights) follows the reference."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((12, 300))
+    labels = rng.integers(0, 3, 12)
+    nets = []
+    previous = pf.get_num_threads()
+    pf.set_num_threads(threads)
+    try:
+        for k in ("numpy", backend):
+            net = _network([300, 257, 3], "relu", "softmax", np.float64, seed=2)
+            with pf.use_backend(k):
+                net.fit(x, labels, optimizer=pf.SGD(lr=0.01), batch_size=1, epochs=2, seed=1, progress=False)
+            nets.append(net)
+    finally:
+        pf.set_num_threads(previous)
+    for a, b in zip(nets[1].weights + nets[1].biases, nets[0].weights + nets[0].biases):
+        close(a, b, np.float64, factor=100)

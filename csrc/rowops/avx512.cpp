@@ -1,0 +1,28 @@
+// Row operations compiled for avx512: the portable loops of rowops_impl.h, vectorised by the compiler under this
+// file's target. Only the factories below (baseline code) are visible outside this translation unit.
+#include "rowops/rowops.h"
+#include "rowops/rowops_impl.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,avx512f,avx512dq,avx512bw,avx512vl")
+namespace pyfastnn {
+PYFASTNN_DEFINE_ROWOPS(float, avx512_f32)
+PYFASTNN_DEFINE_ROWOPS(double, avx512_f64)
+}  // namespace pyfastnn
+#pragma GCC pop_options
+
+namespace pyfastnn {
+const rowops<float>* avx512_rowops_f32() { return &avx512_f32_table; }
+const rowops<double>* avx512_rowops_f64() { return &avx512_f64_table; }
+}  // namespace pyfastnn
+
+#else
+
+namespace pyfastnn {
+const rowops<float>* avx512_rowops_f32() { return nullptr; }
+const rowops<double>* avx512_rowops_f64() { return nullptr; }
+}  // namespace pyfastnn
+
+#endif

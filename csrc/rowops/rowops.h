@@ -1,0 +1,41 @@
+// Row operations of the per-sample (B = 1) and elementwise paths, compiled once per ISA like the GEMM kernels.
+// Portable declarations only: the loops are in rowops_impl.h, instantiated in each rowops/<isa>.cpp under its
+// own target pragma.
+#pragma once
+
+#include <cstdint>
+
+namespace pyfastnn {
+
+template <class T>
+struct rowops {
+    // Per-sample SGD for one layer, one pass over W (n_out x n_in): delta_prev = Wᵀ delta with the old W
+    // (skipped when delta_prev is null), then W ← decay·W − eta·delta aᵀ and b ← b − eta·delta.
+    void (*rank1_step)(std::int64_t n_out, std::int64_t n_in, T* w, T* b, const T* delta, const T* a, T eta,
+                       T decay, T* delta_prev);
+    // rows x cols block: z += bias (row-wise), out = relu(z) (out may equal z).
+    void (*bias_relu)(std::int64_t rows, std::int64_t cols, T* z, const T* bias, T* out);
+    // delta ⊙= (a > 0), the ReLU derivative from the output.
+    void (*relu_backward)(std::int64_t n, const T* a, T* delta);
+    // z[i] = b[i] + Σ_j W[i, j] x[j] for the n_out rows of W (n_out x n_in): the forward pass of one sample.
+    void (*matvec_bias)(std::int64_t n_out, std::int64_t n_in, const T* w, const T* b, const T* x, T* z);
+};
+
+const rowops<float>& active_rowops_f32();
+const rowops<double>& active_rowops_f64();
+template <class T>
+const rowops<T>& active_rowops();
+template <>
+inline const rowops<float>& active_rowops<float>() { return active_rowops_f32(); }
+template <>
+inline const rowops<double>& active_rowops<double>() { return active_rowops_f64(); }
+
+// Factories, one per ISA translation unit; nullptr where that ISA is not compiled for this architecture.
+const rowops<float>* reference_rowops_f32();
+const rowops<double>* reference_rowops_f64();
+const rowops<float>* avx2_rowops_f32();
+const rowops<double>* avx2_rowops_f64();
+const rowops<float>* avx512_rowops_f32();
+const rowops<double>* avx512_rowops_f64();
+
+}  // namespace pyfastnn
