@@ -1,0 +1,920 @@
+"""The Numba backend ("numba"): the kernel contract of ``_ref`` compiled by Numba, for installs without the C++ core.
+
+Every function named in ``_ref.KERNELS`` is here with the same parameters (a test compares the signatures) and
+must agree with the NumPy reference to 1e-12 relative in float64 and 1e-5 in float32. The work is split by what
+is fastest from Python:
+
+* GEMM runs in NumPy's BLAS (``np.matmul`` with ``out=``), called from Python: a hand-written loop inside
+  ``njit`` is many times slower, and ``np.dot`` inside ``njit`` would need SciPy.
+* Everything elementwise runs in ``numba.njit(cache=True)`` loops, fused so that each layer costs one call:
+  bias + activation (+ keeping Z); loss + output delta + bias gradient; σ′ ⊙ δ + bias gradient; the whole
+  optimizer update of a layer (weights and biases). No ``fastmath``: the results must follow the reference's
+  rounding, so sums are not reassociated.
+* No ``parallel``: on the small network it is slower (thread hand-off > the work), and where it would help (the
+  update of a 512×784 layer, ~60 → ~30 µs on 2 cores) it competes with OpenBLAS's own threads for the cores
+  and brings a threading layer (OpenMP) that is not fork-safe.
+* ``train_epoch`` checks its arguments once, precomputes the per-layer views for the full and the last batch,
+  then runs a tight Python loop of BLAS calls and fused kernels per batch; nothing is allocated per batch. A
+  one-row batch computes its weight gradient (an outer product, where np.matmul is ~8× slower than a loop)
+  inside the update kernel, touching each weight once.
+
+Names (activations, losses, optimizers) are turned into small integer codes by dict look-up in Python and the
+codes are passed into the compiled kernels. Scalars that the reference applies in the arrays' dtype (learning
+rate, momentum, Adam's coefficients, the 1/B of the gradients) are passed as scalars of that dtype, so float32
+updates round as the reference's do.
+
+Compilation is lazy (on the first call for each dtype) and cached on disk (``cache=True``: ``__pycache__``
+beside this file, a per-user cache directory where that is not writable, or NUMBA_CACHE_DIR). ``compile_all()``
+compiles everything up front and returns the seconds it took (measured here: ~8 s on a cold cache, ~0.2 s
+loading from the cache in a new process).
+"""
+
+import math
+import time
+
+import numpy as np
+
+try:
+    import numba
+except Exception as exc:  # not installed, or installed against an incompatible NumPy / llvmlite
+    raise ImportError(
+        f"the numba backend needs the 'numba' package, which could not be imported ({type(exc).__name__}: {exc}); "
+        "install it with: pip install numba"
+    ) from exc
+
+from ._ref import KERNELS  # noqa: F401  (the contract this module implements)
+
+_jit = numba.njit(cache=True, nogil=True, error_model="numpy")  # nogil: other Python threads run meanwhile
+
+# ---------------------------------------------------------------------------------------------------------------
+# Codes. Python resolves names with these dicts once per call (per epoch in train_epoch); the kernels branch on
+# the integer codes, outside their loops.
+
+STEP, SIGN, LINEAR, PIECEWISE_LINEAR, SIGMOID, TANH, RELU, SOFTMAX = range(8)
+_ACT = {
+    "step": STEP, "sign": SIGN, "linear": LINEAR, "piecewise_linear": PIECEWISE_LINEAR, "sigmoid": SIGMOID,
+    "tanh": TANH, "relu": RELU, "softmax": SOFTMAX,
+}
+SQUARED_ERROR, HINGE, BINARY_CROSS_ENTROPY, CROSS_ENTROPY = range(4)
+_LOSS = {
+    "squared_error": SQUARED_ERROR, "hinge": HINGE, "binary_cross_entropy": BINARY_CROSS_ENTROPY,
+    "cross_entropy": CROSS_ENTROPY,
+}
+_OPT = {"sgd": 0, "adam": 1}
+_DTYPES = {np.dtype(np.float32): np.float32, np.dtype(np.float64): np.float64}
+# Clipping of f in the generic loss gradients, in the arrays' dtype (as _ref._EPS); the loss values use 1e-15.
+_GRAD_EPS = {np.dtype(np.float32): 1e-7, np.dtype(np.float64): 1e-15}
+_LOSS_EPS = 1e-15
+# Batches of at most this many rows compute Δᵀ A inside the update kernel instead of with BLAS. Measured: for one
+# row (an outer product) np.matmul is ~8x slower than the fused loop on [784, 512, 256, 10]; from two rows on
+# BLAS is as fast or faster.
+_SMALL_BATCH = 1
+
+# ---------------------------------------------------------------------------------------------------------------
+# Compiled kernels. The arrays are C-contiguous; rows are samples. Clips and maxima are written as explicit
+# comparisons (not min/max) so that NaN passes through as it does in NumPy's clip and maximum: a diverging batch
+# must still show a non-finite loss.
+
+
+@_jit
+def _k_bias_act(z, b, add_bias, code, out):
+    """out = σ(z + b) row by row; with add_bias z is updated to z + b (it is the kept Z, or out itself)."""
+    rows, cols = z.shape
+    if add_bias:
+        for i in range(rows):
+            for j in range(cols):
+                z[i, j] += b[j]
+    if code == RELU:
+        for i in range(rows):
+            for j in range(cols):
+                v = z[i, j]
+                out[i, j] = 0 if v < 0 else v
+    elif code == SOFTMAX:
+        for i in range(rows):
+            m = z[i, 0]
+            for j in range(1, cols):
+                if z[i, j] > m:
+                    m = z[i, j]
+            s = 0.0
+            for j in range(cols):
+                e = np.exp(z[i, j] - m)  # log-sum-exp shift: no overflow
+                out[i, j] = e
+                s += e
+            for j in range(cols):
+                out[i, j] = out[i, j] / s
+    elif code == SIGMOID:
+        for i in range(rows):
+            for j in range(cols):
+                v = z[i, j]
+                e = np.exp(-abs(v))  # neither branch overflows
+                out[i, j] = 1.0 / (1.0 + e) if v >= 0 else e / (1.0 + e)
+    elif code == TANH:
+        for i in range(rows):
+            for j in range(cols):
+                out[i, j] = np.tanh(z[i, j])
+    elif code == LINEAR:
+        for i in range(rows):
+            for j in range(cols):
+                out[i, j] = z[i, j]
+    elif code == PIECEWISE_LINEAR:
+        for i in range(rows):
+            for j in range(cols):
+                u = z[i, j] + 0.5
+                out[i, j] = 0 if u < 0 else (1 if u > 1 else u)
+    elif code == STEP:
+        for i in range(rows):
+            for j in range(cols):
+                v = z[i, j]
+                out[i, j] = 1 if v > 0 else (0 if v < 0 else 0.5)  # H(0) = 1/2
+    elif code == SIGN:
+        for i in range(rows):
+            for j in range(cols):
+                v = z[i, j]
+                out[i, j] = 1 if v > 0 else (-1 if v < 0 else v * 0)  # sign(0) = 0, sign(NaN) = NaN
+
+
+@_jit
+def _k_column_mean(delta, db):
+    """db = the mean of the rows of delta, summed row after row in the dtype (as np.mean(axis=0))."""
+    rows, cols = delta.shape
+    for j in range(cols):
+        db[j] = 0
+    for i in range(rows):
+        for j in range(cols):
+            db[j] += delta[i, j]
+    for j in range(cols):
+        db[j] = db[j] / rows
+
+
+@_jit
+def _k_act_backward(a, z, delta, code, ste, db, want_db):
+    """delta ← Jσᵀ delta row by row (σ′ ⊙ delta for the elementwise units); db = column mean when want_db."""
+    rows, cols = delta.shape
+    if code == RELU:
+        for i in range(rows):
+            for j in range(cols):
+                if not a[i, j] > 0:
+                    delta[i, j] = delta[i, j] * 0  # times σ′ = 0 (NaN·0 stays NaN, as in the reference)
+    elif code == SIGMOID:
+        for i in range(rows):
+            for j in range(cols):
+                v = a[i, j]
+                delta[i, j] = delta[i, j] * (v * (1 - v))
+    elif code == TANH:
+        for i in range(rows):
+            for j in range(cols):
+                v = a[i, j]
+                delta[i, j] = delta[i, j] * (1 - v * v)
+    elif code == SOFTMAX:
+        # Jacobian diag(a) − a aᵀ: delta ← a ⊙ (delta − ⟨delta, a⟩)
+        for i in range(rows):
+            s = 0.0
+            for j in range(cols):
+                s += delta[i, j] * a[i, j]
+            for j in range(cols):
+                delta[i, j] = a[i, j] * (delta[i, j] - s)
+    elif code == PIECEWISE_LINEAR:
+        for i in range(rows):
+            for j in range(cols):
+                v = a[i, j]
+                if not (v > 0 and v < 1):
+                    delta[i, j] = delta[i, j] * 0
+    elif code == STEP or code == SIGN:
+        if ste:
+            # Straight-through: the derivative of clip(z + 1/2, 0, 1) (step) or clip(z, -1, 1) (sign).
+            half_width = 0.5 if code == STEP else 1.0
+            for i in range(rows):
+                for j in range(cols):
+                    if not abs(z[i, j]) < half_width:
+                        delta[i, j] = delta[i, j] * 0
+        else:
+            for i in range(rows):
+                for j in range(cols):
+                    delta[i, j] = delta[i, j] * 0
+    # LINEAR: σ′ = 1, delta unchanged.
+    if want_db:
+        _k_column_mean(delta, db)
+
+
+@_jit
+def _k_loss(loss, act, a, z, y, yrows, use_yrows, delta, want_delta, ste, db, want_db, grad_lo, grad_hi):
+    """Batch-mean loss (per-sample costs in float64); with want_delta delta = ∂C_k/∂z^L, with want_db db = its
+    column mean. Row i of the batch has targets y[yrows[i]] when use_yrows (a shuffled batch), else y[i].
+    grad_lo / grad_hi: the clipping bounds of f in the unfused gradients, in the arrays' dtype."""
+    rows, cols = a.shape
+    fused = (loss == BINARY_CROSS_ENTROPY and act == SIGMOID) or (loss == CROSS_ENTROPY and act == SOFTMAX)
+    total = 0.0
+    for i in range(rows):
+        r = yrows[i] if use_yrows else i
+        c = 0.0
+        if loss == SQUARED_ERROR:
+            for j in range(cols):
+                d = np.float64(y[r, j]) - np.float64(a[i, j])
+                c += d * d
+                if want_delta:
+                    delta[i, j] = 2 * (a[i, j] - y[r, j])
+        elif loss == HINGE:
+            for j in range(cols):
+                m = 1.0 - np.float64(y[r, j]) * np.float64(a[i, j])
+                if m > 0 or math.isnan(m):  # max(0, m), NaN kept as np.maximum keeps it
+                    c += m
+                if want_delta:
+                    delta[i, j] = -y[r, j] if y[r, j] * a[i, j] < 1 else 0
+        elif loss == BINARY_CROSS_ENTROPY:
+            if act == SIGMOID:
+                # −[y log σ(z) + (1−y) log(1−σ(z))] = softplus(z) − y z: the log-sigmoid form, exact for any z.
+                for j in range(cols):
+                    v = np.float64(z[i, j])
+                    c += (v if v > 0 else 0.0) + np.log1p(np.exp(-abs(v))) - np.float64(y[r, j]) * v
+                    if want_delta:
+                        delta[i, j] = a[i, j] - y[r, j]
+            else:
+                for j in range(cols):
+                    f = np.float64(a[i, j])
+                    f = _LOSS_EPS if f < _LOSS_EPS else (1 - _LOSS_EPS if f > 1 - _LOSS_EPS else f)
+                    t = np.float64(y[r, j])
+                    c -= t * np.log(f) + (1 - t) * np.log(1 - f)
+                    if want_delta:
+                        g = a[i, j]
+                        g = grad_lo if g < grad_lo else (grad_hi if g > grad_hi else g)
+                        delta[i, j] = (g - y[r, j]) / (g * (1 - g))
+        else:  # CROSS_ENTROPY
+            if act == SOFTMAX:
+                m = np.float64(z[i, 0])
+                for j in range(1, cols):
+                    if z[i, j] > m:
+                        m = np.float64(z[i, j])
+                s = 0.0
+                for j in range(cols):
+                    s += np.exp(np.float64(z[i, j]) - m)
+                lse = np.log(s)
+                ysum = 0.0
+                for j in range(cols):
+                    c -= np.float64(y[r, j]) * (np.float64(z[i, j]) - m - lse)
+                    ysum += y[r, j]
+                if want_delta:
+                    # ∂/∂z of −Σ y log softmax(z) is p·Σy − y: p − y for targets that sum to one.
+                    for j in range(cols):
+                        delta[i, j] = a[i, j] * ysum - y[r, j]
+            else:
+                for j in range(cols):
+                    f = np.float64(a[i, j])
+                    if f < _LOSS_EPS:
+                        f = _LOSS_EPS
+                    c -= np.float64(y[r, j]) * np.log(f)
+                    if want_delta:
+                        g = a[i, j]
+                        if g < grad_lo:
+                            g = grad_lo
+                        delta[i, j] = -y[r, j] / g
+        total += c
+    if want_delta:
+        if not fused:
+            _k_act_backward(a, z, delta, act, ste, db, False)
+        if want_db:
+            _k_column_mean(delta, db)
+    return total / rows
+
+
+@_jit
+def _k_sgd(p, g, v, gscale, lr, momentum, nesterov, weight_decay):
+    """p ← p − lr·g′ on flat arrays, g′ = gscale·g (+ weight_decay·p), through the velocity v when momentum."""
+    for i in range(p.size):
+        gi = g[i] * gscale
+        if weight_decay != 0:
+            gi = gi + weight_decay * p[i]
+        if momentum != 0:
+            vi = v[i] * momentum + gi
+            v[i] = vi
+            gi = gi + momentum * vi if nesterov else vi
+        p[i] = p[i] - lr * gi
+
+
+@_jit
+def _k_adam(p, g, m, v, gscale, lr, beta1, beta2, c1, c2, bc1, bc2, eps, weight_decay):
+    """Adam on flat arrays: c1 = 1−β1, c2 = 1−β2, bc1 = 1−β1^t, bc2 = 1−β2^t (all in the arrays' dtype)."""
+    for i in range(p.size):
+        gi = g[i] * gscale
+        if weight_decay != 0:
+            gi = gi + weight_decay * p[i]
+        mi = m[i] * beta1 + c1 * gi
+        vi = v[i] * beta2 + c2 * (gi * gi)
+        m[i] = mi
+        v[i] = vi
+        p[i] = p[i] - lr * (mi / bc1) / (np.sqrt(vi / bc2) + eps)
+
+
+@_jit
+def _k_sgd_layer(w, dw, vw, b, db, vb, wscale, lr, momentum, nesterov, weight_decay, zero, one):
+    """One layer's SGD step: the weights with gradient wscale·dw and decay, the biases with db and no decay."""
+    _k_sgd(w.reshape(w.size), dw.reshape(dw.size), vw.reshape(vw.size), wscale, lr, momentum, nesterov,
+           weight_decay)
+    _k_sgd(b, db, vb, one, lr, momentum, nesterov, zero)
+
+
+@_jit
+def _k_outer_rows(d, a, i, dw_row):
+    """dw_row = Σ_r d[r, i]·a[r, :], row i of Δᵀ A, summed sample after sample (axpy form: no reassociation)."""
+    rows, cols = a.shape
+    c = d[0, i]
+    for j in range(cols):
+        dw_row[j] = c * a[0, j]
+    for r in range(1, rows):
+        c = d[r, i]
+        for j in range(cols):
+            dw_row[j] += c * a[r, j]
+
+
+@_jit
+def _k_sgd_layer_small(w, d, a, dw, vw, b, db, vb, wscale, lr, momentum, nesterov, weight_decay, zero, one):
+    """_k_sgd_layer for a small batch, with dw = Δᵀ A computed here row by row while the row is in cache
+    (BLAS is slow for these rank-few products)."""
+    for i in range(w.shape[0]):
+        _k_outer_rows(d, a, i, dw[i])
+        _k_sgd(w[i], dw[i], vw[i], wscale, lr, momentum, nesterov, weight_decay)
+    _k_sgd(b, db, vb, one, lr, momentum, nesterov, zero)
+
+
+@_jit
+def _k_adam_layer_small(w, d, a, dw, mw, vw, b, db, mb, vb, wscale, lr, beta1, beta2, c1, c2, bc1, bc2, eps,
+                        weight_decay, zero, one):
+    """_k_adam_layer for a small batch (see _k_sgd_layer_small)."""
+    for i in range(w.shape[0]):
+        _k_outer_rows(d, a, i, dw[i])
+        _k_adam(w[i], dw[i], mw[i], vw[i], wscale, lr, beta1, beta2, c1, c2, bc1, bc2, eps, weight_decay)
+    _k_adam(b, db, mb, vb, one, lr, beta1, beta2, c1, c2, bc1, bc2, eps, zero)
+
+
+@_jit
+def _k_adam_layer(w, dw, mw, vw, b, db, mb, vb, wscale, lr, beta1, beta2, c1, c2, bc1, bc2, eps, weight_decay,
+                  zero, one):
+    """One layer's Adam step (weights with decay, biases without)."""
+    _k_adam(w.reshape(w.size), dw.reshape(dw.size), mw.reshape(mw.size), vw.reshape(vw.size), wscale, lr, beta1,
+            beta2, c1, c2, bc1, bc2, eps, weight_decay)
+    _k_adam(b, db, mb, vb, one, lr, beta1, beta2, c1, c2, bc1, bc2, eps, zero)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Argument checks (the kernels trust shapes and layout, so nothing from Python may reach them unchecked)
+
+
+def _act_code(name, what="activation"):
+    try:
+        return _ACT[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown {what} {name!r}; valid names: {', '.join(_ACT)}") from None
+
+
+def _loss_code(name):
+    try:
+        return _LOSS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown loss {name!r}; valid names: {', '.join(_LOSS)}") from None
+
+
+def _dtype_of(x, what):
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{what} must be a NumPy array; got {type(x).__name__}")
+    if x.dtype not in _DTYPES:
+        raise TypeError(f"{what} must be float32 or float64; got {x.dtype}")
+    return x.dtype
+
+
+def _check(x, what, dtype, shape, writable=False, min_rows=None):
+    """A C-contiguous array of ``dtype`` and ``shape`` (None: any size; with min_rows the first dimension is at
+    least min_rows)."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{what} must be a NumPy array; got {type(x).__name__}")
+    if x.dtype != dtype:
+        raise TypeError(f"{what} must have dtype {dtype}; got {x.dtype}")
+    ok = x.ndim == len(shape)
+    if ok:
+        for k, (got, want) in enumerate(zip(x.shape, shape)):
+            if k == 0 and min_rows is not None:
+                ok = ok and got >= min_rows
+            elif want is not None:
+                ok = ok and got == want
+    if not ok:
+        want = "(" + ", ".join("any" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+        if min_rows is not None:
+            want += f" with at least {min_rows} rows"
+        raise ValueError(f"{what} must have shape {want}; got {x.shape}")
+    if not x.flags.c_contiguous:
+        raise ValueError(f"{what} must be C-contiguous")
+    if writable and not x.flags.writeable:
+        raise ValueError(f"{what} must be writable")
+    return x
+
+
+def _as_list(x, what, n):
+    if not isinstance(x, (list, tuple)):
+        raise TypeError(f"{what} must be a list; got {type(x).__name__}")
+    if len(x) != n:
+        raise ValueError(f"{what} must have {n} entries (one per layer); got {len(x)}")
+    return x
+
+
+def _needs_z(code, ste):
+    return ste and (code == STEP or code == SIGN)
+
+
+def _loss_needs_z(lcode, acode):
+    return (lcode == BINARY_CROSS_ENTROPY and acode == SIGMOID) or (lcode == CROSS_ENTROPY and acode == SOFTMAX)
+
+
+def _layers(weights, biases, acts, dtype, writable):
+    """Check the layers; returns (sizes [N_0, ..., N_L], activation codes)."""
+    if not isinstance(weights, (list, tuple)):
+        raise TypeError(f"weights must be a list; got {type(weights).__name__}")
+    n_layers = len(weights)
+    if n_layers == 0:
+        raise ValueError("a network needs at least one layer of weights")
+    acts = _as_list(acts, "acts", n_layers)
+    if biases is not None:
+        biases = _as_list(biases, "biases", n_layers)
+    sizes, codes = [], []
+    for l, w in enumerate(weights):
+        if not isinstance(w, np.ndarray) or w.ndim != 2:
+            raise ValueError(f"weights[{l}] must be a 2-D array")
+        n_out, n_in = w.shape
+        if l > 0 and n_in != sizes[-1]:
+            raise ValueError(f"weights[{l}] has {n_in} columns but layer {l - 1} has {sizes[-1]} outputs")
+        if n_out < 1 or n_in < 1:
+            raise ValueError(f"weights[{l}] must not be empty")
+        _check(w, f"weights[{l}]", dtype, (n_out, n_in), writable)
+        if biases is not None:
+            _check(biases[l], f"biases[{l}]", dtype, (n_out,), writable)
+        code = _act_code(acts[l])
+        if code == SOFTMAX and l + 1 < n_layers:
+            raise ValueError("softmax is only allowed at the output layer")
+        if l == 0:
+            sizes.append(n_in)
+        sizes.append(n_out)
+        codes.append(code)
+    return sizes, codes
+
+
+def _buffers(sizes, codes, dtype, outs, zs, deltas, rows, exact, ste):
+    """Check the per-layer buffers: ``rows`` rows exactly, or at least ``rows`` when not exact."""
+    n_layers = len(codes)
+    outs = _as_list(outs, "outs", n_layers)
+    zs = _as_list(zs, "zs", n_layers)
+    if deltas is not None:
+        deltas = _as_list(deltas, "deltas", n_layers)
+    lead = rows if exact else None
+    min_rows = None if exact else rows
+    for l in range(n_layers):
+        shape = (lead, sizes[l + 1])
+        _check(outs[l], f"outs[{l}]", dtype, shape, True, min_rows)
+        if zs[l] is None:
+            if _needs_z(codes[l], ste):
+                raise ValueError(f"zs[{l}] must be an array: step/sign layers trained with the straight-through "
+                                 "estimator need their pre-activations")
+        else:
+            _check(zs[l], f"zs[{l}]", dtype, shape, True, min_rows)
+        if deltas is not None:
+            _check(deltas[l], f"deltas[{l}]", dtype, shape, True, min_rows)
+
+
+def _grads(sizes, dtype, dweights, dbiases):
+    n_layers = len(sizes) - 1
+    dweights = _as_list(dweights, "dweights", n_layers)
+    dbiases = _as_list(dbiases, "dbiases", n_layers)
+    for l in range(n_layers):
+        _check(dweights[l], f"dweights[{l}]", dtype, (sizes[l + 1], sizes[l]), True)
+        _check(dbiases[l], f"dbiases[{l}]", dtype, (sizes[l + 1],), True)
+
+
+_DUMMY = {}
+
+
+def _dummy(dtype, ndim):
+    """A small writable array standing in for an argument a kernel will not touch (one type per dtype)."""
+    key = (np.dtype(dtype), ndim)
+    arr = _DUMMY.get(key)
+    if arr is None:
+        arr = _DUMMY[key] = np.zeros((1,) * ndim, dtype=dtype)
+    return arr
+
+
+_NO_ROWS = np.zeros(0, dtype=np.int64)
+
+
+def _typed(dtype, *values):
+    t = _DTYPES[np.dtype(dtype)]
+    return [t(v) for v in values]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The kernel contract
+
+
+def gemm(a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+    """out = alpha·op(a)·op(b) + beta·out, where op(x) = xᵀ when trans_x (NumPy's BLAS; out is not read when
+    beta == 0, so it may hold anything, even NaN)."""
+    dtype = _dtype_of(a, "a")
+    if _dtype_of(b, "b") != dtype or _dtype_of(out, "out") != dtype:
+        raise TypeError(f"a, b and out must have the same dtype; got {a.dtype}, {b.dtype} and {out.dtype}")
+    opa = a.T if trans_a else a
+    opb = b.T if trans_b else b
+    if beta == 0.0:
+        np.matmul(opa, opb, out=out)
+        if alpha != 1.0:
+            out *= alpha
+    else:
+        product = np.matmul(opa, opb)
+        product *= alpha
+        out *= beta
+        out += product
+
+
+def activation_forward(name, z, out):
+    """out = σ(z) row by row (softmax normalises each row); out may be z itself."""
+    code = _act_code(name)
+    dtype = _dtype_of(z, "z")
+    if z.ndim != 2:
+        raise ValueError(f"z must be 2-D (rows, cols); got shape {z.shape}")
+    _check(z, "z", dtype, z.shape)
+    _check(out, "out", dtype, z.shape, writable=True)
+    if code == SOFTMAX and z.shape[1] == 0:
+        return
+    if out is not z:
+        np.copyto(out, z)  # the kernel works in place, so z itself is never written (it may be read-only)
+    _k_bias_act(out, _dummy(dtype, 1), False, code, out)
+
+
+def activation_backward(name, a, z, delta, ste):
+    """delta ← Jᵀ delta, the vector–Jacobian product of σ at each row (σ′(z) ⊙ delta for elementwise units)."""
+    code = _act_code(name)
+    dtype = _dtype_of(a, "a")
+    if a.ndim != 2:
+        raise ValueError(f"a must be 2-D (rows, cols); got shape {a.shape}")
+    _check(a, "a", dtype, a.shape)
+    ste = bool(ste)
+    if z is None:
+        if _needs_z(code, ste):
+            raise ValueError("z is needed for step/sign with ste=True")
+        z = a
+    else:
+        _check(z, "z", dtype, a.shape)
+    _check(delta, "delta", dtype, a.shape, writable=True)
+    _k_act_backward(a, z, delta, code, ste, _dummy(dtype, 1), False)
+
+
+def _loss_call(loss, act, a, z, y, delta, ste):
+    lcode, acode = _loss_code(loss), _act_code(act)
+    dtype = _dtype_of(a, "a")
+    if a.ndim != 2:
+        raise ValueError(f"a must be 2-D (rows, cols); got shape {a.shape}")
+    _check(a, "a", dtype, a.shape)
+    _check(y, "y", dtype, a.shape)
+    rows, cols = a.shape
+    if acode == SOFTMAX and cols == 0:
+        raise ValueError("softmax needs at least one column")
+    if rows == 0:
+        return math.nan  # the mean of no samples, as np.mean gives
+    want_delta = delta is not None
+    if z is None:
+        if _loss_needs_z(lcode, acode) or (want_delta and _needs_z(acode, ste)):
+            raise ValueError(f"z is needed for {loss} with {act} outputs" if _loss_needs_z(lcode, acode)
+                             else "z is needed for step/sign with ste=True")
+        z = a
+    else:
+        _check(z, "z", dtype, a.shape)
+    if want_delta:
+        _check(delta, "delta", dtype, a.shape, writable=True)
+    else:
+        delta = _dummy(dtype, 2)
+    lo, hi = _typed(dtype, _GRAD_EPS[dtype], 1 - _GRAD_EPS[dtype])
+    return _k_loss(lcode, acode, a, z, y, _NO_ROWS, False, delta, want_delta, bool(ste), _dummy(dtype, 1), False,
+                   lo, hi)
+
+
+def loss_value(loss, act, a, z, y):
+    """Batch mean of the per-sample loss."""
+    return _loss_call(loss, act, a, z, y, None, False)
+
+
+def loss_and_output_delta(loss, act, a, z, y, delta, ste):
+    """Batch-mean loss; delta = σ′(z^L) ⊙ ∇_a C_k, fused to p − y for sigmoid+BCE and softmax+CE."""
+    if delta is None:
+        raise TypeError("delta must be a NumPy array")
+    return _loss_call(loss, act, a, z, y, delta, ste)
+
+
+def forward(weights, biases, acts, x, outs, zs):
+    """Forward pass: outs[l] = σ(A Wᵀ + b) layer by layer; zs[l] keeps Z where it is not None."""
+    dtype = _dtype_of(x, "x")
+    sizes, codes = _layers(weights, biases, acts, dtype, False)
+    if x.ndim != 2:
+        raise ValueError(f"x must be 2-D (samples, features); got shape {x.shape}")
+    rows = x.shape[0]
+    _check(x, "x", dtype, (rows, sizes[0]))
+    _buffers(sizes, codes, dtype, outs, zs, None, rows, True, False)
+    if rows == 0:
+        return
+    _forward(weights, biases, codes, x, outs, zs)
+
+
+def _forward(weights, biases, codes, x, outs, zs):
+    a_prev = x
+    for w, b, code, out, z in zip(weights, biases, codes, outs, zs):
+        target = out if z is None else z
+        np.matmul(a_prev, w.T, out=target)
+        _k_bias_act(target, b, True, code, out)
+        a_prev = out
+
+
+def backward(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste):
+    """Backpropagation after ``forward``: fills deltas, dweights and dbiases; returns the batch-mean loss."""
+    dtype = _dtype_of(x, "x")
+    sizes, codes = _layers(weights, None, acts, dtype, False)
+    lcode = _loss_code(loss)
+    ste = bool(ste)
+    if x.ndim != 2:
+        raise ValueError(f"x must be 2-D (samples, features); got shape {x.shape}")
+    rows = x.shape[0]
+    if rows == 0:
+        raise ValueError("x has no samples")
+    _check(x, "x", dtype, (rows, sizes[0]))
+    _check(y, "y", dtype, (rows, sizes[-1]))
+    _buffers(sizes, codes, dtype, outs, zs, deltas, rows, True, ste)
+    _grads(sizes, dtype, dweights, dbiases)
+    if zs[-1] is None and _loss_needs_z(lcode, codes[-1]):
+        raise ValueError(f"zs[-1] must be an array: {loss} with {acts[-1]} outputs needs the pre-activations")
+    zz = [out if z is None else z for out, z in zip(outs, zs)]
+    lo, hi = _typed(dtype, _GRAD_EPS[dtype], 1 - _GRAD_EPS[dtype])
+    value = _k_loss(lcode, codes[-1], outs[-1], zz[-1], y, _NO_ROWS, False, deltas[-1], True, ste, dbiases[-1],
+                    True, lo, hi)
+    (inv_batch,) = _typed(dtype, 1.0 / rows)
+    for l in range(len(weights) - 1, -1, -1):
+        a_prev = x if l == 0 else outs[l - 1]
+        np.matmul(deltas[l].T, a_prev, out=dweights[l])  # ∂C/∂W = Δᵀ A / B
+        np.multiply(dweights[l], inv_batch, out=dweights[l])
+        if l > 0:
+            np.matmul(deltas[l], weights[l], out=deltas[l - 1])  # Δ^{l-1} = (Δ^l W^l) ⊙ σ′
+            _k_act_backward(outs[l - 1], zz[l - 1], deltas[l - 1], codes[l - 1], ste, dbiases[l - 1], True)
+    return value
+
+
+def _flat_params(params, grads, extra, what_extra):
+    """Check params / grads (and the state arrays in ``extra``) and return flat views of each."""
+    if not isinstance(params, (list, tuple)):
+        raise TypeError(f"params must be a list; got {type(params).__name__}")
+    n = len(params)
+    grads = _as_list(grads, "grads", n)
+    lists = [_as_list(e, name, n) for e, name in zip(extra, what_extra)]
+    flat = []
+    dtype = _dtype_of(params[0], "params[0]") if n else None
+    for i, p in enumerate(params):
+        _dtype_of(p, f"params[{i}]")
+        if p.ndim not in (1, 2):
+            raise ValueError(f"params[{i}] must be 1-D or 2-D; got shape {p.shape}")
+        row = [_check(p, f"params[{i}]", dtype, p.shape, True).reshape(-1),
+               _check(grads[i], f"grads[{i}]", dtype, p.shape).reshape(-1)]
+        for e, name in zip(lists, what_extra):
+            row.append(_check(e[i], f"{name}[{i}]", dtype, p.shape, True).reshape(-1))
+        flat.append(row)
+    return dtype, flat
+
+
+def sgd_update(params, grads, velocities, lr, momentum, nesterov, weight_decay):
+    """p ← p − lr·g, with momentum v ← μv + g (and Nesterov's look-ahead g + μv) when momentum > 0."""
+    momentum = float(momentum)
+    extra, names = ((velocities,), ("velocities",)) if momentum else ((), ())
+    dtype, flat = _flat_params(params, grads, extra, names)
+    if dtype is None:
+        return
+    one, lr_t, mom_t, wd_t = _typed(dtype, 1.0, lr, momentum, weight_decay)
+    nesterov = bool(nesterov)
+    for row in flat:
+        p, g = row[0], row[1]
+        v = row[2] if momentum else _dummy(dtype, 1)
+        _k_sgd(p, g, v, one, lr_t, mom_t, nesterov, wd_t)
+
+
+def adam_update(params, grads, ms, vs, step, lr, beta1, beta2, eps, weight_decay):
+    """Adam (Kingma & Ba) with bias correction; ``step`` counts updates from 1."""
+    if step < 1:
+        raise ValueError(f"step counts Adam updates from 1; got {step}")
+    dtype, flat = _flat_params(params, grads, (ms, vs), ("ms", "vs"))
+    if dtype is None:
+        return
+    coeffs = _adam_coefficients(dtype, lr, beta1, beta2, eps, step)
+    (one, wd_t) = _typed(dtype, 1.0, weight_decay)
+    for p, g, m, v in flat:
+        _k_adam(p, g, m, v, one, *coeffs, wd_t)
+
+
+def _adam_coefficients(dtype, lr, beta1, beta2, eps, step):
+    """(lr, β1, β2, 1−β1, 1−β2, 1−β1^t, 1−β2^t, eps) in the arrays' dtype, rounded as the reference rounds them."""
+    return _typed(dtype, lr, beta1, beta2, 1 - beta1, 1 - beta2, 1 - beta1**step, 1 - beta2**step, eps)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One epoch of training
+
+
+def _check_order(order, n):
+    if order is None:
+        return None
+    if not isinstance(order, np.ndarray) or order.dtype.kind not in "iu":
+        raise TypeError("order must be an integer array of row indices")
+    if order.ndim != 1 or order.shape[0] != n:
+        raise ValueError(f"order must be a 1-D array of {n} row indices; got shape {order.shape}")
+    if n and (order.min() < 0 or order.max() >= n):
+        bad = int(np.flatnonzero((order < 0) | (order >= n))[0])
+        raise ValueError(f"order[{bad}] = {order[bad]} is not a row index in 0..{n - 1}")
+    return np.ascontiguousarray(order, dtype=np.int64)
+
+
+def _batch_views(rows, outs, zs, deltas, xbuf):
+    """The first ``rows`` rows of every buffer: (outs, targets of the GEMM, z arguments, deltas, deltasᵀ, xbuf)."""
+    o = [a[:rows] for a in outs]
+    tgt = [out if z is None else z[:rows] for out, z in zip(o, zs)]
+    d = [a[:rows] for a in deltas]
+    return o, tgt, d, [a.T for a in d], None if xbuf is None else xbuf[:rows]
+
+
+def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, deltas, dweights, dbiases, xbuf, ybuf,
+                ste, opt):
+    """Train on x in batches of ``batch`` rows, visiting rows in ``order`` (or in storage order when None).
+
+    Same contract as ``_ref.train_epoch``. Shuffled batches are gathered into xbuf; their targets are read
+    through ``order`` by the loss kernel, so ybuf is checked but not written. dweights holds Δᵀ A without the
+    1/B afterwards (the update kernels apply it).
+
+    Returns (Σ batch loss × batch rows, rows trained, first row of the batch whose loss was not finite or −1,
+    that loss). A batch with a non-finite loss is not applied and ends the epoch.
+    """
+    # ---- checks, once per epoch
+    dtype = _dtype_of(x, "x")
+    sizes, codes = _layers(weights, biases, acts, dtype, True)
+    n_layers = len(codes)
+    lcode = _loss_code(loss)
+    ste = bool(ste)
+    if x.ndim != 2:
+        raise ValueError(f"x must be 2-D (samples, features); got shape {x.shape}")
+    n = x.shape[0]
+    if n == 0:
+        raise ValueError("x has no samples")
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)):
+        raise TypeError(f"batch must be an int; got {type(batch).__name__}")
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1; got {batch}")
+    batch = int(batch)
+    cap = min(batch, n)
+    _check(x, "x", dtype, (n, sizes[0]))
+    _check(y, "y", dtype, (n, sizes[-1]))
+    _buffers(sizes, codes, dtype, outs, zs, deltas, cap, False, ste)
+    _grads(sizes, dtype, dweights, dbiases)
+    if zs[-1] is None and _loss_needs_z(lcode, codes[-1]):
+        raise ValueError(f"zs[-1] must be an array: {loss} with {acts[-1]} outputs needs the pre-activations")
+    order = _check_order(order, n)
+    shuffled = order is not None
+    if shuffled:
+        _check(xbuf, "xbuf", dtype, (None, sizes[0]), True, cap)
+        _check(ybuf, "ybuf", dtype, (None, sizes[-1]), True, cap)
+    if not isinstance(opt, (tuple, list)) or len(opt) != 10:
+        raise ValueError("opt must be (kind, lr, momentum, nesterov, weight_decay, beta1, beta2, eps, step, state)")
+    kind, lr, momentum, nesterov, weight_decay, beta1, beta2, eps, step, state = opt
+    try:
+        adam = _OPT[kind] == 1
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown optimizer kind {kind!r}; valid: {', '.join(_OPT)}") from None
+    momentum, nesterov, step = float(momentum), bool(nesterov), int(step)
+    stateful = adam or momentum != 0.0
+    if stateful:
+        want = 4 * n_layers if adam else 2 * n_layers
+        state = _as_list(state, "optimizer state", want)
+        for i, s in enumerate(state):
+            l = i % n_layers
+            shape = (sizes[l + 1],) if (i // n_layers) % 2 == 1 else (sizes[l + 1], sizes[l])
+            _check(s, f"optimizer state[{i}]", dtype, shape, True)
+
+    # ---- per-epoch constants: typed scalars, views for the full and the last batch
+    zero, one, lr_t, mom_t, wd_t, b1_t, b2_t, c1_t, c2_t, eps_t = _typed(
+        dtype, 0.0, 1.0, lr, momentum, weight_decay, beta1, beta2, 1 - beta1, 1 - beta2, eps)
+    grad_lo, grad_hi = _typed(dtype, _GRAD_EPS[dtype], 1 - _GRAD_EPS[dtype])
+    t = _DTYPES[dtype]
+    wts = [w.T for w in weights]
+    full = _batch_views(cap, outs, zs, deltas, xbuf if shuffled else None)
+    rest = n % cap
+    last = _batch_views(rest, outs, zs, deltas, xbuf if shuffled else None) if rest else full
+    scale_full, scale_last = t(1.0 / cap), t(1.0 / rest) if rest else t(1.0 / cap)
+    if adam:
+        m_w, m_b = state[:n_layers], state[n_layers:2 * n_layers]
+        v_w, v_b = state[2 * n_layers:3 * n_layers], state[3 * n_layers:]
+    elif stateful:
+        v_w, v_b = state[:n_layers], state[n_layers:]
+    else:  # no state: the gradients stand in for the velocities, which the kernels then do not touch
+        v_w, v_b = list(dweights), list(dbiases)
+    out_code = codes[-1]
+    layers_down = range(n_layers - 1, -1, -1)
+    matmul, bias_act, act_backward, loss_kernel = np.matmul, _k_bias_act, _k_act_backward, _k_loss
+    sgd_layer, adam_layer, take, isfinite = _k_sgd_layer, _k_adam_layer, np.take, math.isfinite
+    sgd_small, adam_small = _k_sgd_layer_small, _k_adam_layer_small
+
+    # ---- the batch loop
+    total, done = 0.0, 0
+    for lo in range(0, n, batch):
+        rows = min(cap, n - lo)
+        o, tgt, d, dt, xb = full if rows == cap else last
+        if shuffled:
+            idx = order[lo:lo + rows]
+            take(x, idx, axis=0, out=xb)
+            yb = y
+        else:
+            xb = x[lo:lo + rows]
+            idx = _NO_ROWS
+            yb = y[lo:lo + rows]
+        a_prev = xb
+        for l in range(n_layers):
+            matmul(a_prev, wts[l], out=tgt[l])
+            bias_act(tgt[l], biases[l], True, codes[l], o[l])
+            a_prev = o[l]
+        # tgt[l] is the kept Z where there is one, else the output itself (then unused as z)
+        value = loss_kernel(lcode, out_code, o[-1], tgt[-1], yb, idx, shuffled, d[-1], True, ste, dbiases[-1],
+                            True, grad_lo, grad_hi)
+        if not isfinite(value):
+            return total, done, lo, value
+        scale = scale_full if rows == cap else scale_last
+        if adam:
+            step += 1
+            bc1, bc2 = t(1 - beta1**step), t(1 - beta2**step)
+        small = rows <= _SMALL_BATCH
+        for l in layers_down:
+            a_in = xb if l == 0 else o[l - 1]
+            if l > 0:
+                matmul(d[l], weights[l], out=d[l - 1])  # Δ^{l-1} = (Δ^l W^l) ⊙ σ′, before W^l changes
+                act_backward(o[l - 1], tgt[l - 1], d[l - 1], codes[l - 1], ste, dbiases[l - 1], True)
+            if small:  # Δᵀ A inside the update kernel
+                if adam:
+                    adam_small(weights[l], d[l], a_in, dweights[l], m_w[l], v_w[l], biases[l], dbiases[l], m_b[l],
+                               v_b[l], scale, lr_t, b1_t, b2_t, c1_t, c2_t, bc1, bc2, eps_t, wd_t, zero, one)
+                else:
+                    sgd_small(weights[l], d[l], a_in, dweights[l], v_w[l], biases[l], dbiases[l], v_b[l], scale,
+                              lr_t, mom_t, nesterov, wd_t, zero, one)
+                continue
+            matmul(dt[l], a_in, out=dweights[l])  # Δᵀ A (the 1/B is applied in the update)
+            if adam:
+                adam_layer(weights[l], dweights[l], m_w[l], v_w[l], biases[l], dbiases[l], m_b[l], v_b[l], scale,
+                           lr_t, b1_t, b2_t, c1_t, c2_t, bc1, bc2, eps_t, wd_t, zero, one)
+            else:
+                sgd_layer(weights[l], dweights[l], v_w[l], biases[l], dbiases[l], v_b[l], scale, lr_t, mom_t,
+                          nesterov, wd_t, zero, one)
+        total += value * rows
+        done += rows
+    return total, done, -1, 0.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Warm-up
+
+
+def compile_all(dtypes=(np.float32, np.float64)):
+    """Compile (or load from Numba's on-disk cache) every kernel for each dtype; returns the seconds it took.
+
+    Each kernel is called through the public functions on a tiny network, so exactly the signatures that
+    training uses get compiled: the first call in a new process then costs no compilation.
+    """
+    start = time.perf_counter()
+    for dtype in dtypes:
+        dt = np.dtype(dtype)
+        if dt not in _DTYPES:
+            raise ValueError(f"dtype must be float32 or float64; got {dt}")
+        rng = np.random.default_rng(0)
+        sizes = [3, 4, 2]
+        weights = [rng.standard_normal((sizes[l + 1], sizes[l])).astype(dt) for l in range(2)]
+        biases = [np.zeros(sizes[l + 1], dt) for l in range(2)]
+        acts = ["tanh", "softmax"]
+        rows = 5
+        x = rng.standard_normal((rows, 3)).astype(dt)
+        y = np.eye(2, dtype=dt)[rng.integers(0, 2, rows)]
+        outs = [np.empty((rows, s), dt) for s in sizes[1:]]
+        zs = [None, np.empty((rows, 2), dt)]
+        deltas = [np.empty((rows, s), dt) for s in sizes[1:]]
+        dws = [np.empty_like(w) for w in weights]
+        dbs = [np.empty_like(b) for b in biases]
+        forward(weights, biases, acts, x, outs, zs)
+        backward(weights, acts, "cross_entropy", x, y, outs, zs, deltas, dws, dbs, False)
+        loss_value("cross_entropy", "softmax", outs[-1], zs[-1], y)
+        activation_forward("relu", outs[0], outs[0])
+        activation_backward("relu", outs[0], None, deltas[0], False)
+        params = weights + biases
+        grads = dws + dbs
+        sgd_update(params, grads, [np.zeros_like(p) for p in params], 0.01, 0.9, True, 0.0)
+        adam_update(params, grads, [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params], 1,
+                    1e-3, 0.9, 0.999, 1e-8, 0.0)
+        xbuf, ybuf = np.empty((1, 3), dt), np.empty((1, 2), dt)
+        order = np.arange(rows, dtype=np.int64)
+        sgd_state = [np.zeros_like(p) for p in params]
+        adam_state = [np.zeros_like(p) for p in params + params]
+        for spec in (("sgd", 0.01, 0.9, False, 0.0, 0.0, 0.0, 0.0, 0, sgd_state),
+                     ("adam", 1e-3, 0.0, False, 0.0, 0.9, 0.999, 1e-8, 0, adam_state)):
+            # shuffled single rows (Δᵀ A fused into the update), then a batch in storage order (Δᵀ A by BLAS)
+            train_epoch(weights, biases, acts, "cross_entropy", x, y, order, 1, outs, zs, deltas, dws, dbs, xbuf,
+                        ybuf, False, spec)
+            train_epoch(weights, biases, acts, "cross_entropy", x, y, None, rows, outs, zs, deltas, dws, dbs, None,
+                        None, False, spec)
+    return time.perf_counter() - start

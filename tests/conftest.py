@@ -1,0 +1,67 @@
+"""Run the whole suite on one backend, chosen by PYFASTNN_BACKEND (cpp, numba or numpy; default: the first
+available of cpp → numba → numpy), e.g.::
+
+    PYFASTNN_BACKEND=numba python -m pytest tests -q
+
+pyfastnn reads the variable at import (naming an unavailable backend fails the import, so a missing build cannot
+hide behind a fallback). Here, for the session, the chosen backend is checked, announced in the report header,
+warmed up (Numba compiles its kernels once, before the first test), and restored after every test, so a test that
+switches backends cannot leak its choice into the tests after it.
+
+Tests that want every backend whatever the session's, parametrize explicitly with the ``backend_name`` fixture.
+"""
+
+import os
+
+import pytest
+
+import pyfastnn as pf
+from pyfastnn import _backend
+
+
+def _requested():
+    return os.environ.get("PYFASTNN_BACKEND", "").strip()
+
+
+def _available():
+    return [name for name, info in pf.backends().items() if info["available"]]
+
+
+def pytest_report_header(config):
+    info = pf.backends()
+    unavailable = "; ".join(f"{name}: {i['reason']}" for name, i in info.items() if not i["available"])
+    return [
+        f"pyfastnn {pf.__version__} from {os.path.dirname(pf.__file__)}",
+        f"pyfastnn backend: {pf.get_backend()} (PYFASTNN_BACKEND={_requested() or 'unset'}); "
+        f"available: {', '.join(_available())}" + (f"; unavailable: {unavailable}" if unavailable else ""),
+    ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_backend():
+    """The backend every test runs on unless it chooses another: PYFASTNN_BACKEND's, else the default."""
+    requested = _requested()
+    name = pf.get_backend()
+    if requested and name != requested:
+        pytest.fail(f"PYFASTNN_BACKEND={requested!r} but pyfastnn runs on {name!r}", pytrace=False)
+    if name == "numba":
+        # Compile (or load from Numba's cache) once, so no test is charged the JIT time.
+        from pyfastnn import _numba
+
+        _numba.compile_all()
+    return name
+
+
+@pytest.fixture(autouse=True)
+def _restore_session_backend(session_backend):
+    yield
+    # set_backend in a test (or a use_backend left open by a failure) must not change the next tests' backend.
+    _backend._state["name"] = session_backend
+    _backend._local.name = None
+
+
+@pytest.fixture(params=_available())
+def backend_name(request):
+    """Each available backend in turn, active (``pf.use_backend``) for the test's duration."""
+    with pf.use_backend(request.param):
+        yield request.param
