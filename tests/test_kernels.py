@@ -205,9 +205,11 @@ def test_kernels_reject_bad_buffers(kern):
         kern.activation_backward("step", outs[0], None, deltas[0], True)  # STE needs z
 
 
+@pytest.mark.parametrize("batch", [1, 3, 5])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_per_sample_path_on_a_layer_big_enough_to_split(backend, threads):
-    """Batch size 1 with a layer past the per-sample threading threshold (64K weights) follows the reference."""
+def test_small_batch_path_on_a_layer_big_enough_to_split(backend, threads, batch):
+    """Batches of 1 and 5 with a layer past the small-batch threading threshold (64K weights) follow the
+    reference (12 samples: batches of 5 end with a partial batch of 2)."""
     rng = np.random.default_rng(9)
     x = rng.standard_normal((12, 300))
     labels = rng.integers(0, 3, 12)
@@ -218,7 +220,7 @@ def test_per_sample_path_on_a_layer_big_enough_to_split(backend, threads):
         for k in ("numpy", backend):
             net = _network([300, 257, 3], "relu", "softmax", np.float64, seed=2)
             with pf.use_backend(k):
-                net.fit(x, labels, optimizer=pf.SGD(lr=0.01), batch_size=1, epochs=2, seed=1, progress=False)
+                net.fit(x, labels, optimizer=pf.SGD(lr=0.01), batch_size=batch, epochs=2, seed=1, progress=False)
             nets.append(net)
     finally:
         pf.set_num_threads(previous)

@@ -9,16 +9,21 @@ namespace pyfastnn {
 
 template <class T>
 struct rowops {
-    // Per-sample SGD for one layer, one pass over W (n_out x n_in): delta_prev = Wᵀ delta with the old W
-    // (skipped when delta_prev is null), then W ← decay·W − eta·delta aᵀ and b ← b − eta·delta.
-    void (*rank1_step)(std::int64_t n_out, std::int64_t n_in, T* w, T* b, const T* delta, const T* a, T eta,
-                       T decay, T* delta_prev);
+    // Plain SGD for one layer and a small batch (1 <= rows <= 8), in one pass over W (n_out x n_in):
+    // delta_prev = delta W with the old W (skipped when delta_prev is null; rows x n_in, accumulated into, so
+    // zero it first), then W ← decay·W − eta·Σ_r delta[r]ᵀ a[r] and b ← b − eta·Σ_r delta[r].
+    // delta has row stride ld_delta; a and delta_prev have row stride n_in.
+    void (*rank_k_step)(std::int64_t rows, std::int64_t n_out, std::int64_t n_in, T* w, T* b, const T* delta,
+                        std::int64_t ld_delta, const T* a, T eta, T decay, T* delta_prev);
     // rows x cols block: z += bias (row-wise), out = relu(z) (out may equal z).
     void (*bias_relu)(std::int64_t rows, std::int64_t cols, T* z, const T* bias, T* out);
     // delta ⊙= (a > 0), the ReLU derivative from the output.
     void (*relu_backward)(std::int64_t n, const T* a, T* delta);
-    // z[i] = b[i] + Σ_j W[i, j] x[j] for the n_out rows of W (n_out x n_in): the forward pass of one sample.
-    void (*matvec_bias)(std::int64_t n_out, std::int64_t n_in, const T* w, const T* b, const T* x, T* z);
+    // z[r, i] = b[i] + Σ_j W[i, j] x[r, j] for a few rows r of x (rows x n_in) and the n_out rows of W
+    // (n_out x n_in); z has row stride ldz. The forward pass of a small batch: each row of W is loaded once
+    // for all rows of x.
+    void (*small_batch_forward)(std::int64_t rows, std::int64_t n_out, std::int64_t n_in, const T* w, const T* b,
+                                const T* x, T* z, std::int64_t ldz);
 };
 
 const rowops<float>& active_rowops_f32();

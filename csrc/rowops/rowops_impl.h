@@ -8,29 +8,52 @@
 namespace pyfastnn {
 namespace rowops_impl {
 
-template <class T>
-inline void rank1_step(std::int64_t n_out, std::int64_t n_in, T* __restrict w, T* __restrict b,
-                       const T* __restrict delta, const T* __restrict a, T eta, T decay, T* __restrict delta_prev) {
-    if (delta_prev != nullptr) {
-        for (std::int64_t j = 0; j < n_in; ++j) delta_prev[j] = T(0);
-        for (std::int64_t i = 0; i < n_out; ++i) {
-            T* __restrict wi = w + i * n_in;
-            const T d = delta[i];
-            const T step = eta * d;
-            for (std::int64_t j = 0; j < n_in; ++j) {
-                const T wij = wi[j];
-                delta_prev[j] += d * wij;
-                wi[j] = wij * decay - step * a[j];
-            }
-            b[i] -= step;
-        }
-        return;
-    }
+template <class T, int R>
+inline void rank_k_rows(std::int64_t n_out, std::int64_t n_in, T* __restrict w, T* __restrict b,
+                        const T* __restrict delta, std::int64_t ld_delta, const T* __restrict a, T eta, T decay,
+                        T* __restrict delta_prev) {
     for (std::int64_t i = 0; i < n_out; ++i) {
         T* __restrict wi = w + i * n_in;
-        const T step = eta * delta[i];
-        for (std::int64_t j = 0; j < n_in; ++j) wi[j] = wi[j] * decay - step * a[j];
-        b[i] -= step;
+        T d[R];
+        T dsum = 0;
+        for (int r = 0; r < R; ++r) {
+            d[r] = delta[r * ld_delta + i];
+            dsum += d[r];
+        }
+        if (delta_prev != nullptr) {
+            for (std::int64_t j = 0; j < n_in; ++j) {
+                const T wij = wi[j];
+                T upd = 0;
+                for (int r = 0; r < R; ++r) {
+                    delta_prev[r * n_in + j] += d[r] * wij;
+                    upd += d[r] * a[r * n_in + j];
+                }
+                wi[j] = wij * decay - eta * upd;
+            }
+        } else {
+            for (std::int64_t j = 0; j < n_in; ++j) {
+                T upd = 0;
+                for (int r = 0; r < R; ++r) upd += d[r] * a[r * n_in + j];
+                wi[j] = wi[j] * decay - eta * upd;
+            }
+        }
+        b[i] -= eta * dsum;
+    }
+}
+
+template <class T>
+inline void rank_k_step(std::int64_t rows, std::int64_t n_out, std::int64_t n_in, T* w, T* b, const T* delta,
+                        std::int64_t ld_delta, const T* a, T eta, T decay, T* delta_prev) {
+    // The row count is a template argument so the r loops unroll and j vectorises.
+    switch (rows) {
+        case 1: return rank_k_rows<T, 1>(n_out, n_in, w, b, delta, ld_delta, a, eta, decay, delta_prev);
+        case 2: return rank_k_rows<T, 2>(n_out, n_in, w, b, delta, ld_delta, a, eta, decay, delta_prev);
+        case 3: return rank_k_rows<T, 3>(n_out, n_in, w, b, delta, ld_delta, a, eta, decay, delta_prev);
+        case 4: return rank_k_rows<T, 4>(n_out, n_in, w, b, delta, ld_delta, a, eta, decay, delta_prev);
+        case 5: return rank_k_rows<T, 5>(n_out, n_in, w, b, delta, ld_delta, a, eta, decay, delta_prev);
+        case 6: return rank_k_rows<T, 6>(n_out, n_in, w, b, delta, ld_delta, a, eta, decay, delta_prev);
+        case 7: return rank_k_rows<T, 7>(n_out, n_in, w, b, delta, ld_delta, a, eta, decay, delta_prev);
+        default: return rank_k_rows<T, 8>(n_out, n_in, w, b, delta, ld_delta, a, eta, decay, delta_prev);
     }
 }
 
@@ -52,21 +75,42 @@ inline void relu_backward(std::int64_t n, const T* __restrict a, T* __restrict d
     for (std::int64_t i = 0; i < n; ++i) delta[i] = a[i] > T(0) ? delta[i] : T(0);
 }
 
-template <class T>
-inline void matvec_bias(std::int64_t n_out, std::int64_t n_in, const T* __restrict w, const T* __restrict b,
-                        const T* __restrict x, T* __restrict z) {
-    // 16 independent partial sums per row: vectorisable without reassociating one sum (no -ffast-math).
-    constexpr int lanes = 16;
-    for (std::int64_t i = 0; i < n_out; ++i) {
-        const T* __restrict wi = w + i * n_in;
-        T acc[lanes] = {};
-        std::int64_t j = 0;
-        for (; j + lanes <= n_in; j += lanes)
-            for (int l = 0; l < lanes; ++l) acc[l] += wi[j + l] * x[j + l];
+// 16 independent partial sums per row of x: vectorisable without reassociating one sum (no -ffast-math).
+constexpr int dot_lanes = 16;
+
+template <class T, int R>
+inline void dots_of_row(std::int64_t n_in, const T* __restrict wi, const T* __restrict x, T* out) {
+    T acc[R][dot_lanes] = {};
+    std::int64_t j = 0;
+    for (; j + dot_lanes <= n_in; j += dot_lanes)
+        for (int l = 0; l < dot_lanes; ++l) {
+            const T wv = wi[j + l];
+            for (int r = 0; r < R; ++r) acc[r][l] += wv * x[r * n_in + j + l];
+        }
+    for (int r = 0; r < R; ++r) {
         T sum = 0;
-        for (int l = 0; l < lanes; ++l) sum += acc[l];
-        for (; j < n_in; ++j) sum += wi[j] * x[j];
-        z[i] = sum + b[i];
+        for (int l = 0; l < dot_lanes; ++l) sum += acc[r][l];
+        for (std::int64_t jj = j; jj < n_in; ++jj) sum += wi[jj] * x[r * n_in + jj];
+        out[r] = sum;
+    }
+}
+
+template <class T>
+inline void small_batch_forward(std::int64_t rows, std::int64_t n_out, std::int64_t n_in, const T* __restrict w,
+                                const T* __restrict b, const T* __restrict x, T* __restrict z, std::int64_t ldz) {
+    // W row outer, rows of x inner: a row of W is read from memory once and stays in L1 for every row of x.
+    for (std::int64_t i = 0; i < n_out; ++i) {
+        const T* wi = w + i * n_in;
+        std::int64_t r = 0;
+        T d[4];
+        for (; r + 4 <= rows; r += 4) {
+            dots_of_row<T, 4>(n_in, wi, x + r * n_in, d);
+            for (int q = 0; q < 4; ++q) z[(r + q) * ldz + i] = d[q] + b[i];
+        }
+        for (; r < rows; ++r) {
+            dots_of_row<T, 1>(n_in, wi, x + r * n_in, d);
+            z[r * ldz + i] = d[0] + b[i];
+        }
     }
 }
 
@@ -77,9 +121,10 @@ inline void matvec_bias(std::int64_t n_out, std::int64_t n_in, const T* __restri
 // puts them under the TU's target (flatten inlines the loops above into them).
 #define PYFASTNN_DEFINE_ROWOPS(T, NAME)                                                                          \
     namespace {                                                                                               \
-    __attribute__((flatten)) void NAME##_rank1(std::int64_t n_out, std::int64_t n_in, T* w, T* b, const T* d,  \
-                                               const T* a, T eta, T decay, T* dp) {                           \
-        rowops_impl::rank1_step<T>(n_out, n_in, w, b, d, a, eta, decay, dp);                                   \
+    __attribute__((flatten)) void NAME##_rank_k(std::int64_t rows, std::int64_t n_out, std::int64_t n_in, T* w, \
+                                                T* b, const T* d, std::int64_t ldd, const T* a, T eta,        \
+                                                T decay, T* dp) {                                             \
+        rowops_impl::rank_k_step<T>(rows, n_out, n_in, w, b, d, ldd, a, eta, decay, dp);                      \
     }                                                                                                         \
     __attribute__((flatten)) void NAME##_bias_relu(std::int64_t rows, std::int64_t cols, T* z, const T* bias,  \
                                                    T* out) {                                                  \
@@ -88,9 +133,9 @@ inline void matvec_bias(std::int64_t n_out, std::int64_t n_in, const T* __restri
     __attribute__((flatten)) void NAME##_relu_backward(std::int64_t n, const T* a, T* d) {                     \
         rowops_impl::relu_backward<T>(n, a, d);                                                               \
     }                                                                                                         \
-    __attribute__((flatten)) void NAME##_matvec(std::int64_t n_out, std::int64_t n_in, const T* w, const T* b,  \
-                                                const T* x, T* z) {                                           \
-        rowops_impl::matvec_bias<T>(n_out, n_in, w, b, x, z);                                                 \
+    __attribute__((flatten)) void NAME##_small_fwd(std::int64_t rows, std::int64_t n_out, std::int64_t n_in,    \
+                                                   const T* w, const T* b, const T* x, T* z, std::int64_t ldz) { \
+        rowops_impl::small_batch_forward<T>(rows, n_out, n_in, w, b, x, z, ldz);                              \
     }                                                                                                         \
-    const rowops<T> NAME##_table = {NAME##_rank1, NAME##_bias_relu, NAME##_relu_backward, NAME##_matvec};      \
+    const rowops<T> NAME##_table = {NAME##_rank_k, NAME##_bias_relu, NAME##_relu_backward, NAME##_small_fwd};   \
     }
