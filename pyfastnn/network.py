@@ -68,6 +68,18 @@ def check_inputs(x, n_features, dtype, what="X"):
     return x, single
 
 
+def _max_abs(arrays):
+    """max |x| over the arrays, or NaN/inf if any element is not finite. np.max and np.min propagate NaN and
+    inf and allocate nothing (np.abs would copy every array)."""
+    bound = 0.0
+    for a in arrays:
+        hi, lo = float(np.max(a)), float(np.min(a))
+        if not (np.isfinite(hi) and np.isfinite(lo)):
+            return float("nan")
+        bound = max(bound, hi, -lo)
+    return bound
+
+
 class MLP:
     """A fully connected feedforward network f: R^N → R^M, z^l = W^l a^{l-1} + b^l, a^l = σ_l(z^l).
 
@@ -302,12 +314,12 @@ class MLP:
 
     def _check_update(self, optimizer, grads):
         """Refuse, before anything is written, an update whose gradients or new weights would not be finite."""
-        if not all(np.isfinite(g).all() for g in grads):
+        gmax = _max_abs(grads)
+        if not np.isfinite(gmax):
             raise FloatingPointError(
                 "the gradients overflowed (the weights were not updated); try a smaller learning rate"
             )
-        gmax = max(float(np.max(np.abs(g))) for g in grads)
-        pmax = max(float(np.max(np.abs(p))) for p in self.weights + self.biases)
+        pmax = _max_abs(self.weights + self.biases)
         optimizer._bind(self.weights + self.biases)
         if not pmax + optimizer.max_step(gmax, pmax) < 0.5 * float(np.finfo(self.dtype).max):
             raise FloatingPointError(
