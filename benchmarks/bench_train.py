@@ -12,6 +12,7 @@ hidden layers, on the standard shapes of DESIGN.md §4. Columns (samples/s, medi
   cpp fit     pyfastnn "cpp" backend through ``net.fit(X, y, batch_size=B, epochs=E, shuffle=False)``: the
               native epoch loop, how users train (the time includes fit's input checks and per-epoch snapshot)
   cpp step    ``net.train_step(x, y)`` once per batch from a Python loop: shows the per-call overhead
+  numba-be    pyfastnn's "numba" backend through fit (when numba is installed)
   numpy-be    pyfastnn's "numpy" (reference) backend through fit
   hand NumPy  hand-written NumPy of the same formulas (benchmarks/_peers.py)
   torch       PyTorch CPU, nn.Sequential + CrossEntropyLoss + optim.SGD, the usual loop (benchmarks/_peers.py)
@@ -56,7 +57,7 @@ MIN_STEPS = 3        # ... and has at least this many steps
 MAX_RUN_S = 3.0      # slower peers (the reference backend) are skipped beyond this per run
 POOL_BYTES = 64 << 20
 
-PEERS = ("cpp fit", "cpp step", "numpy-be", "hand NumPy", "torch")
+PEERS = ("cpp fit", "cpp step", "numba-be", "numpy-be", "hand NumPy", "torch")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -388,6 +389,8 @@ def bench_shape(name, sizes, args, torch):
         pool_rows = (x.shape[0] // batch) * batch
         factories = {"cpp fit": (make_cpp_fit, {}), "cpp step": (make_cpp_step, {}),
                      "numpy-be": (make_cpp_fit, {"backend": "numpy"}), "hand NumPy": (make_hand_numpy, {})}
+        if pf.backends()["numba"]["available"]:
+            factories["numba-be"] = (make_cpp_fit, {"backend": "numba"})
         if torch is not None:
             factories["torch"] = (make_torch, {})
         factories = {k: v for k, v in factories.items() if k in args.peers}
