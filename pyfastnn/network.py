@@ -352,19 +352,25 @@ class MLP:
         """Where a single output splits the two classes: 0.5 for units with range [0, 1], else 0."""
         return 0.5 if self.output_activation in ("sigmoid", "step", "piecewise_linear") else 0.0
 
-    def predict_labels(self, x):
-        """Class labels: the argmax of the outputs, or for a single output a threshold (see ``_threshold``)."""
-        f = self.forward(x)
-        single = f.ndim == 1
-        f = np.atleast_2d(f)
+    def _labels(self, f):
+        """Labels from outputs f (B, N_L): the argmax, or for a single output a threshold (``_threshold``)."""
         if self.layer_sizes[-1] == 1:
-            labels = (f[:, 0] > self._threshold()).astype(np.int64)
-        else:
-            labels = np.argmax(f, axis=1)
-        return labels[0] if single else labels
+            return (f[:, 0] > self._threshold()).astype(np.int64)
+        return np.argmax(f, axis=1)
+
+    def predict_labels(self, x):
+        """Class labels: the argmax of the outputs, or for a single output a threshold at 0.5 for outputs in
+        [0, 1] (sigmoid, step, piecewise_linear) and at 0 otherwise."""
+        f = self.forward(x)
+        labels = self._labels(np.atleast_2d(f))
+        return labels[0] if f.ndim == 1 else labels
 
     def accuracy(self, x, y):
         """Fraction of samples whose predicted label equals y (integer labels, one-hot rows, or ±1/0-1 targets)."""
+        return self._accuracy(np.atleast_2d(self.forward(x)), y)
+
+    def _accuracy(self, f, y):
+        """accuracy() from already computed outputs f (B, N_L)."""
         try:
             y = np.asarray(y)
         except ValueError as exc:
@@ -382,7 +388,7 @@ class MLP:
         y = y.reshape(-1)
         if self.layer_sizes[-1] == 1:
             y = (y > self._threshold()).astype(np.int64)
-        pred = np.atleast_1d(self.predict_labels(x))
+        pred = self._labels(f)
         if pred.shape != y.shape:
             raise ValueError(f"X has {pred.shape[0]} samples but y has {y.shape[0]}")
         return float(np.mean(pred == y))

@@ -170,7 +170,7 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
                 val_outs, val_zs, _ = net._forward(kernels, x_val)
                 logs["val_loss"] = kernels.loss_value(loss, net.output_activation, val_outs[-1], val_zs[-1], y_val)
                 if _has_accuracy(net, loss):
-                    logs["val_accuracy"] = net.accuracy(x_val, y_val)
+                    logs["val_accuracy"] = net._accuracy(val_outs[-1], y_val)  # the outputs just computed
             logs["time"] = time.perf_counter() - start
             history._append(epoch, logs)
             reporter.update(epoch, logs)
