@@ -157,3 +157,16 @@ class TorchMLP:
         lins = [m for m in self.model if isinstance(m, self.torch.nn.Linear)]
         weights = [m.weight.detach().numpy().copy() for m in lins]
         return weights, [m.bias.detach().numpy().copy() for m in lins]
+
+
+def blas_info():
+    """NumPy's BLAS as threadpoolctl sees it: library, version, kernel and threads."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return "unknown (threadpoolctl not installed)"
+    infos = [i for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
+    if not infos:
+        return "none found by threadpoolctl"
+    return "; ".join(f"{i.get('internal_api')} {i.get('version')} kernel={i.get('architecture')} "
+                     f"threads={i.get('num_threads')}" for i in infos)

@@ -75,16 +75,7 @@ def _cpu_model():
     return platform.processor() or "unknown"
 
 
-def _blas_info():
-    try:
-        import threadpoolctl
-    except ImportError:
-        return "unknown (threadpoolctl not installed)"
-    infos = [i for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
-    if not infos:
-        return "none found by threadpoolctl"
-    return "; ".join(f"{i.get('internal_api')} {i.get('version')} kernel={i.get('architecture')} "
-                     f"threads={i.get('num_threads')}" for i in infos)
+_blas_info = _peers.blas_info
 
 
 def _git_state():

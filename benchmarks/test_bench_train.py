@@ -1,0 +1,151 @@
+"""Training throughput: one epoch of SGD per pyfastnn backend and per peer, on the standard shapes.
+
+Cases: implementation × shape (S, M, L of DESIGN.md §4) × batch (1, 8, 32, 256, 1024); L only for batches
+≥ 32 unless ``--bench-full``. One group per (shape, batch); a benchmarked call is one epoch over a fixed set
+of i.i.d. random rows (already in random order), SGD with lr 0.01, ReLU hidden layers, softmax +
+cross-entropy, float32:
+
+    cpp, numba, numpy  ``net.fit(X, y, batch_size=B, epochs=1, shuffle=False, progress=False,
+                       optimizer=pf.SGD(lr=0.01))`` inside ``pf.use_backend(name)``: how users train (the time
+                       includes fit's input checks and its per-epoch weight snapshot)
+    hand NumPy         ``_peers.NumpyMLP.train_epoch``: the formulas in NumPy with preallocated buffers
+    torch              ``_peers.TorchMLP.train_epoch``: nn.Sequential + CrossEntropyLoss + optim.SGD loop
+    sklearn            ``MLPClassifier(solver="sgd", momentum=0, alpha=0, shuffle=False).partial_fit`` (one
+                       epoch; skipped unless scikit-learn is installed)
+
+Rows per epoch: max(16·B, 256), capped to ~8 GFLOP of work (6·rows·Σ N_l N_{l−1}) so one round stays short,
+and at least one batch. Every call after a first, untimed one is timed; the number of rounds is chosen from
+that first call (≥ 3, ≤ 20, ~1.5 s in all). extra_info: samples_per_s, gflops (6·B·Σ N_l N_{l−1} per step)
+and frac_numpy_sgemm (gflops over NumPy's 1024² sgemm rate of the session).
+
+``test_digits_epoch``: one epoch of fit (batch 32) on the bundled 8×8 digits, S = [64, 128, 10], per backend
+and peer.
+"""
+
+import time
+
+import _peers
+import numpy as np
+import pytest
+
+import pyfastnn as pf
+from pyfastnn.datasets import load_digits
+
+LR = 0.01
+SHAPES = {"S": [64, 128, 10], "M": [784, 512, 256, 10], "L": [784, 2048, 2048, 10]}
+SMOKE_SHAPES = {"S": [64, 16, 10], "M": [784, 32, 16, 10], "L": [784, 64, 64, 10]}
+BATCHES = (1, 8, 32, 256, 1024)
+IMPLS = ("cpp", "numba", "numpy", "hand NumPy", "torch", "sklearn")
+BUDGET_FLOPS = 8e9     # per round, roughly: ≤ ~0.1 s for cpp on 2 cores, ≤ ~1 s for the slowest peers
+TARGET_S = 1.5         # all rounds of one case
+MIN_ROUNDS, MAX_ROUNDS = 3, 20
+
+
+def pytest_generate_tests(metafunc):
+    if metafunc.function.__name__ != "test_train_epoch":
+        return
+    full = metafunc.config.getoption("--bench-full")
+    cases = [(s, b) for s in SHAPES for b in BATCHES if full or s != "L" or b >= 32]
+    metafunc.parametrize("shape,batch", cases, ids=[f"{s}-B{b}" for s, b in cases])
+    metafunc.parametrize("impl", IMPLS)
+
+
+def flops_per_sample(sizes):
+    return 6 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def epoch_rows(sizes, batch, smoke):
+    if smoke:
+        return 2 * batch
+    rows = min(max(16 * batch, 256), int(BUDGET_FLOPS // flops_per_sample(sizes)))
+    return max(batch, rows - rows % batch)
+
+
+_pools = {}
+
+
+def _pool(sizes, rows):
+    """i.i.d. standard-normal rows and uniform labels, generated once per (shape, rows)."""
+    key = (tuple(sizes), rows)
+    if key not in _pools:
+        rng = np.random.default_rng(1)
+        x = rng.standard_normal((rows, sizes[0]), dtype=np.float32)
+        y = rng.integers(0, sizes[-1], rows).astype(np.int64)
+        _pools[key] = (x, y)
+    return _pools[key]
+
+
+def make_epoch(impl, sizes, batch, x, y, torch=None):
+    """A function that trains one epoch over (x, y) with implementation impl, from pf.MLP(sizes, seed=0)."""
+    net = pf.MLP(sizes, seed=0)  # the same initial weights for every peer
+    if impl in pf.backends():
+        opt = pf.SGD(lr=LR)
+
+        def run():
+            with pf.use_backend(impl):
+                net.fit(x, y, batch_size=batch, epochs=1, shuffle=False, progress=False, optimizer=opt)
+
+        return run
+    if impl == "hand NumPy":
+        peer = _peers.NumpyMLP(net.weights, net.biases, batch)
+        return lambda: peer.train_epoch(x, y, batch, LR)
+    if impl == "torch":
+        peer = _peers.TorchMLP(net.weights, net.biases, LR)
+        xt, yt = peer.tensors(x, y)
+        return lambda: peer.train_epoch(xt, yt, batch)
+    if impl == "sklearn":
+        from sklearn.neural_network import MLPClassifier
+
+        clf = MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]), activation="relu", solver="sgd",
+                            learning_rate_init=LR, momentum=0.0, nesterovs_momentum=False, alpha=0.0,
+                            batch_size=batch, shuffle=False, random_state=0)
+        clf.partial_fit(x[:batch], y[:batch], classes=np.arange(sizes[-1]))  # initializes the weights
+        return lambda: clf.partial_fit(x, y)
+    raise ValueError(f"unknown implementation {impl!r}")
+
+
+def _need_peer(impl):
+    """The torch module for impl == "torch"; skip with the reason when impl's library is not installed."""
+    if impl == "torch":
+        torch = pytest.importorskip("torch", reason="torch is not installed (`pip install torch==2.13.0`)")
+        return torch
+    if impl == "sklearn":
+        pytest.importorskip("sklearn", reason="scikit-learn is not installed (not a pyfastnn dependency)")
+    return None
+
+
+def bench_epoch(benchmark, record, run, rows, sizes, impl):
+    """Time run (one epoch over rows) with pedantic rounds sized from a first, untimed call."""
+    timed = record.timed(run)
+    if benchmark.disabled:
+        benchmark(timed)
+    else:
+        t0 = time.perf_counter()
+        run()  # warm-up: numba compiles, torch and BLAS start their threads
+        first = time.perf_counter() - t0
+        rounds = int(min(MAX_ROUNDS, max(MIN_ROUNDS, TARGET_S // max(first, 1e-6))))
+        benchmark.pedantic(timed, rounds=rounds, iterations=1, warmup_rounds=1)
+    record(timed, flops=flops_per_sample(sizes) * rows, samples=rows, impl=impl, sizes=sizes)
+
+
+def test_train_epoch(benchmark, record, bench_config, shape, batch, impl):
+    _need_peer(impl)
+    sizes = (SMOKE_SHAPES if bench_config.smoke else SHAPES)[shape]
+    rows = epoch_rows(sizes, batch, bench_config.smoke)
+    x, y = _pool(sizes, rows)
+    benchmark.group = f"train {shape}={sizes} B={batch} ({rows} rows/epoch)"
+    bench_epoch(benchmark, record, make_epoch(impl, sizes, batch, x, y), rows, sizes, impl)
+    benchmark.extra_info["batch"] = batch
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_digits_epoch(benchmark, record, bench_config, impl):
+    _need_peer(impl)
+    x, y = load_digits()
+    if bench_config.smoke:
+        x, y = x[:128], y[:128]
+    x, y = np.ascontiguousarray(x, np.float32), np.asarray(y, np.int64)
+    sizes, batch = SHAPES["S"], 32
+    benchmark.group = f"train digits epoch S={sizes} B={batch} ({len(y)} rows)"
+    bench_epoch(benchmark, record, make_epoch(impl, sizes, batch, x, y), len(y), sizes, impl)
+    benchmark.extra_info["batch"] = batch
