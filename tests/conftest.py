@@ -12,6 +12,10 @@ Tests that want every backend whatever the session's, parametrize explicitly wit
 """
 
 import os
+import subprocess
+import sys
+import tempfile
+import textwrap
 
 import pytest
 
@@ -65,3 +69,20 @@ def backend_name(request):
     """Each available backend in turn, active (``pf.use_backend``) for the test's duration."""
     with pf.use_backend(request.param):
         yield request.param
+
+
+def _run_python(code, *, clear=("PYFASTNN_",), timeout=60, **env):
+    """Run ``code`` in a fresh interpreter with the environment minus variables starting with ``clear``, plus
+    ``env``. It runs outside the source tree, so the child imports the installed package as the tests do."""
+    full = {k: v for k, v in os.environ.items() if not (clear and k.startswith(clear))}
+    full.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=full, capture_output=True, text=True, timeout=timeout,
+        check=False, cwd=tempfile.gettempdir(),
+    )
+
+
+@pytest.fixture
+def run_python():
+    """``run_python(code, clear=("PYFASTNN_",), timeout=60, **env)`` → CompletedProcess (see _run_python)."""
+    return _run_python

@@ -2,10 +2,6 @@
 
 import importlib
 import inspect
-import os
-import subprocess
-import tempfile
-import sys
 
 import numpy as np
 import pytest
@@ -177,24 +173,16 @@ def test_failed_set_backend_keeps_the_current_one(restore_backend):
         assert pf.get_backend() == start
 
 
-def _run(code, **env):
-    full = {k: v for k, v in os.environ.items() if not k.startswith("PYFASTNN_")}
-    full.update(env)
-    # Run outside the source tree, so the child imports the installed package as the tests do.
-    return subprocess.run(
-        [sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=60, check=False,
-        cwd=tempfile.gettempdir(),
-    )
 
 
-def test_env_selects_numpy():
-    r = _run("import pyfastnn as pf; print(pf.get_backend())", PYFASTNN_BACKEND="numpy")
+def test_env_selects_numpy(run_python):
+    r = run_python("import pyfastnn as pf; print(pf.get_backend())", PYFASTNN_BACKEND="numpy")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "numpy"
 
 
-def test_env_with_spaces_is_stripped():
-    r = _run("import pyfastnn as pf; print(pf.get_backend())", PYFASTNN_BACKEND="  numpy ")
+def test_env_with_spaces_is_stripped(run_python):
+    r = run_python("import pyfastnn as pf; print(pf.get_backend())", PYFASTNN_BACKEND="  numpy ")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "numpy"
 
@@ -204,15 +192,15 @@ def test_env_with_spaces_is_stripped():
     [n for n in BACKENDS if n not in _available()]
     or [pytest.param(None, marks=pytest.mark.skip(reason="every backend is available"))],
 )
-def test_env_naming_an_unavailable_backend_fails_and_says_why(name):
-    r = _run("import pyfastnn as pf; pf.get_backend()", PYFASTNN_BACKEND=name)
+def test_env_naming_an_unavailable_backend_fails_and_says_why(name, run_python):
+    r = run_python("import pyfastnn as pf; pf.get_backend()", PYFASTNN_BACKEND=name)
     assert r.returncode != 0
     last = r.stderr.strip().splitlines()[-1]
     assert "PYFASTNN_BACKEND" in last and name in last and "not available" in last
 
 
-def test_default_without_env_is_the_first_available():
-    r = _run("import pyfastnn as pf; print(pf.get_backend())")
+def test_default_without_env_is_the_first_available(run_python):
+    r = run_python("import pyfastnn as pf; print(pf.get_backend())")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == _available()[0]
 
@@ -232,8 +220,8 @@ def test_get_num_threads_after_set():
     assert pf.get_num_threads() == start
 
 
-def test_num_threads_env():
-    r = _run("import pyfastnn as pf; print(pf.get_num_threads())", PYFASTNN_NUM_THREADS="3")
+def test_num_threads_env(run_python):
+    r = run_python("import pyfastnn as pf; print(pf.get_num_threads())", PYFASTNN_NUM_THREADS="3")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "3"
 

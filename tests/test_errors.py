@@ -2,9 +2,6 @@
 never a crash, never a half-updated network."""
 
 import os
-import subprocess
-import tempfile
-import sys
 
 import numpy as np
 import pytest
@@ -372,24 +369,17 @@ def test_unavailable_backend_says_why(name):
     assert pf.get_backend() == previous
 
 
-def _import_with_env(code, **env):
-    full = dict(os.environ, **env)
-    # Run outside the source tree, so the child imports the installed package as the tests do.
-    return subprocess.run(
-        [sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=60, check=False,
-        cwd=tempfile.gettempdir(),
-    )
 
 
-def test_bogus_backend_env_fails_when_the_backend_is_first_needed():
-    r = _import_with_env("import pyfastnn as pf; pf.get_backend()", PYFASTNN_BACKEND="bogus")
+def test_bogus_backend_env_fails_when_the_backend_is_first_needed(run_python):
+    r = run_python("import pyfastnn as pf; pf.get_backend()", clear=(), PYFASTNN_BACKEND="bogus")
     assert r.returncode != 0
     assert "PYFASTNN_BACKEND" in r.stderr and "bogus" in r.stderr
     _lists(r.stderr.strip().splitlines()[-1], BACKENDS)
 
 
-def test_bogus_backend_env_fails_at_import():
-    r = _import_with_env("import pyfastnn", PYFASTNN_BACKEND="bogus")
+def test_bogus_backend_env_fails_at_import(run_python):
+    r = run_python("import pyfastnn", clear=(), PYFASTNN_BACKEND="bogus")
     assert r.returncode != 0
     assert "PYFASTNN_BACKEND" in r.stderr
 
@@ -842,6 +832,6 @@ def test_set_num_threads_errors(bad, exc, restore_threads):
     assert pf.get_num_threads() == before
 
 
-def test_bad_num_threads_env():
-    r = _import_with_env("import pyfastnn as pf; pf.get_num_threads()", PYFASTNN_NUM_THREADS="lots")
+def test_bad_num_threads_env(run_python):
+    r = run_python("import pyfastnn as pf; pf.get_num_threads()", clear=(), PYFASTNN_NUM_THREADS="lots")
     assert r.returncode != 0 and "PYFASTNN_NUM_THREADS" in r.stderr and "lots" in r.stderr

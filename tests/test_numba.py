@@ -4,9 +4,6 @@ Its agreement with the reference, kernel by kernel and over training, is in test
 """
 
 import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -20,16 +17,13 @@ if not pf.backends()["numba"]["available"]:
 
 from pyfastnn import _numba
 
+_CLEAR = ("PYFASTNN_", "NUMBA_")  # the children choose their own backend and Numba cache
+
 
 def _dispatchers():
     return {name: obj for name, obj in vars(_numba).items() if hasattr(obj, "signatures") and hasattr(obj, "stats")}
 
 
-def _run(code, **env):
-    full = {k: v for k, v in os.environ.items() if not k.startswith(("PYFASTNN_", "NUMBA_"))}
-    full.update(env)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full, capture_output=True, text=True,
-                          timeout=300, check=False)
 
 
 # ---- compile_all ----------------------------------------------------------------------------------------------
@@ -102,12 +96,12 @@ _ONE_KERNEL = """
 """
 
 
-def test_the_cache_is_written_then_used(tmp_path):
+def test_the_cache_is_written_then_used(tmp_path, run_python):
     """The first process compiles and writes index and code files; a second one loads them instead of compiling."""
     import json
 
     cache = tmp_path / "numba-cache"
-    first = _run(_ONE_KERNEL, NUMBA_CACHE_DIR=str(cache))
+    first = run_python(_ONE_KERNEL, clear=_CLEAR, timeout=300, NUMBA_CACHE_DIR=str(cache))
     assert first.returncode == 0, first.stderr
     stats = json.loads(first.stdout.strip().splitlines()[-1])
     assert stats["hits"] == 0 and stats["misses"] >= 1
@@ -115,7 +109,7 @@ def test_the_cache_is_written_then_used(tmp_path):
     assert any(f.startswith("_numba._k_bias_act") and f.endswith(".nbi") for f in files), files
     assert any(f.startswith("_numba._k_bias_act") and f.endswith(".nbc") for f in files), files
 
-    second = _run(_ONE_KERNEL, NUMBA_CACHE_DIR=str(cache))
+    second = run_python(_ONE_KERNEL, clear=_CLEAR, timeout=300, NUMBA_CACHE_DIR=str(cache))
     assert second.returncode == 0, second.stderr
     stats = json.loads(second.stdout.strip().splitlines()[-1])
     assert stats["hits"] >= 1 and stats["misses"] == 0, stats
@@ -124,8 +118,8 @@ def test_the_cache_is_written_then_used(tmp_path):
 # ---- without numba --------------------------------------------------------------------------------------------
 
 
-def test_import_without_numba_says_why():
-    r = _run("""
+def test_import_without_numba_says_why(run_python):
+    r = run_python("""
         import sys
         sys.modules["numba"] = None  # makes `import numba` raise ImportError, as when it is not installed
         import pyfastnn as pf
@@ -135,7 +129,7 @@ def test_import_without_numba_says_why():
             import pyfastnn._numba
         except ImportError as exc:
             print("ImportError:", exc)
-    """)
+    """, clear=_CLEAR, timeout=300)
     assert r.returncode == 0, r.stderr
     status, reason, backend = r.stdout.splitlines()[0].split(" | ")
     assert status == "False"
@@ -144,8 +138,9 @@ def test_import_without_numba_says_why():
     assert "ImportError: the numba backend needs the 'numba' package" in r.stdout
 
 
-def test_env_naming_numba_without_numba_fails_and_says_why():
-    r = _run('import sys; sys.modules["numba"] = None; import pyfastnn', PYFASTNN_BACKEND="numba")
+def test_env_naming_numba_without_numba_fails_and_says_why(run_python):
+    r = run_python('import sys; sys.modules["numba"] = None; import pyfastnn', clear=_CLEAR, timeout=300,
+                   PYFASTNN_BACKEND="numba")
     assert r.returncode != 0
     last = r.stderr.strip().splitlines()[-1]
     assert "PYFASTNN_BACKEND" in last and "not available" in last and "pip install numba" in last
