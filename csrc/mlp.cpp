@@ -149,9 +149,10 @@ void layer_forward(const layer_view<T>& L, const T* a_prev, std::int64_t rows, T
 template <class T>
 void propagate_delta(const layer_view<T>& L, const layer_view<T>& prev, std::int64_t rows, const T* delta,
                      const T* a_prev, const T* z_prev, T* delta_prev, bool ste) {
-    if (rows <= small_batch_max && per_sample_threads(L.n_out, L.n_in) > 1) {
+    const int threads = rows <= small_batch_max ? per_sample_threads(L.n_out, L.n_in) : 1;
+    if (threads > 1) {
         dprev_ctx<T> c{&L, delta, rows, delta_prev};
-        parallel_run(per_sample_threads(L.n_out, L.n_in), dprev_worker<T>, &c);
+        parallel_run(threads, dprev_worker<T>, &c);
     } else {
         gemm<T>(false, false, rows, L.n_in, L.n_out, T(1), delta, L.n_out, L.w, L.n_in, T(0), delta_prev, L.n_in);
     }
