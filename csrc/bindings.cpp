@@ -8,6 +8,7 @@
 #include <string>
 
 #include "dispatch.h"
+#include "dtype_check.h"
 #include "gemm/gemm.h"
 #include "threads.h"
 
@@ -70,11 +71,11 @@ void run_gemm(const py::array& a, const py::array& b, py::array& out, bool trans
 void gemm_py(const py::object& a_obj, const py::object& b_obj, const py::object& out_obj, bool trans_a, bool trans_b,
              double alpha, double beta) {
     py::array a = as_array(a_obj, "a"), b = as_array(b_obj, "b"), out = as_array(out_obj, "out");
-    const bool f32 = out.dtype().is(py::dtype::of<float>());
-    const bool f64 = out.dtype().is(py::dtype::of<double>());
+    const bool f32 = same_dtype(out.dtype(), py::dtype::of<float>());
+    const bool f64 = same_dtype(out.dtype(), py::dtype::of<double>());
     if (!f32 && !f64)
         throw py::type_error("gemm: out must be float32 or float64, got " + dtype_str(out));
-    if (!a.dtype().is(out.dtype()) || !b.dtype().is(out.dtype()))
+    if (!same_dtype(a.dtype(), out.dtype()) || !same_dtype(b.dtype(), out.dtype()))
         throw py::type_error("gemm: a, b and out must have the same dtype (float32 or float64), got a " +
                              dtype_str(a) + ", b " + dtype_str(b) + ", out " + dtype_str(out));
     check_matrix(a, "a");
@@ -199,6 +200,18 @@ The GIL is released during the computation.)doc");
         },
         py::arg("n"), "Threads used by the compiled kernels (>= 1).");
     m.def("get_num_threads", &get_num_threads, "Threads used by the compiled kernels.");
+    m.def(
+        "_thread_stats",
+        [] {
+            const thread_stats s = get_thread_stats();
+            py::dict d;
+            d["late_regions"] = s.late_regions;
+            d["serial_regions"] = s.serial_regions;
+            d["backoff_ms"] = s.backoff_ms;
+            return d;
+        },
+        "The oversubscription guard's counters: regions whose workers started late, regions it ran on one "
+        "thread, current backoff (ms).");
 
     // Tuning hooks for benchmarks/bench_gemm.py; not part of the public API.
     m.def("_get_gemm_params", [] {

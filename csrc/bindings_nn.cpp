@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "activations.h"
+#include "dtype_check.h"
 #include "mlp.h"
 #include "optim.h"
 
@@ -50,7 +51,7 @@ public:
         if (!py::isinstance<py::array>(h))
             throw py::type_error(what + " must be a NumPy array; got " + std::string(py::str(py::type::of(h).attr("__name__"))));
         py::array a = py::reinterpret_borrow<py::array>(h);
-        if (!a.dtype().is(py::dtype::of<T>()))
+        if (!same_dtype(a.dtype(), py::dtype::of<T>()))
             throw py::type_error(what + " must have dtype " + std::string(py::str(py::dtype::of<T>())) + "; got " +
                                  std::string(py::str(a.dtype())));
         bool ok = a.ndim() == py::ssize_t(shape.size());
@@ -95,8 +96,8 @@ bool needs_z(act_kind act, bool ste) { return ste && (act == act_kind::step || a
 bool is_float64(const py::handle& h, const char* what) {
     if (!py::isinstance<py::array>(h)) throw py::type_error(std::string(what) + " must be a NumPy array");
     py::dtype dt = py::reinterpret_borrow<py::array>(h).dtype();
-    if (dt.is(py::dtype::of<double>())) return true;
-    if (dt.is(py::dtype::of<float>())) return false;
+    if (same_dtype(dt, py::dtype::of<double>())) return true;
+    if (same_dtype(dt, py::dtype::of<float>())) return false;
     throw py::type_error(std::string(what) + " must be float32 or float64; got " + std::string(py::str(dt)));
 }
 
@@ -360,7 +361,7 @@ py::tuple train_epoch_t(const py::list& weights, const py::list& biases, const p
     py::array_t<std::int64_t> order_arr;
     if (!order.is_none()) {
         if (!py::isinstance<py::array_t<std::int64_t>>(order) ||
-            !py::reinterpret_borrow<py::array>(order).dtype().is(py::dtype::of<std::int64_t>()))
+            !same_dtype(py::reinterpret_borrow<py::array>(order).dtype(), py::dtype::of<std::int64_t>()))
             throw py::type_error("order must be an int64 array of row indices");
         order_arr = py::reinterpret_borrow<py::array_t<std::int64_t>>(order);
         if (order_arr.ndim() != 1 || order_arr.shape(0) != n || !(order_arr.flags() & py::array::c_style))

@@ -53,6 +53,27 @@ std::atomic<int> g_num_threads{0};  // 0 = not yet initialised
 // spins far longer).
 constexpr auto spin_before_sleep = std::chrono::microseconds(5000);
 
+// Oversubscription guard. The regions split work statically and synchronise with barriers, so one team thread
+// that the OS does not run makes the whole region wait for it: with two other busy processes on this 2-core VM,
+// fit at batch 200 (each GEMM a region) went from 1.1 ms per epoch on one thread to 70 ms on two. So the caller
+// measures how late each worker started its part. Later than `late_start_ns` (`late_wake_ns` if it was asleep)
+// means the CPUs are oversubscribed: regions then run on the caller alone for a backoff time that doubles
+// (10 ms .. 1 s) while it persists and halves with each region whose workers started on time.
+constexpr std::int64_t late_start_ns = 1000000;      // 1 ms; a spinning worker normally starts within a few µs
+constexpr std::int64_t late_wake_ns = 5000000;       // 5 ms for a sleeping one
+constexpr std::int64_t min_backoff_ns = 10000000;    // 10 ms
+constexpr std::int64_t max_backoff_ns = 1000000000;  // 1 s
+
+inline std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+std::atomic<std::int64_t> g_serial_until{0};  // regions run single-threaded until this time (now_ns)
+std::atomic<std::int64_t> g_backoff{min_backoff_ns};
+std::atomic<std::int64_t> g_late_regions{0};  // statistics for thread_stats()
+std::atomic<std::int64_t> g_serial_regions{0};
+
 class pool {
 public:
     ~pool() = delete;  // never destroyed: see the note at g_pool
@@ -62,6 +83,10 @@ public:
         std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
         if (!busy.owns_lock()) return false;
         grow(nthreads - 1);
+
+        bool was_spinning[max_threads];
+        for (int w = 0; w < nthreads - 1; ++w) was_spinning[w] = workers_[w]->spinning.load(std::memory_order_acquire);
+        const std::int64_t posted = now_ns();
 
         spin_barrier barrier(nthreads);
         fn_ = fn;
@@ -82,13 +107,35 @@ public:
 
         // Every worker of the region must be done before the parameters (and the barrier on this stack) go away.
         while (done_.load(std::memory_order_acquire) != nthreads - 1) cpu_relax();
+        judge_lateness(nthreads - 1, was_spinning, posted);
         return true;
     }
 
 private:
     struct worker {
         std::atomic<std::uint64_t> ticket{0};
+        std::atomic<bool> spinning{false};    // polling for a ticket (not asleep, not working)
+        std::atomic<std::int64_t> started{0};  // now_ns() when it began its part of the last region
     };
+
+    // See late_start_ns. A worker that was asleep when the region was posted is allowed the wake-up cost of a
+    // halted vCPU (~2 ms here) on top.
+    void judge_lateness(int nworkers, const bool* was_spinning, std::int64_t posted) {
+        bool late = false;
+        for (int w = 0; w < nworkers; ++w) {
+            const std::int64_t lag = workers_[w]->started.load(std::memory_order_acquire) - posted;
+            if (lag > (was_spinning[w] ? late_start_ns : late_wake_ns)) late = true;
+        }
+        const std::int64_t backoff = g_backoff.load(std::memory_order_relaxed);
+        if (late) {
+            g_serial_until.store(now_ns() + backoff, std::memory_order_relaxed);
+            g_backoff.store(backoff * 2 < max_backoff_ns ? backoff * 2 : max_backoff_ns, std::memory_order_relaxed);
+            g_late_regions.fetch_add(1, std::memory_order_relaxed);
+        } else {
+            // Halve rather than reset: one lucky region on a busy machine should not bring back many slow ones.
+            g_backoff.store(backoff / 2 > min_backoff_ns ? backoff / 2 : min_backoff_ns, std::memory_order_relaxed);
+        }
+    }
 
     void grow(int nworkers) {
         while (int(workers_.size()) < nworkers) {
@@ -104,13 +151,17 @@ private:
             // Spin for a while, then sleep until this worker's next ticket.
             const auto spin_until = std::chrono::steady_clock::now() + spin_before_sleep;
             int polls = 0;
+            self->spinning.store(true, std::memory_order_release);
             while (self->ticket.load(std::memory_order_acquire) == seen) {
                 cpu_relax();
                 if (++polls % 64 == 0 && std::chrono::steady_clock::now() > spin_until) {
+                    self->spinning.store(false, std::memory_order_release);
                     std::unique_lock<std::mutex> lk(mutex_);
                     cv_.wait(lk, [&] { return self->ticket.load(std::memory_order_acquire) != seen; });
                 }
             }
+            self->spinning.store(false, std::memory_order_relaxed);
+            self->started.store(now_ns(), std::memory_order_release);
             ++seen;
             fn_(ctx_, team{tid, active_, barrier_});
             done_.fetch_add(1, std::memory_order_acq_rel);
@@ -176,6 +227,11 @@ void spin_barrier::wait() {
     }
 }
 
+thread_stats get_thread_stats() {
+    return {g_late_regions.load(std::memory_order_relaxed), g_serial_regions.load(std::memory_order_relaxed),
+            g_backoff.load(std::memory_order_relaxed) / 1000000.0};
+}
+
 int get_num_threads() {
     int n = g_num_threads.load(std::memory_order_relaxed);
     if (n == 0) {
@@ -193,6 +249,10 @@ void set_num_threads(int n) {
 }
 
 void parallel_run(int requested, team_fn fn, void* ctx) {
+    if (requested > 1 && now_ns() < g_serial_until.load(std::memory_order_relaxed)) {
+        g_serial_regions.fetch_add(1, std::memory_order_relaxed);
+        requested = 1;  // the CPUs are oversubscribed: see late_start_ns
+    }
     if (requested > 1 && get_pool()->try_run(requested, fn, ctx)) return;
     spin_barrier barrier(1);
     fn(ctx, team{0, 1, &barrier});

@@ -835,3 +835,28 @@ def test_set_num_threads_errors(bad, exc, restore_threads):
 def test_bad_num_threads_env(run_python):
     r = run_python("import pyfastnn as pf; pf.get_num_threads()", clear=(), PYFASTNN_NUM_THREADS="lots")
     assert r.returncode != 0 and "PYFASTNN_NUM_THREADS" in r.stderr and "lots" in r.stderr
+
+
+def test_arrays_with_an_equal_but_distinct_dtype_object_are_accepted():
+    # An unpickled (or memory-mapped) float32 array carries a new dtype object equal to np.float32's; the compiled
+    # checks once compared dtype objects by identity and refused it.
+    import pickle
+
+    a = pickle.loads(pickle.dumps(np.arange(12, dtype=np.float32).reshape(3, 4)))
+    assert a.dtype == np.float32 and a.dtype is not np.dtype(np.float32)
+    np.testing.assert_allclose(pf.gemm(a, a.T.copy()), a @ a.T, rtol=1e-6)
+    net = pickle.loads(pickle.dumps(pf.MLP([4, 3, 2], seed=0)))
+    assert net.dtype is np.dtype(np.float32)
+    np.testing.assert_allclose(net.forward(a), pf.MLP([4, 3, 2], seed=0).forward(a), rtol=1e-6)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        pf.gemm(a.astype(">f4"), a.astype(">f4"))  # byte-swapped data is still refused
+
+
+def test_a_read_only_network_still_predicts():
+    net = pf.MLP([4, 3, 2], seed=0)
+    want = net.forward(np.ones((2, 4)))
+    for p in net.weights + net.biases:
+        p.flags.writeable = False
+    np.testing.assert_array_equal(net.forward(np.ones((2, 4))), want)
+    with pytest.raises(ValueError, match="writable"):
+        net.train_step(np.ones((2, 4)), np.array([0, 1]))
