@@ -10,7 +10,7 @@ Quick start::
 
 __version__ = "0.1.0"
 
-from . import datasets
+from . import datasets, schedules
 from ._backend import backends, get_backend, get_num_threads, set_backend, set_num_threads, use_backend
 from .activations import ACTIVATIONS
 from .gradcheck import gradcheck
@@ -24,6 +24,15 @@ from .train import History, fit
 # Read PYFASTNN_BACKEND and PYFASTNN_NUM_THREADS now, so a bad value fails at import with its name in the message.
 get_backend()
 get_num_threads()
+
+
+def __getattr__(name):
+    # The scikit-learn estimators load on first use: scikit-learn is optional and slow to import.
+    if name in ("MLPClassifier", "MLPRegressor"):
+        from . import estimators
+
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'pyfastnn' has no attribute {name!r}")
 
 
 def gemm(a, b, out=None, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
@@ -52,6 +61,8 @@ __all__ = [
     "ACTIVATIONS",
     "LOSSES",
     "MLP",
+    "MLPClassifier",
+    "MLPRegressor",
     "SGD",
     "Adam",
     "History",
@@ -66,6 +77,7 @@ __all__ = [
     "get_num_threads",
     "gradcheck",
     "load",
+    "schedules",
     "set_backend",
     "set_num_threads",
     "use_backend",

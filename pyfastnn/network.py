@@ -204,6 +204,17 @@ class MLP:
             f"dtype={self.dtype.name})"
         )
 
+    def __getstate__(self):
+        # Workspaces and gradient buffers are caches: not pickled.
+        state = dict(self.__dict__)
+        state["_workspaces"] = {}
+        state["_grads"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.dtype = np.dtype(self.dtype.name)  # the canonical dtype object, not the unpickled copy
+
     def copy(self):
         """A deep copy with its own parameters."""
         other = object.__new__(MLP)
@@ -227,8 +238,9 @@ class MLP:
 
     # ---- internals -------------------------------------------------------------------------------------------
 
-    def _check_parameters(self):
-        """The kernels trust shapes and layout, so check parameters a user may have replaced."""
+    def _check_parameters(self, writable=True):
+        """The kernels trust shapes and layout, so check parameters a user may have replaced. Training writes
+        them in place; evaluating only reads them (they may be read-only, e.g. memory-mapped)."""
         for name in ("weights", "biases"):
             value = getattr(self, name)
             if not isinstance(value, list) or len(value) != self.n_layers:
@@ -240,8 +252,8 @@ class MLP:
                 if not isinstance(arr, np.ndarray) or arr.shape != want or arr.dtype != self.dtype:
                     got = f"{arr.dtype} {arr.shape}" if isinstance(arr, np.ndarray) else type(arr).__name__
                     raise ValueError(f"{name} must be a {self.dtype} array of shape {want}; it is {got}")
-                if not arr.flags.c_contiguous or not arr.flags.writeable:
-                    raise ValueError(f"{name} must be C-contiguous and writable")
+                if not arr.flags.c_contiguous or (writable and not arr.flags.writeable):
+                    raise ValueError(f"{name} must be C-contiguous{' and writable' if writable else ''}")
 
     def _workspace(self, batch):
         """Activations, kept pre-activations and deltas for a batch size, allocated once and reused."""
@@ -269,8 +281,8 @@ class MLP:
     def _resolve_loss(self, loss):
         return default_loss(self.output_activation) if loss is None else check_loss(loss)
 
-    def _prepare(self, x, y, loss):
-        self._check_parameters()
+    def _prepare(self, x, y, loss, writable=True):
+        self._check_parameters(writable)
         loss = self._resolve_loss(loss)
         x, _ = check_inputs(x, self.layer_sizes[0], self.dtype)
         y = prepare_targets(loss, y, self.layer_sizes[-1], x.shape[0], self.dtype)
@@ -340,7 +352,7 @@ class MLP:
         -------
         ndarray, shape (B, N_L), or (N_L,) for a 1-D x
         """
-        self._check_parameters()
+        self._check_parameters(writable=False)
         x, single = check_inputs(x, self.layer_sizes[0], self.dtype)
         outs, _, _ = self._forward(_backend.kernels(), x)
         y = outs[-1].copy()
@@ -369,8 +381,8 @@ class MLP:
         """Fraction of samples whose predicted label equals y (integer labels, one-hot rows, or ±1/0-1 targets)."""
         return self._accuracy(np.atleast_2d(self.forward(x)), y)
 
-    def _accuracy(self, f, y):
-        """accuracy() from already computed outputs f (B, N_L)."""
+    def _accuracy(self, f, y, sample_weight=None):
+        """accuracy() from already computed outputs f (B, N_L); weighted by sample_weight when given."""
         try:
             y = np.asarray(y)
         except ValueError as exc:
@@ -391,6 +403,8 @@ class MLP:
         pred = self._labels(f)
         if pred.shape != y.shape:
             raise ValueError(f"X has {pred.shape[0]} samples but y has {y.shape[0]}")
+        if sample_weight is not None:
+            return float(np.average(pred == y, weights=sample_weight))
         return float(np.mean(pred == y))
 
     def loss(self, x, y, loss=None):
@@ -399,7 +413,7 @@ class MLP:
         ``loss`` defaults to cross_entropy for softmax outputs, binary_cross_entropy for sigmoid, hinge for
         sign and squared_error otherwise. For cross_entropy y may be integer labels (B,) or one-hot (B, M).
         """
-        x, y, loss = self._prepare(x, y, loss)
+        x, y, loss = self._prepare(x, y, loss, writable=False)
         kernels = _backend.kernels()
         outs, zs, _ = self._forward(kernels, x)
         return kernels.loss_value(loss, self.output_activation, outs[-1], zs[-1], y)
@@ -413,7 +427,7 @@ class MLP:
         grads : list of (dW, db)
             ∂C/∂W^l of shape (N_l, N_{l-1}) and ∂C/∂b^l of shape (N_l,), for l = 1..L (fresh arrays).
         """
-        x, y, loss = self._prepare(x, y, loss)
+        x, y, loss = self._prepare(x, y, loss, writable=False)
         value = self._gradients(_backend.kernels(), x, y, loss)
         dws, dbs = self._grads
         return value, [(dw.copy(), db.copy()) for dw, db in zip(dws, dbs)]
@@ -439,13 +453,15 @@ class MLP:
         return self._step(_backend.kernels(), optimizer, x, y, loss)
 
     def fit(self, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=True, seed=None, tol=None,
-            validation_data=None, callbacks=(), progress=True):
-        """Train by gradient descent; see :func:`pyfastnn.train.fit` for the parameters. Returns a History."""
+            validation_data=None, callbacks=(), progress=True, **options):
+        """Train by gradient descent; see :func:`pyfastnn.train.fit` for the parameters (and the keyword-only
+        ``options``: sample_weight, class_weight, lr_schedule, early_stopping, validation_fraction, patience,
+        monitor, restore_best). Returns a History."""
         from .train import fit
 
         return fit(self, x, y, loss=loss, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
                    shuffle=shuffle, seed=seed, tol=tol, validation_data=validation_data, callbacks=callbacks,
-                   progress=progress)
+                   progress=progress, **options)
 
     def save(self, path):
         """Write the network to ``path`` (.npz arrays plus a JSON header; see :mod:`pyfastnn.io`)."""

@@ -11,6 +11,7 @@ from ._progress import Progress
 from .losses import prepare_targets
 from .network import MLP, check_bool, check_inputs, check_seed
 from .optim import SGD, make_optimizer
+from .schedules import make_schedule
 
 
 class History:
@@ -19,18 +20,23 @@ class History:
     Attributes
     ----------
     history : dict of str → list
-        "loss" (mean training loss over the epoch's batches, each measured before its update), "time"
-        (seconds since fit began), and with validation data "val_loss" and, for classification, "val_accuracy".
+        "loss" (mean training loss over the epoch's batches, each measured before its update), "lr" (the
+        learning rate of the epoch), "time" (seconds since fit began), and with validation data "val_loss" and, for classification, "val_accuracy".
     epochs : list of int
         The epoch numbers (from 1).
     stop_reason : str
-        Why training ended: "epochs", "tol" or "callback".
+        Why training ended: "epochs", "tol", "early_stopping", "callback" or "lr_plateau" (a
+        ``ReduceOnPlateau(stop=True)`` schedule reached its smallest rate).
+    best_epoch : int or None
+        The epoch with the best monitored value (training loss, or under early stopping the validation
+        monitor); under early stopping with ``restore_best`` the network ends with this epoch's weights.
     """
 
     def __init__(self):
         self.history = {}
         self.epochs = []
         self.stop_reason = None
+        self.best_epoch = None
 
     def _append(self, epoch, logs):
         self.epochs.append(epoch)
@@ -73,8 +79,108 @@ def _has_accuracy(net, loss):
     return loss != "squared_error" or net.output_activation == "softmax"
 
 
+def _row_classes(y, loss):
+    """The class of each (prepared) target row, for class weights: argmax of one-hot / probability rows, or the
+    0/1 (−1/+1 for hinge) value of a single output."""
+    if y.shape[1] > 1:
+        if loss != "cross_entropy":
+            raise ValueError("class_weight needs single-label targets: integer labels or one-hot rows with "
+                             f"cross_entropy, or one 0/1 output; these targets have {y.shape[1]} columns and loss {loss}")
+        return np.argmax(y, axis=1)
+    if loss == "squared_error":
+        raise ValueError("class_weight applies to classification losses, not squared_error")
+    return (y[:, 0] > (0.0 if loss == "hinge" else 0.5)).astype(np.int64)
+
+
+def _sample_weights(net, y, loss, sample_weight, class_weight):
+    """Per-row weights (or None) from sample_weight (B,) and class_weight (dict class → weight, or "balanced")."""
+    n = y.shape[0]
+    sw = None
+    if sample_weight is not None:
+        try:
+            sw = np.asarray(sample_weight, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"sample_weight must be an array of numbers; got {type(sample_weight).__name__}") from None
+        if sw.ndim != 1 or sw.shape[0] != n:
+            raise ValueError(f"sample_weight must have shape ({n},), one weight per sample; got {sw.shape}")
+        if not np.all(np.isfinite(sw)) or np.any(sw < 0):
+            raise ValueError("sample_weight must hold finite weights >= 0")
+    if class_weight is not None:
+        classes = _row_classes(y, loss)
+        n_classes = max(2, y.shape[1])
+        if isinstance(class_weight, str):
+            if class_weight != "balanced":
+                raise ValueError(f"class_weight must be a dict, 'balanced' or None; got {class_weight!r}")
+            counts = np.bincount(classes, minlength=n_classes).astype(np.float64)
+            present = counts > 0
+            table = np.zeros(n_classes)
+            table[present] = n / (present.sum() * counts[present])  # n / (classes present × class count)
+        elif isinstance(class_weight, dict):
+            table = np.ones(n_classes)
+            for key, value in class_weight.items():
+                if isinstance(key, bool) or not isinstance(key, numbers.Integral) or not 0 <= key < n_classes:
+                    raise ValueError(f"class_weight keys must be class indices 0..{n_classes - 1}; got {key!r}")
+                if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (np.isfinite(value) and value >= 0):
+                    raise ValueError(f"class_weight values must be finite numbers >= 0; got {value!r} for class {key}")
+                table[key] = float(value)
+        else:
+            raise TypeError(f"class_weight must be a dict, 'balanced' or None; got {type(class_weight).__name__}")
+        cw = table[classes]
+        sw = cw if sw is None else sw * cw
+    if sw is None:
+        return None
+    if not sw.sum() > 0:
+        raise ValueError("the sample weights are all zero: there is nothing to train on")
+    return np.ascontiguousarray(sw, dtype=net.dtype)
+
+
+def _check_validation(net, loss, validation_data):
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+        raise TypeError("validation_data must be a pair (X_val, y_val) or a triple (X_val, y_val, sample_weight_val)")
+    x_val, _ = check_inputs(validation_data[0], net.layer_sizes[0], net.dtype, what="X_val")
+    y_val = prepare_targets(loss, validation_data[1], net.layer_sizes[-1], x_val.shape[0], net.dtype)
+    sw_val = None
+    if len(validation_data) == 3 and validation_data[2] is not None:
+        sw_val = _sample_weights(net, y_val, loss, validation_data[2], None)
+    return x_val, y_val, sw_val
+
+
+def _split_validation(net, x, y, sw, loss, fraction, seed):
+    """Hold out ``fraction`` of the rows (stratified by class for classification losses) for early stopping."""
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction < 1:
+        raise ValueError(f"validation_fraction must lie in (0, 1); got {fraction!r}")
+    n = x.shape[0]
+    n_val = int(np.ceil(fraction * n))
+    if n_val < 1 or n - n_val < 1:
+        raise ValueError(f"early stopping needs at least 2 samples to hold out a validation fraction; got {n}")
+    rng = np.random.default_rng(seed)
+    if loss != "squared_error" and (y.shape[1] == 1 or loss == "cross_entropy"):
+        classes = _row_classes(y, loss)
+        # Stratified: every class gives its share; the rounding remainder goes to random rows.
+        val = []
+        for c in np.unique(classes):
+            rows = rng.permutation(np.flatnonzero(classes == c))
+            take = int(np.floor(fraction * rows.size))
+            val.append(rows[:take])
+        val = np.concatenate(val)
+        rest = np.setdiff1d(np.arange(n), val)
+        val = np.concatenate([val, rng.permutation(rest)[: max(0, n_val - val.size)]])
+    else:
+        val = rng.permutation(n)[:n_val]
+    keep = np.ones(n, dtype=bool)
+    keep[val] = False
+    val = np.sort(val)
+    pick = lambda a, rows: None if a is None else np.ascontiguousarray(a[rows])  # noqa: E731
+    return (x[keep], y[keep], pick(sw, keep)), (x[val], y[val], pick(sw, val))
+
+
+_MONITORS = ("val_loss", "val_accuracy")
+
+
 def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=True, seed=None, tol=None,
-        validation_data=None, callbacks=(), progress=True):
+        validation_data=None, callbacks=(), progress=True, *, sample_weight=None, class_weight=None,
+        lr_schedule=None, early_stopping=False, validation_fraction=0.1, patience=5, monitor="val_loss",
+        restore_best=True):
     """Train ``net`` by gradient descent.
 
     Parameters
@@ -90,46 +196,83 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
         None / "full": full-batch gradient descent; 1: per-sample SGD; else mini-batch SGD. Clamped to the
         data size. The last batch of an epoch may be smaller.
     epochs : int
+        The most epochs to train.
     shuffle : bool
         Visit the samples in a new random order every epoch.
     seed : int or None
-        Seed of the shuffling.
+        Seed of the shuffling and of the validation split. With the same seed, backend, dtype and thread
+        count, training is bit-for-bit reproducible.
     tol : float or None
-        Stop when an epoch lowers the training loss by less than ``tol``.
-    validation_data : (X_val, y_val) or None
+        Without early stopping: stop when the training loss has not fallen more than ``tol`` below its best
+        value for ``patience`` epochs in a row. With early stopping: the improvement of the monitored value
+        that counts (default 0).
+    validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val) or None
         Evaluated after every epoch: "val_loss", and "val_accuracy" for classification losses.
     callbacks : iterable of callables ``cb(epoch, logs) -> bool``
-        Called after every epoch; returning True stops training.
+        Called after every epoch with the epoch's logs; returning True stops training.
     progress : bool
         Print a line per epoch (a redrawn bar on a terminal) to standard error.
+    sample_weight : array (B,) of weights >= 0, or None
+        Each batch minimises Σ s_i ℓ_i / Σ s_i over its rows (scikit-learn's convention); the logged loss is
+        the weighted mean over the epoch. A batch whose weights are all zero is skipped.
+    class_weight : dict {class index: weight}, "balanced" or None
+        Multiplies each row's weight by the weight of its class (argmax of one-hot rows / integer labels, or
+        the 0/1 value of a single output). "balanced": n / (classes × count of the class).
+    lr_schedule : None, name or :mod:`pyfastnn.schedules` object
+        How the optimizer's learning rate changes between epochs ("constant", "step", "exponential",
+        "invscaling", "plateau"); after fit the optimizer has its own rate again. Without a schedule fit
+        leaves the rate alone (a callback may change ``optimizer.lr``). Each epoch's rate is logged as "lr".
+    early_stopping : bool
+        Hold out ``validation_fraction`` of the data (stratified by class for classification; unless
+        ``validation_data`` is given), stop when ``monitor`` has not improved by more than ``tol`` for
+        ``patience`` epochs, and (``restore_best``) end with the weights of the best epoch.
+    validation_fraction : float in (0, 1)
+    patience : int >= 1
+    monitor : "val_loss", "val_accuracy" or callable ``score(net) -> float`` (higher is better, logged as
+        "val_score")
+    restore_best : bool
 
     Returns
     -------
     History
+        With ``best_epoch`` set under early stopping.
     """
     if not isinstance(net, MLP):
         raise TypeError(f"fit trains a pyfastnn.MLP; got {type(net).__name__}")
     seed = check_seed(seed)
     shuffle = check_bool("shuffle", shuffle)
+    early_stopping = check_bool("early_stopping", early_stopping)
+    restore_best = check_bool("restore_best", restore_best)
     net._check_trainable()
     x, y, loss = net._prepare(x, y, loss)
-    n = x.shape[0]
-    batch = _check_batch_size(batch_size, n)
     epochs = _check_positive_int("epochs", epochs)
+    patience = _check_positive_int("patience", patience)
     optimizer = make_optimizer(SGD(lr=0.1) if optimizer is None else optimizer)
+    schedule = None if lr_schedule is None else make_schedule(lr_schedule)
     if tol is not None:
         if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0:
             raise ValueError(f"tol must be a number >= 0 or None; got {tol!r}")
+    if not (callable(monitor) or monitor in _MONITORS):
+        raise ValueError(f"monitor must be one of {', '.join(_MONITORS)} or a callable score(net); got {monitor!r}")
+    if monitor == "val_accuracy" and not _has_accuracy(net, loss):
+        raise ValueError("monitor='val_accuracy' needs a classification loss (or softmax outputs)")
+    sw = _sample_weights(net, y, loss, sample_weight, class_weight)
+    x_val = y_val = sw_val = None
     if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise TypeError("validation_data must be a pair (X_val, y_val)")
-        x_val, _ = check_inputs(validation_data[0], net.layer_sizes[0], net.dtype, what="X_val")
-        y_val = prepare_targets(loss, validation_data[1], net.layer_sizes[-1], x_val.shape[0], net.dtype)
+        x_val, y_val, sw_val = _check_validation(net, loss, validation_data)
+    elif early_stopping:
+        (x, y, sw), (x_val, y_val, sw_val) = _split_validation(net, x, y, sw, loss, validation_fraction, seed)
+        if sw is not None and not sw.sum() > 0:
+            raise ValueError("the sample weights of the training part (after the validation split) are all zero")
     callbacks = list(callbacks or ())
     for cb in callbacks:
         if not callable(cb):
             raise TypeError(f"callbacks must be callables cb(epoch, logs) -> bool; got {cb!r}")
 
+    n = x.shape[0]
+    batch = _check_batch_size(batch_size, n)
+    weight_total = float(n) if sw is None else float(sw.sum(dtype=np.float64))
+    extra = () if sw is None else (sw,)
     kernels = _backend.kernels()
     rng = np.random.default_rng(seed)
     history = History()
@@ -140,8 +283,12 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
     xbuf = np.empty((batch, x.shape[1]), dtype=net.dtype) if shuffle else None
     ybuf = np.empty((batch, y.shape[1]), dtype=net.dtype) if shuffle else None
     reporter = Progress(epochs, stream=sys.stderr, enabled=bool(progress))
+    if schedule is not None:
+        schedule.start(optimizer.lr)
+    stopper = _Stopper(early_stopping, monitor, tol, patience)
+    best_params = None
     start = time.perf_counter()
-    previous = None
+    samples_seen = 0
     try:
         for epoch in range(1, epochs + 1):
             order = rng.permutation(n) if shuffle else None
@@ -150,7 +297,7 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
             snapshot = [a.copy() for a in params + optimizer.state_arrays()]
             total, done, bad_start, bad_loss = kernels.train_epoch(
                 net.weights, net.biases, net.activations, loss, x, y, order, batch, outs, zs, deltas, dws, dbs,
-                xbuf, ybuf, net.straight_through, spec,
+                xbuf, ybuf, net.straight_through, spec, *extra,
             )
             batches = -(-done // batch)
             optimizer.advance(batches)
@@ -165,25 +312,66 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
                     f"training diverged in epoch {epoch}: {what}. The weights were restored to the {kept}; "
                     "try a smaller learning rate"
                 )
-            logs = {"loss": total / n}
-            if validation_data is not None:
+            samples_seen += done
+            logs = {"loss": total / weight_total, "lr": optimizer.lr}
+            if x_val is not None:
                 val_outs, val_zs, _ = net._forward(kernels, x_val)
-                logs["val_loss"] = kernels.loss_value(loss, net.output_activation, val_outs[-1], val_zs[-1], y_val)
+                logs["val_loss"] = kernels.loss_value(
+                    loss, net.output_activation, val_outs[-1], val_zs[-1], y_val, *(() if sw_val is None else (sw_val,))
+                )
                 if _has_accuracy(net, loss):
-                    logs["val_accuracy"] = net._accuracy(val_outs[-1], y_val)  # the outputs just computed
+                    logs["val_accuracy"] = net._accuracy(val_outs[-1], y_val, sw_val)  # the outputs just computed
+                if callable(monitor):
+                    logs["val_score"] = float(monitor(net))
             logs["time"] = time.perf_counter() - start
             history._append(epoch, logs)
             reporter.update(epoch, logs)
-            stop = False
-            for cb in callbacks:
-                stop = bool(cb(epoch, dict(logs))) or stop
-            if stop:
+            is_best, stop = stopper.update(logs)
+            if is_best:
+                history.best_epoch = epoch
+                if early_stopping and restore_best:
+                    best_params = [p.copy() for p in params]
+            if schedule is not None:
+                optimizer.lr = schedule.after_epoch(epoch, logs, samples_seen)
+            # Every callback sees every epoch, also when an earlier one asks to stop.
+            if any([bool(cb(epoch, dict(logs))) for cb in callbacks]):
                 history.stop_reason = "callback"
                 break
-            if tol is not None and previous is not None and previous - logs["loss"] < tol:
-                history.stop_reason = "tol"
+            if stop:
+                history.stop_reason = "early_stopping" if early_stopping else "tol"
                 break
-            previous = logs["loss"]
+            if schedule is not None and schedule.stopped:
+                history.stop_reason = "lr_plateau"
+                break
     finally:
         reporter.close()
+        if schedule is not None:
+            optimizer.lr = schedule.lr0  # a schedule changes the rate for this fit only
+    if best_params is not None:
+        for target, saved in zip(params, best_params):
+            np.copyto(target, saved)
     return history
+
+
+class _Stopper:
+    """Counts epochs without improvement of the monitored value (training loss without early stopping)."""
+
+    def __init__(self, early_stopping, monitor, tol, patience):
+        self.active = early_stopping or tol is not None
+        self.key = ("val_score" if callable(monitor) else monitor) if early_stopping else "loss"
+        self.sign = 1.0 if self.key in ("val_loss", "loss") else -1.0  # minimise losses, maximise scores
+        self.tol = float(tol or 0.0)
+        self.patience = patience
+        self.best = np.inf
+        self.bad = 0
+
+
+    def update(self, logs):
+        """(whether this epoch is the best so far, whether to stop). Like scikit-learn: an epoch counts as no
+        improvement when it is not below the best value by more than tol; the best value follows any decrease."""
+        value = self.sign * logs[self.key]
+        self.bad = self.bad + 1 if value > self.best - self.tol else 0
+        is_best = value < self.best
+        if is_best:
+            self.best = value
+        return is_best, self.active and self.bad >= self.patience

@@ -1,0 +1,476 @@
+"""scikit-learn estimators: ``MLPClassifier`` and ``MLPRegressor``, drop-in replacements for scikit-learn's.
+
+They take scikit-learn's parameter names and defaults where the meaning is the same and train a
+:class:`pyfastnn.MLP` with :func:`pyfastnn.fit`. This module needs scikit-learn (``pip install scikit-learn``);
+the rest of pyfastnn does not.
+
+What differs from scikit-learn, on purpose or by necessity:
+
+* ``solver`` is "sgd" or "adam" ("lbfgs" is not offered). Like scikit-learn, the network trains in the dtype
+  of X (float32 stays float32, anything else becomes float64) unless ``dtype`` says otherwise: pass float32
+  data or ``dtype="float32"`` for speed. Initial weights are He / Glorot from pyfastnn (scikit-learn uses Glorot
+  uniform), so the same ``random_state`` does not give the same weights as scikit-learn.
+* The loss scaling matches scikit-learn's exactly: the regressor minimises ½·mean squared error averaged
+  over the outputs, and ``alpha`` is the L2 penalty 0.5·alpha·‖W‖² per batch of ``batch_size`` rows, so the
+  same hyper-parameters give the same updates. ``loss_curve_`` holds the data term only (scikit-learn adds
+  the penalty, which at the default alpha is ~1e-4 of the loss).
+* ``learning_rate`` also takes "step" and "exponential" (pyfastnn's schedules); as in scikit-learn the
+  schedules apply to the sgd solver only.
+* Extra parameters: ``dtype``, ``backend``, ``callbacks`` (``cb(epoch, logs) -> bool``, True stops) and, for
+  the classifier, ``class_weight``. ``history_`` is the :class:`pyfastnn.History` of the last fit.
+"""
+
+import numbers
+import warnings
+
+import numpy as np
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import accuracy_score, r2_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import LabelBinarizer
+    from sklearn.utils import check_random_state
+    from sklearn.utils.multiclass import check_classification_targets, type_of_target
+    from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
+except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
+    raise ImportError(
+        "pyfastnn.MLPClassifier and MLPRegressor need scikit-learn >= 1.6: pip install scikit-learn "
+        f"(or pip install 'pyfastnn[sklearn]'). ({exc})"
+    ) from exc
+
+from . import _backend
+from .network import MLP
+from .optim import SGD, Adam
+from .schedules import ExponentialDecay, InverseScaling, ReduceOnPlateau, StepDecay
+from .train import fit as _fit
+
+# scikit-learn's activation names next to pyfastnn's.
+_ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
+                "linear": "linear", "sigmoid": "sigmoid", "piecewise_linear": "piecewise_linear"}
+_SKLEARN_NAME = {"linear": "identity", "sigmoid": "logistic", "softmax": "softmax"}
+_LEARNING_RATES = ("constant", "invscaling", "adaptive", "step", "exponential")
+
+
+class _BaseMLP(BaseEstimator):
+    """What the classifier and the regressor share: parameters, the network, the training loop."""
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
+                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
+                 shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, n_iter_no_change=10, dtype=None, backend=None, callbacks=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.dtype = dtype
+        self.backend = backend
+        self.callbacks = callbacks
+
+    # ---- fitted attributes that are views of the network ----------------------------------------------------
+
+    @property
+    def coefs_(self):
+        """W^l as scikit-learn lays it out, (fan_in, fan_out): transposed views of the network's weights."""
+        check_is_fitted(self, "net_")
+        return [w.T for w in self.net_.weights]
+
+    @property
+    def intercepts_(self):
+        check_is_fitted(self, "net_")
+        return list(self.net_.biases)
+
+    @property
+    def n_layers_(self):
+        check_is_fitted(self, "net_")
+        return len(self.net_.layer_sizes)
+
+    @property
+    def out_activation_(self):
+        check_is_fitted(self, "net_")
+        return _SKLEARN_NAME.get(self.net_.output_activation, self.net_.output_activation)
+
+    # ---- checks ----------------------------------------------------------------------------------------------
+
+    def _check_params(self):
+        sizes = self.hidden_layer_sizes
+        if isinstance(sizes, numbers.Integral):
+            sizes = [sizes]
+        try:
+            sizes = [int(s) for s in sizes]
+            ok = all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in self.hidden_layer_sizes
+                     ) if not isinstance(self.hidden_layer_sizes, numbers.Integral) else True
+        except TypeError:
+            ok = False
+        if not ok or any(s < 1 for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must be positive ints; got {self.hidden_layer_sizes!r}")
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(_ACTIVATIONS)}; got {self.activation!r}")
+        if self.solver not in ("sgd", "adam"):
+            extra = " (lbfgs is not offered by pyfastnn)" if self.solver == "lbfgs" else ""
+            raise ValueError(f"solver must be 'sgd' or 'adam'; got {self.solver!r}{extra}")
+        if self.learning_rate not in _LEARNING_RATES:
+            raise ValueError(f"learning_rate must be one of {', '.join(_LEARNING_RATES)}; got {self.learning_rate!r}")
+        for name, low in (("alpha", 0.0), ("tol", 0.0), ("power_t", 0.0), ("momentum", 0.0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= low:
+                raise ValueError(f"{name} must be a number >= {low}; got {value!r}")
+        if not self.momentum <= 1:
+            raise ValueError(f"momentum must lie in [0, 1]; got {self.momentum!r}")
+        for name in ("learning_rate_init", "epsilon"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+                raise ValueError(f"{name} must be a number > 0; got {value!r}")
+        for name in ("beta_1", "beta_2", "validation_fraction"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+                raise ValueError(f"{name} must lie in [0, 1); got {value!r}")
+        for name in ("max_iter", "n_iter_no_change"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1; got {value!r}")
+        bs = self.batch_size
+        if not (isinstance(bs, str) and bs == "auto") and (
+            isinstance(bs, bool) or not isinstance(bs, numbers.Integral) or bs < 1
+        ):
+            raise ValueError(f"batch_size must be 'auto' or an int >= 1; got {bs!r}")
+        if self.early_stopping and not 0 < self.validation_fraction < 1:
+            raise ValueError(f"early_stopping needs validation_fraction in (0, 1); got {self.validation_fraction!r}")
+        try:
+            dtype = None if self.dtype is None else np.dtype(self.dtype)
+        except TypeError:
+            dtype = False
+        if dtype is not None and dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be None (that of X), float32 or float64; got {self.dtype!r}")
+        if self.backend is not None and self.backend not in _backend.BACKENDS:
+            raise ValueError(f"backend must be None or one of {', '.join(_backend.BACKENDS)}; got {self.backend!r}")
+        if self.callbacks is not None and not all(callable(cb) for cb in self.callbacks):
+            raise TypeError("callbacks must be a list of callables cb(epoch, logs) -> bool")
+        return sizes, dtype
+
+    # ---- training --------------------------------------------------------------------------------------------
+
+    def _validate_x(self, X, reset):
+        return validate_data(self, X, reset=reset, dtype=self.net_.dtype, order="C")
+
+    def _new_network(self, n_features, sizes, n_outputs, output_activation, dtype, seed):
+        self.net_ = MLP([n_features, *sizes, n_outputs], activation=_ACTIVATIONS[self.activation],
+                        output_activation=output_activation, dtype=dtype, seed=seed)
+        self.n_outputs_ = n_outputs
+        self.t_ = 0
+        self.loss_curve_ = []
+        self.best_loss_ = None if self.early_stopping else np.inf
+        self.validation_scores_ = [] if self.early_stopping else None
+        self.best_validation_score_ = -np.inf if self.early_stopping else None
+        self._optimizer = None
+
+    def _make_optimizer(self, batch, scale):
+        """pyfastnn's optimizer that makes scikit-learn's updates for these hyper-parameters.
+
+        scikit-learn's data gradient is pyfastnn's times ``scale`` (1 for the classifier's log-losses, ½ for
+        the regressor's squared error), and its penalty 0.5·alpha·‖W‖²/batch adds alpha·W/batch. SGD: rate
+        lr·scale, weight decay alpha/(batch·scale) — the same updates. Adam does not change when its gradient
+        and epsilon are scaled alike: epsilon/scale, weight decay alpha/(batch·scale). (scikit-learn's Adam puts
+        epsilon outside the bias correction, Kingma & Ba's "efficient" form; pyfastnn's inside. The two differ
+        by ~1e-4 relative in the first steps, where epsilon is not negligible next to √v.)
+        """
+        decay = self.alpha / (batch * scale)
+        if self.solver == "sgd":
+            return SGD(lr=self.learning_rate_init * scale, momentum=self.momentum,
+                       nesterov=bool(self.nesterovs_momentum and self.momentum > 0), weight_decay=decay)
+        return Adam(lr=self.learning_rate_init, beta1=self.beta_1, beta2=self.beta_2,
+                    eps=self.epsilon / scale, weight_decay=decay)
+
+    def _schedule(self):
+        if self.solver != "sgd" or self.learning_rate == "constant":
+            return None
+        if self.learning_rate == "invscaling":
+            return InverseScaling(self.power_t)
+        if self.learning_rate == "step":
+            return StepDecay()
+        if self.learning_rate == "exponential":
+            return ExponentialDecay()
+        # scikit-learn's "adaptive": divide by 5 after n_iter_no_change epochs without improvement; stop
+        # once the rate is down to 1e-6.
+        monitor = "val_score" if self.early_stopping else "loss"
+        return ReduceOnPlateau(factor=0.2, patience=self.n_iter_no_change + 1, tol=self.tol, min_lr=1e-6,
+                               monitor=monitor, stop=True)
+
+    def _train(self, X, y, sample_weight, epochs, incremental, grad_scale, loss_scale):
+        """Train the network on prepared data; record scikit-learn's fitted attributes.
+
+        ``grad_scale``: scikit-learn's gradient over pyfastnn's; ``loss_scale``: its reported loss over
+        pyfastnn's. They differ for a multi-output regressor: scikit-learn reports ½·(mean over outputs) but
+        its gradient is that of ½·(sum over outputs)."""
+        n = X.shape[0]
+        batch = n if self.batch_size == "auto" and n <= 200 else (200 if self.batch_size == "auto" else self.batch_size)
+        if batch > n:
+            if self.batch_size != "auto":
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
+                              UserWarning, stacklevel=3)
+            batch = n
+        x_val = None
+        early = self.early_stopping and not incremental
+        if early:
+            stratify = y if self._stratify() else None
+            parts = train_test_split(X, y, *(() if sample_weight is None else (sample_weight,)),
+                                     random_state=self._random_state, test_size=self.validation_fraction,
+                                     stratify=stratify)
+            X, x_val, y, y_val = parts[:4]
+            sample_weight, sw_val = (parts[4], parts[5]) if sample_weight is not None else (None, None)
+            if X.shape[0] < 1 or x_val.shape[0] < 1:
+                raise ValueError("early_stopping needs enough samples to hold out validation_fraction of them")
+            batch = min(batch, X.shape[0])
+        if self._optimizer is None or not incremental:
+            self._optimizer = self._make_optimizer(batch, grad_scale)
+        schedule = self._schedule()
+        seed = int(self._random_state.randint(np.iinfo(np.int32).max))
+        kwargs = {"tol": None if incremental else self.tol, "patience": self.n_iter_no_change + 1}
+        if early:
+            kwargs.update(validation_data=(x_val, self._targets(y_val), sw_val), early_stopping=True,
+                          monitor=lambda net: self._validation_score(x_val, y_val, sw_val))
+        if isinstance(schedule, ReduceOnPlateau):
+            kwargs["patience"] = epochs + 1  # the schedule, not fit, decides when a plateau ends training
+        with _backend.use_backend(self.backend) if self.backend else _nullcontext():
+            history = _fit(self.net_, X, self._targets(y), loss=self._loss, optimizer=self._optimizer,
+                           batch_size=batch, epochs=epochs, shuffle=bool(self.shuffle), seed=seed,
+                           callbacks=list(self.callbacks or ()), progress=bool(self.verbose),
+                           sample_weight=sample_weight, lr_schedule=schedule, **kwargs)
+        self.history_ = history
+        for value in history["loss"]:
+            self.loss_curve_.append(loss_scale * value)
+        self.loss_ = self.loss_curve_[-1]
+        self.t_ += X.shape[0] * len(history)
+        self.n_iter_ = len(history) if not incremental else getattr(self, "n_iter_", 0) + len(history)
+        if early:
+            self.validation_scores_.extend(history["val_score"])
+            self.best_validation_score_ = max(self.validation_scores_)
+        elif self.best_loss_ is not None:
+            self.best_loss_ = min(self.best_loss_, min(self.loss_curve_))
+        if not incremental and history.stop_reason == "epochs":
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                          "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=3)
+        return self
+
+    def _start(self, X, y, incremental, sample_weight):
+        """Validate, and (re)build the network when this call starts from scratch."""
+        sizes, dtype = self._check_params()
+        first = not hasattr(self, "net_") or (not self.warm_start and not incremental)
+        if not first:
+            dtype = self.net_.dtype
+        X, y = validate_data(self, X, y, reset=first, dtype=dtype or [np.float64, np.float32], order="C",
+                             multi_output=True, y_numeric=self._regression)
+        dtype = X.dtype
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=dtype)
+        if first:
+            self._random_state = check_random_state(self.random_state)
+        elif not hasattr(self, "_random_state"):
+            self._random_state = check_random_state(self.random_state)
+        return X, y, sample_weight, sizes, dtype, first
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multilayer perceptron classifier trained by pyfastnn; scikit-learn's ``MLPClassifier`` interface.
+
+    Binary targets get one sigmoid output and binary cross-entropy; several classes a softmax layer and
+    cross-entropy; a label-indicator matrix (multi-label) one sigmoid output per label. See the module
+    docstring for the parameters that differ from scikit-learn's; ``class_weight`` (dict class → weight or
+    "balanced") weights each sample by its class.
+    """
+
+    _regression = False
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
+                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
+                 shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, n_iter_no_change=10, dtype=None, backend=None, callbacks=None,
+                 class_weight=None):
+        super().__init__(hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+                         learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t,
+                         max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+                         warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+                         early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1,
+                         beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change, dtype=dtype,
+                         backend=backend, callbacks=callbacks)
+        self.class_weight = class_weight
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+    def _stratify(self):
+        return not self._label_binarizer.y_type_.startswith("multilabel")
+
+    def _targets(self, y):
+        return np.ascontiguousarray(self._label_binarizer.transform(y), dtype=self.net_.dtype)
+
+    def _validation_score(self, x, y, sw):
+        return accuracy_score(y, self.predict(x), sample_weight=sw)
+
+    def _class_sample_weight(self, y, sample_weight):
+        if self.class_weight is None:
+            return sample_weight
+        from sklearn.utils.class_weight import compute_sample_weight
+
+        if self._label_binarizer.y_type_.startswith("multilabel"):
+            raise ValueError("class_weight is not supported for multi-label targets")
+        weights = compute_sample_weight(self.class_weight, y)
+        return weights if sample_weight is None else sample_weight * weights
+
+    def _fit_classifier(self, X, y, sample_weight, classes, incremental):
+        X, y, sample_weight, sizes, dtype, first = self._start(X, y, incremental, sample_weight)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)  # a column of labels, as scikit-learn reads it
+        check_classification_targets(y)
+        if first:
+            binarizer = LabelBinarizer()
+            binarizer.fit(classes if classes is not None else y)
+            self._label_binarizer = binarizer
+            self.classes_ = binarizer.classes_
+            if len(self.classes_) < 2 and not binarizer.y_type_.startswith("multilabel"):
+                raise ValueError(f"the classifier needs samples of at least 2 classes; got 1 class: {self.classes_}")
+            multi = binarizer.y_type_ == "multiclass"
+            n_out = len(self.classes_) if multi or binarizer.y_type_.startswith("multilabel") else 1
+            self._loss = "cross_entropy" if multi else "binary_cross_entropy"
+            self._new_network(X.shape[1], sizes, n_out, "softmax" if multi else "sigmoid", dtype,
+                              int(self._random_state.randint(np.iinfo(np.int32).max)))
+        else:
+            if classes is not None and not np.array_equal(np.asarray(classes), self.classes_):
+                raise ValueError(f"`classes={list(classes)}` is not the same as on the first call to partial_fit, "
+                                 f"{list(self.classes_)}")
+            kind = type_of_target(y)
+            if not kind.startswith("multilabel") and not np.isin(np.unique(y), self.classes_).all():
+                raise ValueError(f"y has classes not seen at the first fit: expected {list(self.classes_)}, got "
+                                 f"{sorted(set(np.unique(y)) - set(self.classes_))}")
+        sample_weight = self._class_sample_weight(y, sample_weight)
+        epochs = 1 if incremental else self.max_iter
+        return self._train(X, y, sample_weight, epochs, incremental, 1.0, 1.0)
+
+    def fit(self, X, y, sample_weight=None):
+        """Train on X (n_samples, n_features) and y (labels, or a label-indicator matrix); returns self."""
+        return self._fit_classifier(X, y, sample_weight, None, incremental=False)
+
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over (X, y), keeping the weights and the optimizer state. The first call needs ``classes``
+        (all the classes y may ever hold), unless the model has already been fitted."""
+        if not hasattr(self, "net_") and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        return self._fit_classifier(X, y, sample_weight, classes if not hasattr(self, "net_") else classes,
+                                    incremental=True)
+
+    def _outputs(self, X):
+        check_is_fitted(self, "net_")
+        X = self._validate_x(X, reset=False)
+        with _backend.use_backend(self.backend) if self.backend else _nullcontext():
+            return self.net_.forward(X)
+
+    def predict_proba(self, X):
+        """Class probabilities, (n_samples, n_classes) (one column per label for multi-label targets)."""
+        f = self._outputs(X).astype(np.float64)
+        if f.shape[1] == 1 and not self._label_binarizer.y_type_.startswith("multilabel"):
+            return np.hstack([1.0 - f, f])
+        return f
+
+    def predict_log_proba(self, X):
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """Predicted classes (or a label-indicator matrix for multi-label targets)."""
+        f = self._outputs(X)
+        if self._label_binarizer.y_type_.startswith("multilabel"):
+            return self._label_binarizer.inverse_transform(f, threshold=0.5)
+        if f.shape[1] == 1:
+            return self.classes_[(f[:, 0] > 0.5).astype(np.int64)]
+        return self.classes_[np.argmax(f, axis=1)]
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multilayer perceptron regressor trained by pyfastnn; scikit-learn's ``MLPRegressor`` interface.
+
+    Linear outputs and squared error, scaled like scikit-learn's (½·mean over outputs). See the module
+    docstring for the parameters that differ from scikit-learn's.
+    """
+
+    _regression = True
+    _loss = "squared_error"
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+    def _stratify(self):
+        return False
+
+    def _targets(self, y):
+        y = np.asarray(y, dtype=self.net_.dtype)
+        return np.ascontiguousarray(y.reshape(-1, 1) if y.ndim == 1 else y)
+
+    def _validation_score(self, x, y, sw):
+        return r2_score(y, self.predict(x), sample_weight=sw)
+
+    def _fit_regressor(self, X, y, sample_weight, incremental):
+        X, y, sample_weight, sizes, dtype, first = self._start(X, y, incremental, sample_weight)
+        n_out = 1 if y.ndim == 1 else y.shape[1]
+        if first:
+            self._new_network(X.shape[1], sizes, n_out, "linear", dtype,
+                              int(self._random_state.randint(np.iinfo(np.int32).max)))
+            self._single_output = y.ndim == 1
+        elif n_out != self.n_outputs_:
+            raise ValueError(f"y has {n_out} outputs but the model was fitted with {self.n_outputs_}")
+        epochs = 1 if incremental else self.max_iter
+        return self._train(X, y, sample_weight, epochs, incremental, 0.5, 1.0 / (2 * n_out))
+
+    def fit(self, X, y, sample_weight=None):
+        """Train on X (n_samples, n_features) and y (n_samples,) or (n_samples, n_outputs); returns self."""
+        return self._fit_regressor(X, y, sample_weight, incremental=False)
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y), keeping the weights and the optimizer state."""
+        return self._fit_regressor(X, y, sample_weight, incremental=True)
+
+    def predict(self, X):
+        """Predicted targets, (n_samples,) for a single output, else (n_samples, n_outputs)."""
+        check_is_fitted(self, "net_")
+        X = self._validate_x(X, reset=False)
+        with _backend.use_backend(self.backend) if self.backend else _nullcontext():
+            f = self.net_.forward(X).astype(np.float64)
+        return f[:, 0] if self._single_output else f
