@@ -179,65 +179,87 @@ void activation_backward(act_kind act, std::int64_t rows, std::int64_t cols, con
     }
 }
 
+namespace {
+
+// C_k of one sample (a row of `cols` outputs), in double as the reference computes every loss.
 template <class T>
-double loss_value(loss_kind loss, act_kind act, std::int64_t rows, std::int64_t cols, const T* a, const T* z,
-                  const T* y) {
-    const double eps = 1e-15;  // the reference computes every loss in float64
-    double total = 0;
-    for (std::int64_t i = 0; i < rows; ++i) {
-        const T* ar = a + i * cols;
-        const T* yr = y + i * cols;
-        double c = 0;
-        switch (loss) {
-            case loss_kind::squared_error:
+double sample_cost(loss_kind loss, act_kind act, std::int64_t cols, const T* ar, const T* zr, const T* yr) {
+    const double eps = 1e-15;
+    double c = 0;
+    switch (loss) {
+        case loss_kind::squared_error:
+            for (std::int64_t j = 0; j < cols; ++j) {
+                const double r = double(yr[j]) - double(ar[j]);
+                c += r * r;
+            }
+            break;
+        case loss_kind::hinge:
+            for (std::int64_t j = 0; j < cols; ++j) c += std::max(0.0, 1.0 - double(yr[j]) * double(ar[j]));
+            break;
+        case loss_kind::binary_cross_entropy:
+            if (act == act_kind::sigmoid && zr != nullptr) {
+                // softplus(z) − y z: the log-sigmoid form, exact for any z.
+                for (std::int64_t j = 0; j < cols; ++j) c += softplus(double(zr[j])) - double(yr[j]) * double(zr[j]);
+            } else {
                 for (std::int64_t j = 0; j < cols; ++j) {
-                    const double r = double(yr[j]) - double(ar[j]);
-                    c += r * r;
+                    const double f = std::min(std::max(double(ar[j]), eps), 1 - eps);
+                    c -= double(yr[j]) * std::log(f) + (1 - double(yr[j])) * std::log(1 - f);
                 }
-                break;
-            case loss_kind::hinge:
-                for (std::int64_t j = 0; j < cols; ++j) c += std::max(0.0, 1.0 - double(yr[j]) * double(ar[j]));
-                break;
-            case loss_kind::binary_cross_entropy:
-                if (act == act_kind::sigmoid && z != nullptr) {
-                    // softplus(z) − y z: the log-sigmoid form, exact for any z.
-                    const T* zr = z + i * cols;
-                    for (std::int64_t j = 0; j < cols; ++j) c += softplus(double(zr[j])) - double(yr[j]) * double(zr[j]);
-                } else {
-                    for (std::int64_t j = 0; j < cols; ++j) {
-                        const double f = std::min(std::max(double(ar[j]), eps), 1 - eps);
-                        c -= double(yr[j]) * std::log(f) + (1 - double(yr[j])) * std::log(1 - f);
-                    }
-                }
-                break;
-            case loss_kind::cross_entropy:
-                if (act == act_kind::softmax && z != nullptr) {
-                    // −Σ y log softmax(z) with log-sum-exp.
-                    const T* zr = z + i * cols;
-                    double mx = double(zr[0]);
-                    for (std::int64_t j = 1; j < cols; ++j) mx = std::max(mx, double(zr[j]));
-                    double s = 0;
-                    for (std::int64_t j = 0; j < cols; ++j) s += std::exp(double(zr[j]) - mx);
-                    const double lse = std::log(s);
-                    for (std::int64_t j = 0; j < cols; ++j) c -= double(yr[j]) * (double(zr[j]) - mx - lse);
-                } else {
-                    for (std::int64_t j = 0; j < cols; ++j) c -= double(yr[j]) * std::log(std::max(double(ar[j]), eps));
-                }
-                break;
-        }
-        total += c;
+            }
+            break;
+        case loss_kind::cross_entropy:
+            if (act == act_kind::softmax && zr != nullptr) {
+                // −Σ y log softmax(z) with log-sum-exp.
+                double mx = double(zr[0]);
+                for (std::int64_t j = 1; j < cols; ++j) mx = std::max(mx, double(zr[j]));
+                double s = 0;
+                for (std::int64_t j = 0; j < cols; ++j) s += std::exp(double(zr[j]) - mx);
+                const double lse = std::log(s);
+                for (std::int64_t j = 0; j < cols; ++j) c -= double(yr[j]) * (double(zr[j]) - mx - lse);
+            } else {
+                for (std::int64_t j = 0; j < cols; ++j) c -= double(yr[j]) * std::log(std::max(double(ar[j]), eps));
+            }
+            break;
     }
-    return rows > 0 ? total / double(rows) : 0.0;
+    return c;
 }
 
 template <class T>
-double loss_and_output_delta(loss_kind loss, act_kind act, std::int64_t rows, std::int64_t cols, const T* a,
-                             const T* z, const T* y, T* delta, bool ste) {
-    const double value = loss_value(loss, act, rows, cols, a, z, y);
+inline double sample_weight(const T* sw, const std::int64_t* sw_index, std::int64_t k) {
+    return double(sw[sw_index != nullptr ? sw_index[k] : k]);
+}
+
+// Σ_k s_k C_k (Σ_k C_k without weights); *weight receives S (the row count without weights).
+template <class T>
+double loss_total(loss_kind loss, act_kind act, std::int64_t rows, std::int64_t cols, const T* a, const T* z,
+                  const T* y, const T* sw, const std::int64_t* sw_index, double* weight) {
+    // One loop, so sample_cost has one call site and is inlined; the test of sw is loop-invariant and perfectly
+    // predicted (nothing next to a row's exp/log; -O3 may unswitch it). The weights are summed in the same order
+    // as weight_sum's, so both give the same S.
+    // A zero weight times a non-finite cost is NaN on purpose: a diverging sample is reported whatever its weight.
+    double total = 0, s_sum = 0;
+    for (std::int64_t i = 0; i < rows; ++i) {
+        const double c = sample_cost(loss, act, cols, a + i * cols, z != nullptr ? z + i * cols : nullptr, y + i * cols);
+        if (sw == nullptr) {
+            total += c;
+        } else {
+            const double s = sample_weight(sw, sw_index, i);
+            total += s * c;
+            s_sum += s;
+        }
+    }
+    *weight = sw == nullptr ? double(rows) : s_sum;
+    return total;
+}
+
+// delta = ∂C_k/∂z^L for every sample, unweighted.
+template <class T>
+void output_delta(loss_kind loss, act_kind act, std::int64_t rows, std::int64_t cols, const T* a, const T* z,
+                  const T* y, T* delta, bool ste) {
     const std::int64_t n = rows * cols;
     if (loss == loss_kind::binary_cross_entropy && act == act_kind::sigmoid) {
         for (std::int64_t i = 0; i < n; ++i) delta[i] = a[i] - y[i];
-        return value;
+        return;
     }
     if (loss == loss_kind::cross_entropy && act == act_kind::softmax) {
         // ∂/∂z of −Σ y log softmax(z) is p·Σy − y (p − y for targets that sum to one).
@@ -249,7 +271,7 @@ double loss_and_output_delta(loss_kind loss, act_kind act, std::int64_t rows, st
             for (std::int64_t j = 0; j < cols; ++j) ysum += yr[j];
             for (std::int64_t j = 0; j < cols; ++j) d[j] = ar[j] * ysum - yr[j];
         }
-        return value;
+        return;
     }
     const T eps = clip_eps<T>();
     for (std::int64_t i = 0; i < n; ++i) {
@@ -271,7 +293,47 @@ double loss_and_output_delta(loss_kind loss, act_kind act, std::int64_t rows, st
         }
     }
     activation_backward(act, rows, cols, a, cols, z, cols, delta, cols, ste);
-    return value;
+}
+
+}  // namespace
+
+template <class T>
+double weight_sum(std::int64_t rows, const T* sw, const std::int64_t* sw_index) {
+    double s = 0;
+    for (std::int64_t i = 0; i < rows; ++i) s += sample_weight(sw, sw_index, i);
+    return s;
+}
+
+template <class T>
+double loss_value(loss_kind loss, act_kind act, std::int64_t rows, std::int64_t cols, const T* a, const T* z,
+                  const T* y, const T* sw, const std::int64_t* sw_index) {
+    double weight = 0;
+    const double total = loss_total(loss, act, rows, cols, a, z, y, sw, sw_index, &weight);
+    return weight > 0 ? total / weight : 0.0;
+}
+
+template <class T>
+double loss_and_output_delta(loss_kind loss, act_kind act, std::int64_t rows, std::int64_t cols, const T* a,
+                             const T* z, const T* y, T* delta, bool ste, const T* sw,
+                             const std::int64_t* sw_index) {
+    double weight = 0;
+    const double total = loss_total(loss, act, rows, cols, a, z, y, sw, sw_index, &weight);
+    if (sw == nullptr) {
+        output_delta(loss, act, rows, cols, a, z, y, delta, ste);
+        return weight > 0 ? total / weight : 0.0;
+    }
+    if (!(weight > 0)) {
+        std::fill(delta, delta + rows * cols, T(0));  // no weight, nothing to learn
+        return 0.0;
+    }
+    output_delta(loss, act, rows, cols, a, z, y, delta, ste);
+    // Row k × s_k·B/S: the gradients downstream divide by B. Unit weights give a factor of exactly 1.
+    for (std::int64_t i = 0; i < rows; ++i) {
+        const T f = T(sample_weight(sw, sw_index, i) * double(rows) / weight);
+        T* d = delta + i * cols;
+        for (std::int64_t j = 0; j < cols; ++j) d[j] *= f;
+    }
+    return total / weight;
 }
 
 template <class T>
@@ -289,10 +351,11 @@ void column_sums(std::int64_t rows, std::int64_t cols, const T* delta, std::int6
                                              T*, std::int64_t);                                                 \
     template void activation_backward<T>(act_kind, std::int64_t, std::int64_t, const T*, std::int64_t,         \
                                          const T*, std::int64_t, T*, std::int64_t, bool);                       \
+    template double weight_sum<T>(std::int64_t, const T*, const std::int64_t*);                                \
     template double loss_value<T>(loss_kind, act_kind, std::int64_t, std::int64_t, const T*, const T*,         \
-                                  const T*);                                                                    \
+                                  const T*, const T*, const std::int64_t*);                                     \
     template double loss_and_output_delta<T>(loss_kind, act_kind, std::int64_t, std::int64_t, const T*,        \
-                                             const T*, const T*, T*, bool);                                     \
+                                             const T*, const T*, T*, bool, const T*, const std::int64_t*);      \
     template void column_sums<T>(std::int64_t, std::int64_t, const T*, std::int64_t, T, T*);
 
 PYFASTNN_INSTANTIATE(float)

@@ -30,17 +30,26 @@ template <class T>
 void activation_backward(act_kind act, std::int64_t rows, std::int64_t cols, const T* a, std::int64_t ld_a,
                          const T* z, std::int64_t ld_z, T* delta, std::int64_t ld_d, bool ste);
 
-// Batch-mean loss, accumulated in double. z (the output pre-activation) is used for the stable
-// sigmoid+BCE and softmax+CE forms; it may be null for other pairs.
+// Sample weights. A batch may carry one weight s_k >= 0 per row: s_k = sw[sw_index[k]] when sw_index is given
+// (a shuffled batch reads the weights of its original rows), else sw[k]; sw null means no weights. The loss is
+// then the weighted mean Σ s_k C_k / S (S = Σ s_k, accumulated in double in row order), 0 when S = 0, and row k
+// of the output delta is multiplied by s_k·B/S, so the 1/B downstream gives the gradients of the weighted mean.
+template <class T>
+double weight_sum(std::int64_t rows, const T* sw, const std::int64_t* sw_index);
+
+// Batch-mean (or weighted-mean) loss, accumulated in double. z (the output pre-activation) is used for the
+// stable sigmoid+BCE and softmax+CE forms; it may be null for other pairs.
 template <class T>
 double loss_value(loss_kind loss, act_kind act, std::int64_t rows, std::int64_t cols, const T* a,
-                  const T* z, const T* y);
+                  const T* z, const T* y, const T* sw = nullptr, const std::int64_t* sw_index = nullptr);
 
-// Batch-mean loss, and delta = ∂C_k/∂z^L for every sample (not divided by the batch size). All arrays are
-// contiguous rows x cols.
+// Batch-mean (or weighted-mean) loss, and delta = ∂C_k/∂z^L for every sample (not divided by the batch size;
+// with weights, times s_k·B/S, and all zeros when S = 0). All arrays are contiguous rows x cols. This is the
+// one place any output delta is made: every backward and training path starts from it.
 template <class T>
 double loss_and_output_delta(loss_kind loss, act_kind act, std::int64_t rows, std::int64_t cols, const T* a,
-                             const T* z, const T* y, T* delta, bool ste);
+                             const T* z, const T* y, T* delta, bool ste, const T* sw = nullptr,
+                             const std::int64_t* sw_index = nullptr);
 
 // db[j] = scale · Σ_i delta[i, j]  (scale = 1/B gives the bias gradient of the mean loss).
 template <class T>

@@ -168,6 +168,19 @@ mlp_buffers<T> buffers_of(arrays<T>& keep, const std::vector<layer_view<T>>& net
     return buf;
 }
 
+// Sample weights: None (null), or a C-contiguous 1-D array of dtype T with one finite weight >= 0 per row.
+// Checked here, once, so the kernels may trust them.
+template <class T>
+const T* sample_weights_of(arrays<T>& keep, const py::object& sw, py::ssize_t rows) {
+    if (sw.is_none()) return nullptr;
+    const T* p = keep.get(sw, "sw", {rows}, false);
+    for (py::ssize_t i = 0; i < rows; ++i)
+        if (!(p[i] >= T(0)) || !std::isfinite(p[i]))
+            throw py::value_error("sw must hold finite weights >= 0; got sw[" + std::to_string(i) +
+                                  "] = " + std::string(py::str(py::float_(double(p[i])))));
+    return p;
+}
+
 template <class T>
 std::vector<T*> grads_of(arrays<T>& keep, const std::vector<layer_view<T>>& net, const py::handle& dw,
                          const py::handle& db) {
@@ -222,7 +235,7 @@ void activation_backward_t(const std::string& name, const py::array& a, const py
 
 template <class T>
 double loss_t(const std::string& loss, const std::string& act_name, const py::array& a, const py::object& z,
-              const py::array& y, const py::object& delta, bool ste) {
+              const py::array& y, const py::object& delta, bool ste, const py::object& sw) {
     arrays<T> keep;
     loss_kind lk = loss_of(loss);
     act_kind act = activation_of(py::str(act_name), "activation");
@@ -232,14 +245,15 @@ double loss_t(const std::string& loss, const std::string& act_name, const py::ar
     T* ap = keep.get(a, "a", {rows, cols}, false);
     T* zp = z.is_none() ? nullptr : keep.get(z, "z", {rows, cols}, false);
     T* yp = keep.get(y, "y", {rows, cols}, false);
+    const T* sp = sample_weights_of<T>(keep, sw, rows);
     if (delta.is_none()) {
         py::gil_scoped_release nogil;
-        return loss_value<T>(lk, act, rows, cols, ap, zp, yp);
+        return loss_value<T>(lk, act, rows, cols, ap, zp, yp, sp, nullptr);
     }
     if (zp == nullptr && needs_z(act, ste)) throw py::value_error("z is needed for step/sign with ste=True");
     T* dp = keep.get(delta, "delta", {rows, cols}, true);
     py::gil_scoped_release nogil;
-    return loss_and_output_delta<T>(lk, act, rows, cols, ap, zp, yp, dp, ste);
+    return loss_and_output_delta<T>(lk, act, rows, cols, ap, zp, yp, dp, ste, sp, nullptr);
 }
 
 // ---- whole-network entry points ------------------------------------------------------------------------------
@@ -261,7 +275,7 @@ void forward_t(const py::list& weights, const py::list& biases, const py::list& 
 template <class T>
 double backward_t(const py::list& weights, const py::list& acts, const std::string& loss, const py::array& x,
                   const py::array& y, const py::object& outs, const py::object& zs, const py::object& deltas,
-                  const py::object& dweights, const py::object& dbiases, bool ste) {
+                  const py::object& dweights, const py::object& dbiases, bool ste, const py::object& sw) {
     arrays<T> keep;
     auto net = layers_of<T>(keep, weights, py::none(), acts, false);
     loss_kind lk = loss_of(loss);
@@ -270,12 +284,13 @@ double backward_t(const py::list& weights, const py::list& acts, const std::stri
     if (rows == 0) throw py::value_error("x has no samples");
     T* xp = keep.get(x, "x", {rows, net[0].n_in}, false);
     T* yp = keep.get(y, "y", {rows, net.back().n_out}, false);
+    const T* sp = sample_weights_of<T>(keep, sw, rows);
     auto buf = buffers_of<T>(keep, net, outs, zs, &deltas, rows, true, ste);
     auto grads = grads_of<T>(keep, net, dweights, dbiases);
     const std::size_t nl = net.size();
     std::vector<T*> dw(grads.begin(), grads.begin() + nl), db(grads.begin() + nl, grads.end());
     py::gil_scoped_release nogil;
-    return mlp_backward<T>(net, lk, xp, yp, rows, buf, dw, db, ste);
+    return mlp_backward<T>(net, lk, xp, yp, rows, buf, dw, db, ste, sp);
 }
 
 std::vector<py::ssize_t> dims_of(const py::handle& h, const std::string& what) {
@@ -340,7 +355,7 @@ py::tuple train_epoch_t(const py::list& weights, const py::list& biases, const p
                         const py::array& x, const py::array& y, const py::object& order, std::int64_t batch,
                         const py::object& outs, const py::object& zs, const py::object& deltas,
                         const py::object& dweights, const py::object& dbiases, const py::object& xbuf,
-                        const py::object& ybuf, bool ste, const py::tuple& opt) {
+                        const py::object& ybuf, bool ste, const py::tuple& opt, const py::object& sw) {
     arrays<T> keep;
     auto net = layers_of<T>(keep, weights, biases, acts, true);
     loss_kind lk = loss_of(loss);
@@ -351,6 +366,7 @@ py::tuple train_epoch_t(const py::list& weights, const py::list& biases, const p
     const py::ssize_t cap = std::min<py::ssize_t>(batch, n);
     T* xp = keep.get(x, "x", {n, net[0].n_in}, false);
     T* yp = keep.get(y, "y", {n, net.back().n_out}, false);
+    const T* sp = sample_weights_of<T>(keep, sw, n);
     auto buf = buffers_of<T>(keep, net, outs, zs, &deltas, cap, false, ste);
     auto grads = grads_of<T>(keep, net, dweights, dbiases);
     const std::size_t nl = net.size();
@@ -405,7 +421,7 @@ py::tuple train_epoch_t(const py::list& weights, const py::list& biases, const p
     epoch_result res;
     {
         py::gil_scoped_release nogil;
-        res = mlp_train_epoch<T>(net, lk, xp, yp, n, op, batch, buf, dw, db, xb, yb, ste, spec);
+        res = mlp_train_epoch<T>(net, lk, xp, yp, n, op, batch, buf, dw, db, xb, yb, ste, spec, sp);
     }
     return py::make_tuple(res.loss_sum, res.samples_done, res.bad_batch_start, res.bad_loss);
 }
@@ -431,19 +447,22 @@ void register_nn(py::module_& m) {
     m.def(
         "loss_and_output_delta",
         [](const std::string& loss, const std::string& act, const py::array& a, const py::object& z, const py::array& y,
-           const py::array& delta, bool ste) {
-            return is_float64(a, "a") ? loss_t<double>(loss, act, a, z, y, delta, ste)
-                                      : loss_t<float>(loss, act, a, z, y, delta, ste);
+           const py::array& delta, bool ste, const py::object& sw) {
+            return is_float64(a, "a") ? loss_t<double>(loss, act, a, z, y, delta, ste, sw)
+                                      : loss_t<float>(loss, act, a, z, y, delta, ste, sw);
         },
-        arg("loss"), arg("act"), arg("a"), arg("z"), arg("y"), arg("delta"), arg("ste"),
-        "Batch-mean loss; delta = ∂C_k/∂z^L for every sample.");
+        arg("loss"), arg("act"), arg("a"), arg("z"), arg("y"), arg("delta"), arg("ste"), arg("sw") = py::none(),
+        "Batch-mean loss; delta = ∂C_k/∂z^L for every sample. With sample weights sw (one per row): the weighted "
+        "mean Σ s_k C_k / Σ s_k, and row k of delta times s_k·B/Σ s (0 and all zeros when Σ s = 0).");
     m.def(
         "loss_value",
-        [](const std::string& loss, const std::string& act, const py::array& a, const py::object& z, const py::array& y) {
-            return is_float64(a, "a") ? loss_t<double>(loss, act, a, z, y, py::none(), false)
-                                      : loss_t<float>(loss, act, a, z, y, py::none(), false);
+        [](const std::string& loss, const std::string& act, const py::array& a, const py::object& z, const py::array& y,
+           const py::object& sw) {
+            return is_float64(a, "a") ? loss_t<double>(loss, act, a, z, y, py::none(), false, sw)
+                                      : loss_t<float>(loss, act, a, z, y, py::none(), false, sw);
         },
-        arg("loss"), arg("act"), arg("a"), arg("z"), arg("y"), "Batch-mean loss.");
+        arg("loss"), arg("act"), arg("a"), arg("z"), arg("y"), arg("sw") = py::none(),
+        "Batch-mean loss; with sample weights sw (one per row) the weighted mean Σ s_k C_k / Σ s_k (0 when Σ s = 0).");
     m.def(
         "forward",
         [](const py::list& weights, const py::list& biases, const py::list& acts, const py::array& x,
@@ -457,12 +476,15 @@ void register_nn(py::module_& m) {
         "backward",
         [](const py::list& weights, const py::list& acts, const std::string& loss, const py::array& x, const py::array& y,
            const py::object& outs, const py::object& zs, const py::object& deltas, const py::object& dweights,
-           const py::object& dbiases, bool ste) {
-            return is_float64(x, "x") ? backward_t<double>(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste)
-                                      : backward_t<float>(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste);
+           const py::object& dbiases, bool ste, const py::object& sw) {
+            return is_float64(x, "x")
+                       ? backward_t<double>(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste, sw)
+                       : backward_t<float>(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste, sw);
         },
         arg("weights"), arg("acts"), arg("loss"), arg("x"), arg("y"), arg("outs"), arg("zs"), arg("deltas"),
-        arg("dweights"), arg("dbiases"), arg("ste"), "Backpropagation after forward; returns the batch-mean loss.");
+        arg("dweights"), arg("dbiases"), arg("ste"), arg("sw") = py::none(),
+        "Backpropagation after forward; returns the batch-mean loss. With sample weights sw (one per row of x) the "
+        "loss and the gradients are those of the weighted mean.");
     m.def(
         "sgd_update",
         [](const py::list& params, const py::list& grads, const py::object& velocities, double lr, double momentum,
@@ -488,17 +510,19 @@ void register_nn(py::module_& m) {
         [](const py::list& weights, const py::list& biases, const py::list& acts, const std::string& loss,
            const py::array& x, const py::array& y, const py::object& order, std::int64_t batch, const py::object& outs,
            const py::object& zs, const py::object& deltas, const py::object& dweights, const py::object& dbiases,
-           const py::object& xbuf, const py::object& ybuf, bool ste, const py::tuple& opt) {
+           const py::object& xbuf, const py::object& ybuf, bool ste, const py::tuple& opt, const py::object& sw) {
             return is_float64(x, "x")
                        ? train_epoch_t<double>(weights, biases, acts, loss, x, y, order, batch, outs, zs, deltas, dweights,
-                                               dbiases, xbuf, ybuf, ste, opt)
+                                               dbiases, xbuf, ybuf, ste, opt, sw)
                        : train_epoch_t<float>(weights, biases, acts, loss, x, y, order, batch, outs, zs, deltas, dweights,
-                                              dbiases, xbuf, ybuf, ste, opt);
+                                              dbiases, xbuf, ybuf, ste, opt, sw);
         },
         arg("weights"), arg("biases"), arg("acts"), arg("loss"), arg("x"), arg("y"), arg("order"), arg("batch"),
         arg("outs"), arg("zs"), arg("deltas"), arg("dweights"), arg("dbiases"), arg("xbuf"), arg("ybuf"), arg("ste"),
-        arg("opt"),
-        "One epoch of mini-batch training in native code; returns (loss_sum, samples_done, bad_batch_start, bad_loss).");
+        arg("opt"), arg("sw") = py::none(),
+        "One epoch of mini-batch training in native code; returns (loss_sum, samples_done, bad_batch_start, bad_loss). "
+        "With sample weights sw (one per row of x, gathered through order) each batch minimises its weighted-mean loss, "
+        "loss_sum is Σ batch loss × batch weight sum, and a batch of weight sum 0 is skipped (no update at all).");
 }
 
 }  // namespace pyfastnn

@@ -225,11 +225,13 @@ void mlp_forward(const std::vector<layer_view<T>>& net, const T* x, std::int64_t
 
 template <class T>
 double mlp_backward(const std::vector<layer_view<T>>& net, loss_kind loss, const T* x, const T* y, std::int64_t rows,
-                    const mlp_buffers<T>& buf, const std::vector<T*>& dw, const std::vector<T*>& db, bool ste) {
+                    const mlp_buffers<T>& buf, const std::vector<T*>& dw, const std::vector<T*>& db, bool ste,
+                    const T* sw) {
     const std::size_t nl = net.size();
     const layer_view<T>& out = net[nl - 1];
-    const double value =
-        loss_and_output_delta(loss, out.act, rows, out.n_out, buf.outs[nl - 1], buf.zs[nl - 1], y, buf.deltas[nl - 1], ste);
+    // The weights enter only here, through the output delta; everything below is the unweighted backward pass.
+    const double value = loss_and_output_delta(loss, out.act, rows, out.n_out, buf.outs[nl - 1], buf.zs[nl - 1], y,
+                                               buf.deltas[nl - 1], ste, sw, nullptr);
     const T inv_rows = T(1) / T(rows);
     for (std::size_t l = nl; l-- > 0;) {
         const layer_view<T>& L = net[l];
@@ -246,13 +248,28 @@ template <class T>
 epoch_result mlp_train_epoch(const std::vector<layer_view<T>>& net, loss_kind loss, const T* x, const T* y,
                              std::int64_t n, const std::int64_t* order, std::int64_t batch,
                              const mlp_buffers<T>& buf, const std::vector<T*>& dw, const std::vector<T*>& db,
-                             T* xbuf, T* ybuf, bool ste, optimizer_spec<T>& opt) {
+                             T* xbuf, T* ybuf, bool ste, optimizer_spec<T>& opt, const T* sw) {
     epoch_result res;
     const std::int64_t n_in = net.front().n_in, n_out = net.back().n_out;
     const layer_view<T>& out = net.back();
     const std::size_t nl = net.size();
     for (std::int64_t lo = 0; lo < n; lo += batch) {
         const std::int64_t rows = std::min(batch, n - lo);
+        // With weights: those of this batch's rows (through order, like x and y), and their sum, decided once
+        // per batch; a batch of weight 0 changes nothing, not even the decay or the optimizer's state.
+        const T* swb = nullptr;
+        const std::int64_t* sw_index = nullptr;
+        double weight = double(rows);
+        if (sw != nullptr) {
+            if (order != nullptr) {
+                swb = sw;
+                sw_index = order + lo;
+            } else {
+                swb = sw + lo;
+            }
+            weight = weight_sum(rows, swb, sw_index);
+            if (!(weight > 0)) continue;
+        }
         const T* xb = x + lo * n_in;
         const T* yb = y + lo * n_out;
         if (order != nullptr) {
@@ -266,15 +283,17 @@ epoch_result mlp_train_epoch(const std::vector<layer_view<T>>& net, loss_kind lo
             yb = ybuf;
         }
         mlp_forward(net, xb, rows, buf);
+        // Every update path below (rank-k, GEMM-fused SGD, momentum, Adam; any batch size) starts from this
+        // output delta, which carries the sample weights.
         const double value = loss_and_output_delta(loss, out.act, rows, out.n_out, buf.outs[nl - 1], buf.zs[nl - 1], yb,
-                                                   buf.deltas[nl - 1], ste);
+                                                   buf.deltas[nl - 1], ste, swb, sw_index);
         if (!std::isfinite(value) || !all_finite(buf.deltas[nl - 1], rows * out.n_out)) {
             res.bad_batch_start = lo;
             res.bad_loss = value;
             return res;
         }
         backward_update(net, xb, rows, buf, dw, db, ste, opt);
-        res.loss_sum += value * double(rows);
+        res.loss_sum += value * weight;
         res.samples_done += rows;
     }
     return res;
@@ -283,11 +302,12 @@ epoch_result mlp_train_epoch(const std::vector<layer_view<T>>& net, loss_kind lo
 #define PYFASTNN_INSTANTIATE(T)                                                                                   \
     template void mlp_forward<T>(const std::vector<layer_view<T>>&, const T*, std::int64_t, const mlp_buffers<T>&); \
     template double mlp_backward<T>(const std::vector<layer_view<T>>&, loss_kind, const T*, const T*, std::int64_t, \
-                                    const mlp_buffers<T>&, const std::vector<T*>&, const std::vector<T*>&, bool);  \
+                                    const mlp_buffers<T>&, const std::vector<T*>&, const std::vector<T*>&, bool,   \
+                                    const T*);                                                                   \
     template epoch_result mlp_train_epoch<T>(const std::vector<layer_view<T>>&, loss_kind, const T*, const T*,     \
                                              std::int64_t, const std::int64_t*, std::int64_t, const mlp_buffers<T>&, \
                                              const std::vector<T*>&, const std::vector<T*>&, T*, T*, bool,          \
-                                             optimizer_spec<T>&);
+                                             optimizer_spec<T>&, const T*);
 
 PYFASTNN_INSTANTIATE(float)
 PYFASTNN_INSTANTIATE(double)

@@ -33,10 +33,11 @@ template <class T>
 void mlp_forward(const std::vector<layer_view<T>>& net, const T* x, std::int64_t rows, const mlp_buffers<T>& buf);
 
 // After mlp_forward: fills the deltas and the gradients dw[l] (n_out, n_in), db[l] (n_out,); returns the loss.
+// sw: null, or one weight per row of x (the loss and gradients are then the weighted mean's; activations.h).
 template <class T>
 double mlp_backward(const std::vector<layer_view<T>>& net, loss_kind loss, const T* x, const T* y,
                     std::int64_t rows, const mlp_buffers<T>& buf, const std::vector<T*>& dw,
-                    const std::vector<T*>& db, bool ste);
+                    const std::vector<T*>& db, bool ste, const T* sw);
 
 enum class optimizer_kind : int { sgd, adam };
 
@@ -52,8 +53,8 @@ struct optimizer_spec {
 };
 
 struct epoch_result {
-    double loss_sum = 0;             // Σ over batches of (batch loss × batch rows)
-    std::int64_t samples_done = 0;   // rows trained on
+    double loss_sum = 0;             // Σ over batches of (batch loss × batch rows), with weights × weight sum
+    std::int64_t samples_done = 0;   // rows of the batches applied
     std::int64_t bad_batch_start = -1;  // first row of the batch whose loss was not finite (then no update)
     double bad_loss = 0;
 };
@@ -61,11 +62,12 @@ struct epoch_result {
 // Trains one pass over x (n rows) in batches of `batch` rows, in the order `order` (n row indices) or in
 // storage order when order is null. Batches taken out of order are gathered into xbuf/ybuf (batch rows each).
 // dw/db receive gradients where the optimizer needs them as a separate array (momentum, Adam). Stops before
-// the update of a batch whose loss is not finite. opt.step is advanced for Adam.
+// the update of a batch whose loss is not finite. opt.step is advanced for Adam. sw: null, or one weight per
+// row of x (indexed by the original row, like x and y); a batch whose weights sum to 0 is skipped entirely.
 template <class T>
 epoch_result mlp_train_epoch(const std::vector<layer_view<T>>& net, loss_kind loss, const T* x, const T* y,
                              std::int64_t n, const std::int64_t* order, std::int64_t batch,
                              const mlp_buffers<T>& buf, const std::vector<T*>& dw, const std::vector<T*>& db,
-                             T* xbuf, T* ybuf, bool ste, optimizer_spec<T>& opt);
+                             T* xbuf, T* ybuf, bool ste, optimizer_spec<T>& opt, const T* sw);
 
 }  // namespace pyfastnn

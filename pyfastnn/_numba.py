@@ -197,13 +197,19 @@ def _k_act_backward(a, z, delta, code, ste, db, want_db):
 
 
 @_jit
-def _k_loss(loss, act, a, z, y, yrows, use_yrows, delta, want_delta, ste, db, want_db, grad_lo, grad_hi):
+def _k_loss(loss, act, a, z, y, yrows, use_yrows, sw, use_sw, delta, want_delta, ste, db, want_db, grad_lo,
+            grad_hi):
     """Batch-mean loss (per-sample costs in float64); with want_delta delta = ∂C_k/∂z^L, with want_db db = its
     column mean. Row i of the batch has targets y[yrows[i]] when use_yrows (a shuffled batch), else y[i].
-    grad_lo / grad_hi: the clipping bounds of f in the unfused gradients, in the arrays' dtype."""
+    grad_lo / grad_hi: the clipping bounds of f in the unfused gradients, in the arrays' dtype.
+
+    With use_sw, row i has the sample weight sw[yrows[i]] (or sw[i]), read as its targets are: the loss is the
+    weighted mean Σ s C / S and delta's row i is scaled by s·B/S after everything else (before db), so the
+    gradients downstream, which divide by B, are the weighted mean's; S = 0 gives 0 and all-zero delta and db."""
     rows, cols = a.shape
     fused = (loss == BINARY_CROSS_ENTROPY and act == SIGMOID) or (loss == CROSS_ENTROPY and act == SOFTMAX)
     total = 0.0
+    weight = 0.0
     for i in range(rows):
         r = yrows[i] if use_yrows else i
         c = 0.0
@@ -267,13 +273,43 @@ def _k_loss(loss, act, a, z, y, yrows, use_yrows, delta, want_delta, ste, db, wa
                         if g < grad_lo:
                             g = grad_lo
                         delta[i, j] = -y[r, j] / g
-        total += c
+        if use_sw:
+            s = np.float64(sw[r])
+            total += s * c  # 0·∞ is NaN on purpose: a diverging sample shows whatever its weight
+            weight += s
+        else:
+            total += c
+    if use_sw and not weight > 0:
+        if want_delta:
+            for i in range(rows):
+                for j in range(cols):
+                    delta[i, j] = 0
+            if want_db:
+                for j in range(cols):
+                    db[j] = 0
+        return 0.0
     if want_delta:
         if not fused:
             _k_act_backward(a, z, delta, act, ste, db, False)
+        if use_sw:
+            t = delta.dtype.type
+            for i in range(rows):
+                r = yrows[i] if use_yrows else i
+                f = t(np.float64(sw[r]) * rows / weight)  # in the arrays' dtype, as the reference; 1 for weight 1
+                for j in range(cols):
+                    delta[i, j] = delta[i, j] * f
         if want_db:
             _k_column_mean(delta, db)
-    return total / rows
+    return total / weight if use_sw else total / rows
+
+
+@_jit
+def _k_weight_sum(sw, rows, lo, idx, use_idx):
+    """S of a batch of ``rows`` rows: Σ sw[idx[lo + i]] (or sw[lo + i]) in float64, in _k_loss's order."""
+    s = 0.0
+    for i in range(rows):
+        s += np.float64(sw[idx[lo + i]] if use_idx else sw[lo + i])
+    return s
 
 
 @_jit
@@ -498,6 +534,21 @@ def _dummy(dtype, ndim):
 
 
 _NO_ROWS = np.zeros(0, dtype=np.int64)
+_NO_WEIGHTS = {dt: np.zeros(0, dtype=dt) for dt in _DTYPES}  # "no sample weights", typed like real ones
+
+
+def _check_sw(sw, rows, dtype):
+    """None, or sample weights as the contract wants them: C-contiguous, 1-D, ``rows`` finite weights ≥ 0."""
+    if sw is None:
+        return None
+    if not isinstance(sw, np.ndarray):
+        raise TypeError(f"sw must be a NumPy array or None; got {type(sw).__name__}")
+    _check(sw, "sw", dtype, (rows,))
+    bad = ~(np.isfinite(sw) & (sw >= 0))
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"sw must hold finite weights >= 0; got sw[{k}] = {sw[k]}")
+    return sw
 
 
 def _typed(dtype, *values):
@@ -561,7 +612,7 @@ def activation_backward(name, a, z, delta, ste):
     _k_act_backward(a, z, delta, code, ste, _dummy(dtype, 1), False)
 
 
-def _loss_call(loss, act, a, z, y, delta, ste):
+def _loss_call(loss, act, a, z, y, delta, ste, sw):
     lcode, acode = _loss_code(loss), _act_code(act)
     dtype = _dtype_of(a, "a")
     if a.ndim != 2:
@@ -571,8 +622,9 @@ def _loss_call(loss, act, a, z, y, delta, ste):
     rows, cols = a.shape
     if acode == SOFTMAX and cols == 0:
         raise ValueError("softmax needs at least one column")
+    sw = _check_sw(sw, rows, dtype)
     if rows == 0:
-        return math.nan  # the mean of no samples, as np.mean gives
+        return math.nan if sw is None else 0.0  # the mean of no samples, as np.mean gives; no weight: 0
     want_delta = delta is not None
     if z is None:
         if _loss_needs_z(lcode, acode) or (want_delta and _needs_z(acode, ste)):
@@ -586,20 +638,26 @@ def _loss_call(loss, act, a, z, y, delta, ste):
     else:
         delta = _dummy(dtype, 2)
     lo, hi = _typed(dtype, _GRAD_EPS[dtype], 1 - _GRAD_EPS[dtype])
-    return _k_loss(lcode, acode, a, z, y, _NO_ROWS, False, delta, want_delta, bool(ste), _dummy(dtype, 1), False,
-                   lo, hi)
+    weighted = sw is not None
+    return _k_loss(lcode, acode, a, z, y, _NO_ROWS, False, sw if weighted else _NO_WEIGHTS[dtype], weighted, delta,
+                   want_delta, bool(ste), _dummy(dtype, 1), False, lo, hi)
 
 
-def loss_value(loss, act, a, z, y):
-    """Batch mean of the per-sample loss."""
-    return _loss_call(loss, act, a, z, y, None, False)
+def loss_value(loss, act, a, z, y, sw=None):
+    """Batch mean of the per-sample loss; with sample weights sw (shape (B,)) the weighted mean Σ s_k C_k / Σ s_k,
+    which is 0 when the weights sum to 0."""
+    return _loss_call(loss, act, a, z, y, None, False, sw)
 
 
-def loss_and_output_delta(loss, act, a, z, y, delta, ste):
-    """Batch-mean loss; delta = σ′(z^L) ⊙ ∇_a C_k, fused to p − y for sigmoid+BCE and softmax+CE."""
+def loss_and_output_delta(loss, act, a, z, y, delta, ste, sw=None):
+    """Batch-mean loss; delta = σ′(z^L) ⊙ ∇_a C_k, fused to p − y for sigmoid+BCE and softmax+CE.
+
+    With sample weights sw (shape (B,)) the loss is the weighted mean and row k of delta is multiplied by
+    s_k·B/S (S = Σ s_k); when S = 0 the loss is 0 and delta is all zeros.
+    """
     if delta is None:
         raise TypeError("delta must be a NumPy array")
-    return _loss_call(loss, act, a, z, y, delta, ste)
+    return _loss_call(loss, act, a, z, y, delta, ste, sw)
 
 
 def forward(weights, biases, acts, x, outs, zs):
@@ -625,8 +683,11 @@ def _forward(weights, biases, codes, x, outs, zs):
         a_prev = out
 
 
-def backward(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste):
-    """Backpropagation after ``forward``: fills deltas, dweights and dbiases; returns the batch-mean loss."""
+def backward(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste, sw=None):
+    """Backpropagation after ``forward``: fills deltas, dweights and dbiases; returns the batch-mean loss.
+
+    With sample weights sw (one per row of x) the loss and the gradients are those of the weighted mean.
+    """
     dtype = _dtype_of(x, "x")
     sizes, codes = _layers(weights, None, acts, dtype, False)
     lcode = _loss_code(loss)
@@ -638,14 +699,16 @@ def backward(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste
         raise ValueError("x has no samples")
     _check(x, "x", dtype, (rows, sizes[0]))
     _check(y, "y", dtype, (rows, sizes[-1]))
+    sw = _check_sw(sw, rows, dtype)
     _buffers(sizes, codes, dtype, outs, zs, deltas, rows, True, ste)
     _grads(sizes, dtype, dweights, dbiases)
     if zs[-1] is None and _loss_needs_z(lcode, codes[-1]):
         raise ValueError(f"zs[-1] must be an array: {loss} with {acts[-1]} outputs needs the pre-activations")
     zz = [out if z is None else z for out, z in zip(outs, zs)]
     lo, hi = _typed(dtype, _GRAD_EPS[dtype], 1 - _GRAD_EPS[dtype])
-    value = _k_loss(lcode, codes[-1], outs[-1], zz[-1], y, _NO_ROWS, False, deltas[-1], True, ste, dbiases[-1],
-                    True, lo, hi)
+    weighted = sw is not None
+    value = _k_loss(lcode, codes[-1], outs[-1], zz[-1], y, _NO_ROWS, False, sw if weighted else _NO_WEIGHTS[dtype],
+                    weighted, deltas[-1], True, ste, dbiases[-1], True, lo, hi)
     (inv_batch,) = _typed(dtype, 1.0 / rows)
     for l in range(len(weights) - 1, -1, -1):
         a_prev = x if l == 0 else outs[l - 1]
@@ -737,15 +800,16 @@ def _batch_views(rows, outs, zs, deltas, xbuf):
 
 
 def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, deltas, dweights, dbiases, xbuf, ybuf,
-                ste, opt):
+                ste, opt, sw=None):
     """Train on x in batches of ``batch`` rows, visiting rows in ``order`` (or in storage order when None).
 
-    Same contract as ``_ref.train_epoch``. Shuffled batches are gathered into xbuf; their targets are read
-    through ``order`` by the loss kernel, so ybuf is checked but not written. dweights holds Δᵀ A without the
-    1/B afterwards (the update kernels apply it).
+    Same contract as ``_ref.train_epoch``. Shuffled batches are gathered into xbuf; their targets (and sample
+    weights) are read through ``order`` by the loss kernel, so ybuf is checked but not written. dweights holds
+    Δᵀ A without the 1/B afterwards (the update kernels apply it). With sample weights sw (one per row of x)
+    each batch minimises its weighted-mean loss; a batch whose weights sum to 0 is skipped (no update at all).
 
-    Returns (Σ batch loss × batch rows, rows trained, first row of the batch whose loss was not finite or −1,
-    that loss). A batch with a non-finite loss is not applied and ends the epoch.
+    Returns (Σ batch loss × batch rows, or with weights × batch weight sum; rows trained; first row of the batch
+    whose loss was not finite or −1; that loss). A batch with a non-finite loss is not applied and ends the epoch.
     """
     # ---- checks, once per epoch
     dtype = _dtype_of(x, "x")
@@ -766,6 +830,7 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
     cap = min(batch, n)
     _check(x, "x", dtype, (n, sizes[0]))
     _check(y, "y", dtype, (n, sizes[-1]))
+    sw = _check_sw(sw, n, dtype)
     _buffers(sizes, codes, dtype, outs, zs, deltas, cap, False, ste)
     _grads(sizes, dtype, dweights, dbiases)
     if zs[-1] is None and _loss_needs_z(lcode, codes[-1]):
@@ -814,11 +879,21 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
     matmul, bias_act, act_backward, loss_kernel = np.matmul, _k_bias_act, _k_act_backward, _k_loss
     sgd_layer, adam_layer, take, isfinite = _k_sgd_layer, _k_adam_layer, np.take, math.isfinite
     sgd_small, adam_small = _k_sgd_layer_small, _k_adam_layer_small
+    weighted = sw is not None
+    swb = _NO_WEIGHTS[dtype]
+    weight_sum = _k_weight_sum
 
     # ---- the batch loop
     total, done = 0.0, 0
     for lo in range(0, n, batch):
         rows = min(cap, n - lo)
+        weight = rows
+        if weighted:
+            # The batch's weight sum, once per batch; a batch of weight 0 leaves everything as it is.
+            weight = weight_sum(sw, rows, lo, order if shuffled else _NO_ROWS, shuffled)
+            if not weight > 0:
+                continue
+            swb = sw if shuffled else sw[lo:lo + rows]  # read through idx like the targets
         o, tgt, d, dt, xb = full if rows == cap else last
         if shuffled:
             idx = order[lo:lo + rows]
@@ -834,8 +909,8 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
             bias_act(tgt[l], biases[l], True, codes[l], o[l])
             a_prev = o[l]
         # tgt[l] is the kept Z where there is one, else the output itself (then unused as z)
-        value = loss_kernel(lcode, out_code, o[-1], tgt[-1], yb, idx, shuffled, d[-1], True, ste, dbiases[-1],
-                            True, grad_lo, grad_hi)
+        value = loss_kernel(lcode, out_code, o[-1], tgt[-1], yb, idx, shuffled, swb, weighted, d[-1], True, ste,
+                            dbiases[-1], True, grad_lo, grad_hi)
         if not isfinite(value):
             return total, done, lo, value
         scale = scale_full if rows == cap else scale_last
@@ -863,7 +938,7 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
             else:
                 sgd_layer(weights[l], dweights[l], v_w[l], biases[l], dbiases[l], v_b[l], scale, lr_t, mom_t,
                           nesterov, wd_t, zero, one)
-        total += value * rows
+        total += value * weight
         done += rows
     return total, done, -1, 0.0
 
@@ -912,9 +987,10 @@ def compile_all(dtypes=(np.float32, np.float64)):
         adam_state = [np.zeros_like(p) for p in params + params]
         for spec in (("sgd", 0.01, 0.9, False, 0.0, 0.0, 0.0, 0.0, 0, sgd_state),
                      ("adam", 1e-3, 0.0, False, 0.0, 0.9, 0.999, 1e-8, 0, adam_state)):
-            # shuffled single rows (Δᵀ A fused into the update), then a batch in storage order (Δᵀ A by BLAS)
+            # shuffled single rows (Δᵀ A fused into the update), then a weighted batch in storage order (Δᵀ A by
+            # BLAS; sample weights take the same kernels plus the weight sum)
             train_epoch(weights, biases, acts, "cross_entropy", x, y, order, 1, outs, zs, deltas, dws, dbs, xbuf,
                         ybuf, False, spec)
             train_epoch(weights, biases, acts, "cross_entropy", x, y, None, rows, outs, zs, deltas, dws, dbs, None,
-                        None, False, spec)
+                        None, False, spec, np.ones(rows, dt))
     return time.perf_counter() - start

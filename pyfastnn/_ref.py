@@ -10,20 +10,38 @@ derivation over speed. Notation (see DESIGN.md §1): layer l = 1..L, rows of a b
 
 The cost of a batch is the mean of the per-sample costs; each per-sample cost sums over the outputs.
 
+Sample weights (``sw``, as scikit-learn's): a batch whose rows carry weights s_k ≥ 0, S = Σ s_k, costs
+Σ s_k C_k / S, the weighted mean. Its gradient is that of the plain mean once row k of the output delta is
+multiplied by s_k·B/S, so every backend scales the output delta where it is produced and leaves everything
+downstream (which divides by B) untouched. All weights 1 give exactly the unweighted mean. A batch with S = 0
+costs 0 and has an all-zero output delta. A zero weight does not hide a non-finite cost (0·∞ is NaN), so a
+diverging row still shows. ``sw`` is None or a C-contiguous 1-D array of the network's dtype with one finite
+weight ≥ 0 per row (of ``a`` / ``y`` for the loss kernels, of ``x`` for backward and train_epoch); anything else
+raises ValueError or TypeError.
+
 Kernel contract (shared with ``_core`` and ``_numba``; ``KERNELS`` lists it and a test enforces it). Kernels
 write into arrays the caller owns; lists are indexed by layer, 0-based (index l holds layer l+1):
 
     gemm(a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0) -> None
     activation_forward(name, z, out) -> None                          out = σ(z); out may be z
     activation_backward(name, a, z, delta, ste) -> None               delta ⊙= σ'(z), in place
-    loss_and_output_delta(loss, act, a, z, y, delta, ste) -> float    batch-mean loss; delta = ∂C_k/∂z^L per sample
-    loss_value(loss, act, a, z, y) -> float                           batch-mean loss only
+    loss_and_output_delta(loss, act, a, z, y, delta, ste, sw=None) -> float
+                                                                      batch-mean loss; delta = ∂C_k/∂z^L per sample
+                                                                      (times s_k·B/S with weights)
+    loss_value(loss, act, a, z, y, sw=None) -> float                  batch-mean (weighted-mean) loss only
     forward(weights, biases, acts, x, outs, zs) -> None               outs[l] = A^{l+1}; zs[l] = Z^{l+1} or None
-    backward(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste) -> float
+    backward(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste, sw=None) -> float
     sgd_update(params, grads, velocities, lr, momentum, nesterov, weight_decay) -> None
     adam_update(params, grads, ms, vs, step, lr, beta1, beta2, eps, weight_decay) -> None
     train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, deltas, dweights, dbiases,
-                xbuf, ybuf, ste, opt) -> (loss_sum, samples_done, bad_batch_start, bad_loss)
+                xbuf, ybuf, ste, opt, sw=None) -> (loss_sum, samples_done, bad_batch_start, bad_loss)
+
+train_epoch's loss_sum is Σ over the applied batches of (batch loss × batch rows) = Σ_k C_k, or with weights
+Σ (batch loss × S) = Σ_k s_k C_k: the caller divides by the rows, or by Σ s_k, for the epoch's mean. In
+train_epoch sw[k] belongs to row k of x (it is gathered through ``order`` like x and y). A batch whose weights
+sum to 0 is skipped: no update at all (not even weight decay, momentum or Adam's step), and it adds
+nothing to loss_sum or samples_done; samples_done counts only the rows of applied batches, so the number of
+updates made is still ceil(samples_done / batch).
 
 ``zs[l]`` is None where layer l+1 does not need its pre-activation kept: only the output layer (for the stable
 log-sigmoid / log-softmax losses) and step/sign layers trained with the straight-through estimator need it.
@@ -190,14 +208,65 @@ def _loss_gradient(loss, a, y):
     raise KeyError(loss)
 
 
-def loss_value(loss, act, a, z, y):
-    """Batch mean of the per-sample loss."""
-    return float(np.mean(_per_sample_loss(loss, act, a, z, y)))
+def _check_sample_weight(sw, rows, dtype):
+    """sw as the contract wants it: None, or a C-contiguous 1-D array of ``dtype`` with ``rows`` finite weights ≥ 0."""
+    if sw is None:
+        return None
+    if not isinstance(sw, np.ndarray):
+        raise TypeError(f"sw must be a NumPy array or None; got {type(sw).__name__}")
+    if sw.dtype != dtype:
+        raise TypeError(f"sw must have dtype {np.dtype(dtype)} (the network's); got {sw.dtype}")
+    if sw.ndim != 1 or sw.shape[0] != rows:
+        raise ValueError(f"sw must have shape ({rows},), one weight per sample; got {sw.shape}")
+    if not sw.flags.c_contiguous:
+        raise ValueError("sw must be C-contiguous")
+    bad = ~(np.isfinite(sw) & (sw >= 0))  # NaN fails both
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"sw must hold finite weights >= 0; got sw[{k}] = {sw[k]}")
+    return sw
 
 
-def loss_and_output_delta(loss, act, a, z, y, delta, ste):
-    """Batch-mean loss; delta = σ'(z^L) ⊙ ∇_a C_k, fused to p − y for sigmoid+BCE and softmax+CE."""
-    value = loss_value(loss, act, a, z, y)
+def _weight_sum(sw):
+    return float(np.sum(sw, dtype=np.float64))
+
+
+def _weighted_mean(per_sample, sw):
+    """Σ s_k C_k / Σ s_k (0 when the weights sum to 0); the plain mean when sw is None."""
+    if sw is None:
+        return float(np.mean(per_sample))
+    total = _weight_sum(sw)
+    if total == 0.0:
+        return 0.0
+    # With all weights 1 this is the same sum, in the same order, as np.mean's, over the same divisor.
+    return float(np.sum(per_sample * sw.astype(np.float64)) / total)
+
+
+def _weight_output_delta(delta, sw):
+    """Row k of delta ×= s_k·B/S, so that the 1/B of the gradients gives those of the weighted mean."""
+    total = _weight_sum(sw)
+    if total == 0.0:
+        delta[...] = 0
+        return
+    factor = (sw.astype(np.float64) * delta.shape[0] / total).astype(delta.dtype)  # exactly 1 for unit weights
+    delta *= factor[:, None]
+
+
+def loss_value(loss, act, a, z, y, sw=None):
+    """Batch mean of the per-sample loss; with sample weights sw (shape (B,)) the weighted mean Σ s_k C_k / Σ s_k,
+    which is 0 when the weights sum to 0."""
+    sw = _check_sample_weight(sw, a.shape[0], a.dtype)
+    return _weighted_mean(_per_sample_loss(loss, act, a, z, y), sw)
+
+
+def loss_and_output_delta(loss, act, a, z, y, delta, ste, sw=None):
+    """Batch-mean loss; delta = σ'(z^L) ⊙ ∇_a C_k, fused to p − y for sigmoid+BCE and softmax+CE.
+
+    With sample weights sw (shape (B,)) the loss is the weighted mean and row k of delta is multiplied by
+    s_k·B/S (S = Σ s_k); when S = 0 the loss is 0 and delta is all zeros.
+    """
+    sw = _check_sample_weight(sw, a.shape[0], a.dtype)
+    value = _weighted_mean(_per_sample_loss(loss, act, a, z, y), sw)
     if loss == "binary_cross_entropy" and act == "sigmoid":
         np.subtract(a, y, out=delta)
     elif loss == "cross_entropy" and act == "softmax":
@@ -206,6 +275,8 @@ def loss_and_output_delta(loss, act, a, z, y, delta, ste):
     else:
         delta[...] = _loss_gradient(loss, a, y)
         activation_backward(act, a, z, delta, ste)
+    if sw is not None:
+        _weight_output_delta(delta, sw)
     return value
 
 
@@ -224,10 +295,14 @@ def forward(weights, biases, acts, x, outs, zs):
         a_prev = out
 
 
-def backward(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste):
-    """Backpropagation after ``forward``: fills deltas, dweights and dbiases; returns the batch-mean loss."""
+def backward(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste, sw=None):
+    """Backpropagation after ``forward``: fills deltas, dweights and dbiases; returns the batch-mean loss.
+
+    With sample weights sw (one per row of x) the loss and the gradients are those of the weighted mean.
+    """
     n_layers = len(weights)
-    value = loss_and_output_delta(loss, acts[-1], outs[-1], zs[-1], y, deltas[-1], ste)
+    sw = _check_sample_weight(sw, x.shape[0], x.dtype)
+    value = loss_and_output_delta(loss, acts[-1], outs[-1], zs[-1], y, deltas[-1], ste, sw)
     inv_batch = 1.0 / x.shape[0]
     for l in range(n_layers - 1, -1, -1):
         a_prev = x if l == 0 else outs[l - 1]
@@ -273,7 +348,7 @@ def adam_update(params, grads, ms, vs, step, lr, beta1, beta2, eps, weight_decay
 
 
 def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, deltas, dweights, dbiases, xbuf, ybuf,
-                ste, opt):
+                ste, opt, sw=None):
     """Train on x in batches of ``batch`` rows, visiting rows in ``order`` (or in storage order when None).
 
     The per-layer buffers hold at least min(batch, len(x)) rows; a shorter last batch uses their first rows.
@@ -281,15 +356,27 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
     beta1, beta2, eps, step, state) where state lists the optimizer's arrays: SGD with momentum the velocities
     of the weights then of the biases; Adam the first moments (weights, biases) then the second moments.
 
-    Returns (Σ batch loss × batch rows, rows trained, first row of the batch whose loss was not finite or −1,
-    that loss). A batch with a non-finite loss is not applied and ends the epoch.
+    ``sw`` (None or one weight per row of x, gathered through ``order`` like x and y) weights the samples: each
+    batch then minimises its weighted-mean loss, and a batch whose weights sum to 0 is skipped entirely (no
+    update, no decay, no momentum or Adam step; it counts neither in the loss sum nor in the rows trained).
+
+    Returns (Σ batch loss × batch rows, or with weights Σ batch loss × batch weight sum; rows trained; first
+    row of the batch whose loss was not finite or −1; that loss). A batch with a non-finite loss is not applied
+    and ends the epoch.
     """
     kind, lr, momentum, nesterov, weight_decay, beta1, beta2, eps, step, state = opt
     n_layers = len(weights)
     n = x.shape[0]
+    sw = _check_sample_weight(sw, n, x.dtype)
     total, done = 0.0, 0
     for lo in range(0, n, batch):
         rows = min(batch, n - lo)
+        swb, weight = None, float(rows)
+        if sw is not None:
+            swb = sw[lo : lo + rows] if order is None else sw[order[lo : lo + rows]]
+            weight = _weight_sum(swb)
+            if weight == 0.0:
+                continue  # nothing to learn from this batch: leave every parameter and state as it is
         if order is None:
             xb, yb = x[lo : lo + rows], y[lo : lo + rows]
         else:
@@ -299,7 +386,7 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
         z = [None if a is None else a[:rows] for a in zs]
         d = [a[:rows] for a in deltas]
         forward(weights, biases, acts, xb, o, z)
-        value = backward(weights, acts, loss, xb, yb, o, z, d, dweights, dbiases, ste)
+        value = backward(weights, acts, loss, xb, yb, o, z, d, dweights, dbiases, ste, swb)
         if not np.isfinite(value):
             return total, done, lo, value
         if kind == "sgd":
@@ -313,6 +400,6 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
             v_w, v_b = state[2 * n_layers : 3 * n_layers], state[3 * n_layers :]
             adam_update(weights, dweights, m_w, v_w, step, lr, beta1, beta2, eps, weight_decay)
             adam_update(biases, dbiases, m_b, v_b, step, lr, beta1, beta2, eps, 0.0)
-        total += value * rows
+        total += value * weight
         done += rows
     return total, done, -1, 0.0
