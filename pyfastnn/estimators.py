@@ -403,9 +403,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def predict_proba(self, X):
         """Class probabilities, (n_samples, n_classes) (one column per label for multi-label targets)."""
         f = self._outputs(X).astype(np.float64)
-        if f.shape[1] == 1 and not self._label_binarizer.y_type_.startswith("multilabel"):
+        if self._label_binarizer.y_type_.startswith("multilabel"):
+            return f
+        if f.shape[1] == 1:
             return np.hstack([1.0 - f, f])
-        return f
+        return f / f.sum(axis=1, keepdims=True)  # a float32 softmax sums to 1 only within ~1e-7
 
     def predict_log_proba(self, X):
         with np.errstate(divide="ignore"):
