@@ -283,9 +283,7 @@ class _BaseMLP(BaseEstimator):
         dtype = X.dtype
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=dtype)
-        if first:
-            self._random_state = check_random_state(self.random_state)
-        elif not hasattr(self, "_random_state"):
+        if first or not hasattr(self, "_random_state"):
             self._random_state = check_random_state(self.random_state)
         return X, y, sample_weight, sizes, dtype, first
 
@@ -391,8 +389,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         (all the classes y may ever hold), unless the model has already been fitted."""
         if not hasattr(self, "net_") and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit.")
-        return self._fit_classifier(X, y, sample_weight, classes if not hasattr(self, "net_") else classes,
-                                    incremental=True)
+        return self._fit_classifier(X, y, sample_weight, classes, incremental=True)
 
     def _outputs(self, X):
         check_is_fitted(self, "net_")

@@ -334,7 +334,8 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
             if schedule is not None:
                 optimizer.lr = schedule.after_epoch(epoch, logs, samples_seen)
             # Every callback sees every epoch, also when an earlier one asks to stop.
-            if any([bool(cb(epoch, dict(logs))) for cb in callbacks]):
+            answers = [bool(cb(epoch, dict(logs))) for cb in callbacks]
+            if any(answers):
                 history.stop_reason = "callback"
                 break
             if stop:

@@ -127,7 +127,7 @@ def test_early_stopping_on_validation_loss_ends_at_its_minimum():
     best = int(np.argmin(hist["val_loss"]))
     assert hist.best_epoch == best + 1 and len(hist) >= best + 1 + 10
     # The weights are the best epoch's: their validation loss is the minimum logged.
-    (xt, yt, _), (xv, yv, _) = pf.train._split_validation(net, *_prepared(net, x, y), None, "cross_entropy", 0.3, 0)
+    _, (xv, yv, _) = pf.train._split_validation(net, *_prepared(net, x, y), None, "cross_entropy", 0.3, 0)
     assert net.loss(xv, yv) == pytest.approx(hist["val_loss"][best], rel=1e-12)
 
 
@@ -140,7 +140,7 @@ def test_validation_split_is_stratified_and_disjoint():
     x, y = _blobs(200)
     net = pf.MLP([2, 4, 3])
     xp, yp = _prepared(net, x, y)
-    (xt, yt, _), (xv, yv, _) = pf.train._split_validation(net, xp, yp, None, "cross_entropy", 0.25, 3)
+    (xt, _, _), (xv, yv, _) = pf.train._split_validation(net, xp, yp, None, "cross_entropy", 0.25, 3)
     assert len(xt) + len(xv) == 200 and len(xv) == 50
     rows = {tuple(r) for r in xt.tolist()}
     assert not any(tuple(r) in rows for r in xv.tolist())
