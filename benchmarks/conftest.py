@@ -1,6 +1,7 @@
 """Shared setup of the pytest-benchmark suites (``pytest benchmarks --benchmark-only``; see benchmarks/README.md).
 
-* Puts benchmarks/ on sys.path so the suites can ``import _peers``.
+* The peers (hand NumPy, torch, scikit-learn) and the machinery shared with ``pyfastnn bench`` come from the
+  package: ``pyfastnn._peers`` and ``pyfastnn.benchmark``.
 * The same thread count for every library (``--bench-threads N``, default 2): pyfastnn's compiled kernels, torch,
   and NumPy's BLAS through threadpoolctl.
 * Smoke mode (``--bench-smoke`` or ``PYFASTNN_BENCH_SMOKE=1``): every case shrinks to tiny sizes, so the whole
@@ -11,17 +12,13 @@
   ``--benchmark-disable`` too (then from the one call).
 """
 
-import os
-import sys
 import time
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
 import pyfastnn as pf
-import _peers  # noqa: E402  (needs the sys.path entry above)
+from pyfastnn import benchmark as bm
 
 
 def pytest_addoption(parser):
@@ -35,11 +32,7 @@ def pytest_addoption(parser):
 
 
 def _smoke(config):
-    env = os.environ.get("PYFASTNN_BENCH_SMOKE", "").strip().lower()
-    return bool(config.getoption("--bench-smoke")) or env not in ("", "0", "false", "no")
-
-
-_blas_info = _peers.blas_info
+    return bool(config.getoption("--bench-smoke")) or bm.smoke_from_env()
 
 
 def pytest_report_header(config):
@@ -47,11 +40,10 @@ def pytest_report_header(config):
     info = pf.cpu_info()
     lines = [(f"pyfastnn {pf.__version__}: cpp isa={info.get('isa')}; threads={threads} for every library; "
               f"smoke={_smoke(config)} full={config.getoption('--bench-full')}"),
-             f"NumPy {np.__version__} BLAS: {_blas_info()}"]
-    pinned = [k for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ]
-    if pinned:
-        lines.append(f"WARNING: {', '.join(pinned)} set: NumPy's OpenBLAS is pinned to a slower kernel; for a fair "
-                     f"comparison run `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE pytest benchmarks ...`")
+             f"NumPy {np.__version__} BLAS: {bm.blas_info()}"]
+    warning = bm.pinning_warning("pytest benchmarks ...")
+    if warning:
+        lines.append(f"WARNING: {warning}")
     return lines
 
 
@@ -70,39 +62,18 @@ def bench_config(request):
     return BenchConfig(_smoke(request.config), threads, request.config.getoption("--bench-full"))
 
 
-def _import_torch():
-    try:
-        import torch
-    except ImportError as exc:
-        return None, f"torch is not installed ({exc}); `pip install torch==2.13.0`"
-    return torch, None
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _equal_threads(bench_config):
-    """The same thread count for pyfastnn, torch and NumPy's BLAS, for the whole session."""
-    n = bench_config.threads
-    pf.set_num_threads(n)
-    torch, _ = _import_torch()
-    if torch is not None:
-        torch.set_num_threads(n)
-    limiter = None
-    try:
-        import threadpoolctl
-    except ImportError:
-        pass
-    else:
-        # After importing torch: it may bring a BLAS of its own, which is limited too.
-        limiter = threadpoolctl.threadpool_limits(limits=n, user_api="blas")
-    yield n
-    if limiter is not None:
-        limiter.restore_original_limits()
+    """The same thread count for pyfastnn, torch and NumPy's BLAS, for the whole session (restored after)."""
+    torch, _ = bm.import_torch()
+    with bm.EqualThreads(bench_config.threads, torch):
+        yield bench_config.threads
 
 
 @pytest.fixture(scope="session")
 def torch_peer():
     """The torch module, or skip with the reason."""
-    torch, reason = _import_torch()
+    torch, reason = bm.import_torch()
     if torch is None:
         pytest.skip(reason)
     return torch
@@ -110,19 +81,11 @@ def torch_peer():
 
 @pytest.fixture(scope="session")
 def numpy_sgemm_gflops(bench_config, _equal_threads):
-    """NumPy's float32 matmul rate on 1024² (64² in smoke mode), GFLOP/s: the best of a few runs."""
-    n = 64 if bench_config.smoke else 1024
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((n, n), dtype=np.float32)
-    b = rng.standard_normal((n, n), dtype=np.float32)
-    out = np.empty((n, n), np.float32)
-    np.matmul(a, b, out=out)
-    best = float("inf")
-    for _ in range(3 if bench_config.smoke else 7):
-        t0 = time.perf_counter()
-        np.matmul(a, b, out=out)
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * n**3 / best / 1e9
+    """NumPy's float32 matmul rate on 1024² (64² in smoke mode), GFLOP/s, measured as ``pyfastnn bench`` does
+    (``pyfastnn.benchmark.gemm_rates``: the median of three quiet runs of ≥ 0.2 s)."""
+    meter = bm.Meter(bm.Settings.for_mode("smoke" if bench_config.smoke else "quick"))
+    n = bm.SMOKE_GEMM_N if bench_config.smoke else bm.GEMM_N
+    return bm.gemm_rates(meter, n, cpp=False)["numpy sgemm"][0]
 
 
 def timed(fn):

@@ -8,10 +8,14 @@ cross-entropy, float32:
     cpp, numba, numpy  ``net.fit(X, y, batch_size=B, epochs=1, shuffle=False, progress=False,
                        optimizer=pf.SGD(lr=0.01))`` inside ``pf.use_backend(name)``: how users train (the time
                        includes fit's input checks and its per-epoch weight snapshot)
-    hand NumPy         ``_peers.NumpyMLP.train_epoch``: the formulas in NumPy with preallocated buffers
-    torch              ``_peers.TorchMLP.train_epoch``: nn.Sequential + CrossEntropyLoss + optim.SGD loop
-    sklearn            ``MLPClassifier(solver="sgd", momentum=0, alpha=0, shuffle=False).partial_fit`` (one
-                       epoch; skipped unless scikit-learn is installed)
+    hand NumPy         ``pyfastnn._peers.NumpyMLP.train_epoch``: the formulas in NumPy, preallocated buffers
+    torch              ``pyfastnn._peers.TorchMLP.train_epoch``: nn.Sequential + CrossEntropyLoss + optim.SGD
+    sklearn            ``pyfastnn._peers.SklearnMLP.train_epoch``: ``MLPClassifier(solver="sgd", momentum=0,
+                       alpha=0, batch_size=B, shuffle=False).partial_fit`` over the epoch's rows (one SGD step
+                       per B rows; skipped unless scikit-learn is installed)
+
+Every implementation starts from the weights of ``pf.MLP(sizes, seed=0)`` (``pyfastnn.benchmark.make_peer``,
+which ``pyfastnn bench`` uses too).
 
 Rows per epoch: max(16·B, 256), capped to ~8 GFLOP of work (6·rows·Σ N_l N_{l−1}) so one round stays short,
 and at least one batch. Every call after a first, untimed one is timed; the number of rounds is chosen from
@@ -24,17 +28,16 @@ and peer.
 
 import time
 
-import _peers
 import numpy as np
 import pytest
 
-import pyfastnn as pf
+from pyfastnn import benchmark as bm
 from pyfastnn.datasets import load_digits
 
-LR = 0.01
-SHAPES = {"S": [64, 128, 10], "M": [784, 512, 256, 10], "L": [784, 2048, 2048, 10]}
-SMOKE_SHAPES = {"S": [64, 16, 10], "M": [784, 32, 16, 10], "L": [784, 64, 64, 10]}
-BATCHES = (1, 8, 32, 256, 1024)
+LR = bm.LR
+SHAPES = bm.SHAPES
+SMOKE_SHAPES = bm.SMOKE_SHAPES
+BATCHES = bm.BATCHES
 IMPLS = ("cpp", "numba", "numpy", "hand NumPy", "torch", "sklearn")
 BUDGET_FLOPS = 8e9     # per round, roughly: ≤ ~0.1 s for cpp on 2 cores, ≤ ~1 s for the slowest peers
 TARGET_S = 1.5         # all rounds of one case
@@ -50,8 +53,7 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize("impl", IMPLS)
 
 
-def flops_per_sample(sizes):
-    return 6 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+flops_per_sample = bm.flops_per_sample
 
 
 def epoch_rows(sizes, batch, smoke):
@@ -75,40 +77,23 @@ def _pool(sizes, rows):
     return _pools[key]
 
 
+IMPL_PEER = {"cpp": "cpp fit", "numba": "numba-be", "numpy": "numpy-be", "hand NumPy": "hand NumPy",
+             "torch": "torch", "sklearn": "sklearn"}
+
+
 def make_epoch(impl, sizes, batch, x, y, torch=None):
     """A function that trains one epoch over (x, y) with implementation impl, from pf.MLP(sizes, seed=0)."""
-    net = pf.MLP(sizes, seed=0)  # the same initial weights for every peer
-    if impl in pf.backends():
-        opt = pf.SGD(lr=LR)
-
-        def run():
-            with pf.use_backend(impl):
-                net.fit(x, y, batch_size=batch, epochs=1, shuffle=False, progress=False, optimizer=opt)
-
-        return run
-    if impl == "hand NumPy":
-        peer = _peers.NumpyMLP(net.weights, net.biases, batch)
-        return lambda: peer.train_epoch(x, y, batch, LR)
-    if impl == "torch":
-        peer = _peers.TorchMLP(net.weights, net.biases, LR)
-        xt, yt = peer.tensors(x, y)
-        return lambda: peer.train_epoch(xt, yt, batch)
-    if impl == "sklearn":
-        from sklearn.neural_network import MLPClassifier
-
-        clf = MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]), activation="relu", solver="sgd",
-                            learning_rate_init=LR, momentum=0.0, nesterovs_momentum=False, alpha=0.0,
-                            batch_size=batch, shuffle=False, random_state=0)
-        clf.partial_fit(x[:batch], y[:batch], classes=np.arange(sizes[-1]))  # initializes the weights
-        return lambda: clf.partial_fit(x, y)
-    raise ValueError(f"unknown implementation {impl!r}")
+    if impl not in IMPL_PEER:
+        raise ValueError(f"unknown implementation {impl!r}")
+    run = bm.make_peer(IMPL_PEER[impl], sizes, batch, x, y, torch)
+    rows = x.shape[0]
+    return lambda: run(rows, 1)
 
 
 def _need_peer(impl):
     """The torch module for impl == "torch"; skip with the reason when impl's library is not installed."""
     if impl == "torch":
-        torch = pytest.importorskip("torch", reason="torch is not installed (`pip install torch==2.13.0`)")
-        return torch
+        return pytest.importorskip("torch", reason="torch is not installed (`pip install torch==2.13.0`)")
     if impl == "sklearn":
         pytest.importorskip("sklearn", reason="scikit-learn is not installed (not a pyfastnn dependency)")
     return None
@@ -129,23 +114,23 @@ def bench_epoch(benchmark, record, run, rows, sizes, impl):
 
 
 def test_train_epoch(benchmark, record, bench_config, shape, batch, impl):
-    _need_peer(impl)
+    torch = _need_peer(impl)
     sizes = (SMOKE_SHAPES if bench_config.smoke else SHAPES)[shape]
     rows = epoch_rows(sizes, batch, bench_config.smoke)
     x, y = _pool(sizes, rows)
     benchmark.group = f"train {shape}={sizes} B={batch} ({rows} rows/epoch)"
-    bench_epoch(benchmark, record, make_epoch(impl, sizes, batch, x, y), rows, sizes, impl)
+    bench_epoch(benchmark, record, make_epoch(impl, sizes, batch, x, y, torch), rows, sizes, impl)
     benchmark.extra_info["batch"] = batch
 
 
 @pytest.mark.parametrize("impl", IMPLS)
 def test_digits_epoch(benchmark, record, bench_config, impl):
-    _need_peer(impl)
+    torch = _need_peer(impl)
     x, y = load_digits()
     if bench_config.smoke:
         x, y = x[:128], y[:128]
     x, y = np.ascontiguousarray(x, np.float32), np.asarray(y, np.int64)
     sizes, batch = SHAPES["S"], 32
     benchmark.group = f"train digits epoch S={sizes} B={batch} ({len(y)} rows)"
-    bench_epoch(benchmark, record, make_epoch(impl, sizes, batch, x, y), len(y), sizes, impl)
+    bench_epoch(benchmark, record, make_epoch(impl, sizes, batch, x, y, torch), len(y), sizes, impl)
     benchmark.extra_info["batch"] = batch

@@ -1,4 +1,4 @@
-"""The ``pyfastnn`` command: ``pyfastnn train`` (the main job) and ``pyfastnn info``."""
+"""The ``pyfastnn`` command: ``train`` (the main job), ``info``, ``bench`` and ``experiment``."""
 
 import argparse
 import sys
@@ -70,8 +70,16 @@ def _build_parser():
     t.add_argument("--save", metavar="PATH", default="pyfastnn-model.npz", help="where to save the trained model")
     t.add_argument("--no-save", action="store_true", help="do not save the model")
     t.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    t.add_argument("--plot", metavar="PNG", nargs="?", const="pyfastnn-training.png", default=None,
+                   help="write the loss and accuracy curves to a PNG (default name pyfastnn-training.png; "
+                   "needs matplotlib)")
 
     sub.add_parser("info", help="version, backends, threads and what the compiled core detected about this CPU")
+
+    from . import benchmark, experiments  # each adds its own subcommand's options
+
+    benchmark.add_parser(sub)
+    experiments.add_parser(sub)
     return parser
 
 
@@ -131,8 +139,10 @@ def train(args):
           f"train {len(y_train)} / test {len(y_test)}")
     print(f"network: {sizes} {args.activation}/{out_act}, loss {args.loss}, {optimizer}, batch {args.batch_size}, "
           f"{args.epochs} epochs, backend {_backend.get_backend()}, {_backend.get_num_threads()} threads, {args.dtype}")
+    if args.plot:
+        _matplotlib()  # fail before training, not after
     start = time.perf_counter()
-    net.fit(scale(x_train), targets_train, loss=args.loss, optimizer=optimizer, batch_size=batch, epochs=args.epochs,
+    history = net.fit(scale(x_train), targets_train, loss=args.loss, optimizer=optimizer, batch_size=batch, epochs=args.epochs,
             seed=args.seed, validation_data=(scale(x_test), targets_test), progress=not args.quiet)
     elapsed = time.perf_counter() - start
     if not args.no_standardize:
@@ -140,10 +150,54 @@ def train(args):
     accuracy = net.accuracy(x_test, y_test)
     print(f"trained in {elapsed:.2f} s ({args.epochs * len(y_train) / elapsed:,.0f} samples/s)")
     print(f"test accuracy: {accuracy:.4f}")
+    if args.plot:
+        plot_history(history, args.plot, title=f"{source}: {sizes} {args.activation}, {optimizer}")
+        print(f"curves written to {args.plot}")
     if not args.no_save:
         net.save(args.save)
         print(f"model saved to {args.save} (load with pyfastnn.load; it takes raw inputs, classes {classes.tolist()})")
     return 0
+
+
+def _matplotlib():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise OSError("plotting needs matplotlib: pip install matplotlib (or pip install 'pyfastnn[bench]')") from None
+    return plt
+
+
+def plot_history(history, path, title=""):
+    """Write the curves of a History to a PNG: losses per epoch, and validation accuracy when it was measured."""
+    plt = _matplotlib()
+    h = history.history
+    epochs = history.epochs
+    panels = 2 if "val_accuracy" in h else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
+    ax = axes[0][0]
+    ax.plot(epochs, h["loss"], label="training loss (mean over the epoch's batches)")
+    if "val_loss" in h:
+        ax.plot(epochs, h["val_loss"], label="test loss (after the epoch)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.grid(True, alpha=0.3)
+    if panels == 2:
+        ax = axes[0][1]
+        ax.plot(epochs, h["val_accuracy"], color="tab:green")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy")
+        ax.grid(True, alpha=0.3)
+        best = max(h["val_accuracy"])
+        ax.set_title(f"final {h['val_accuracy'][-1]:.4f}, best {best:.4f}")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def info(_args):
@@ -165,6 +219,10 @@ def main(argv=None):
         parser.print_help()
         return 2
     try:
+        if args.command in ("bench", "experiment"):
+            from . import benchmark, experiments
+
+            return {"bench": benchmark.run, "experiment": experiments.run}[args.command](args)
         return {"train": train, "info": info}[args.command](args)
     except (ValueError, TypeError, OSError, FloatingPointError) as exc:
         print(f"pyfastnn {args.command}: error: {exc}", file=sys.stderr)

@@ -1,10 +1,10 @@
-"""Peer implementations of one MLP training step, shared by the benchmarks.
+"""Peer implementations of one MLP training step, for ``pyfastnn bench`` and the benchmarks in benchmarks/.
 
-Both peers train the network of DESIGN.md §4: ReLU hidden layers, softmax + cross-entropy output, plain SGD,
-float32, weights W^l of shape (N_l, N_{l-1}) as in pyfastnn. Each is written the way a competent user of that
-library would write it, not tuned against pyfastnn:
+Every peer trains the network of the standard benchmark shapes: ReLU hidden layers, softmax + cross-entropy
+output, plain SGD, float32, weights W^l of shape (N_l, N_{l-1}) as in pyfastnn. Each is written the way a
+competent user of that library would write it, not tuned against pyfastnn:
 
-* ``NumpyMLP``: hand-written NumPy of the formulas of DESIGN.md §1, with preallocated ``out=`` buffers,
+* ``NumpyMLP``: hand-written NumPy of the formulas of backpropagation, with preallocated ``out=`` buffers,
 
       Z = A Wᵀ + b,  A = relu(Z),  P = softmax(Z^L),  Δ^L = P − Y,
       Δ^{l-1} = (Δ^l W^l) ⊙ (A^{l-1} > 0),  ∂W = Δᵀ A / B,  ∂b = mean Δ,  W −= lr ∂W.
@@ -12,8 +12,13 @@ library would write it, not tuned against pyfastnn:
 * ``TorchMLP``: ``torch.nn.Sequential`` of Linear + ReLU, ``CrossEntropyLoss``, ``torch.optim.SGD``, the usual
   ``zero_grad / backward / step`` loop over batches of a tensor.
 
-Both loop over consecutive batches of an array that is already in random order (the benchmark's data are
-i.i.d. random rows), like ``pyfastnn.fit(..., shuffle=False)``.
+* ``SklearnMLP``: scikit-learn's ``MLPClassifier(solver="sgd", momentum=0, alpha=0, batch_size=B,
+  shuffle=False)``; one ``partial_fit(X, y)`` call is one pass over X in consecutive batches of B rows, one SGD
+  step per batch: the same inner loop as ``MLPClassifier.fit`` runs for each of its epochs.
+
+All loop over consecutive batches of an array that is already in random order (the benchmark's data are
+i.i.d. random rows), like ``pyfastnn.fit(..., shuffle=False)``. torch and scikit-learn are imported only when
+their peer is made: neither is a dependency of pyfastnn.
 """
 
 import numpy as np
@@ -157,6 +162,46 @@ class TorchMLP:
         lins = [m for m in self.model if isinstance(m, self.torch.nn.Linear)]
         weights = [m.weight.detach().numpy().copy() for m in lins]
         return weights, [m.bias.detach().numpy().copy() for m in lins]
+
+
+class SklearnMLP:
+    """The same network as scikit-learn's MLPClassifier trained by plain SGD, one epoch per ``partial_fit``.
+
+    ``MLPClassifier(solver="sgd", learning_rate_init=lr, momentum=0, alpha=0, batch_size=batch,
+    shuffle=False)``: each ``partial_fit(X, y)`` call takes one SGD step per ``batch`` consecutive rows of X
+    (the last step takes the rest), exactly the loop ``fit`` runs once per epoch; its per-call work (input
+    validation, one-hot labels) is paid once per call, as pyfastnn's ``fit`` pays its own once per call.
+    Needs at least 3 outputs (with 2 classes scikit-learn uses one logistic output instead of a softmax).
+    """
+
+    def __init__(self, weights, biases, lr, batch):
+        from sklearn.neural_network import MLPClassifier
+
+        weights = [np.asarray(w, dtype=np.float32) for w in weights]
+        n_in, n_out = weights[0].shape[1], weights[-1].shape[0]
+        if n_out < 3:
+            raise ValueError(f"the scikit-learn peer needs at least 3 outputs (a softmax); got {n_out}")
+        self.clf = MLPClassifier(hidden_layer_sizes=tuple(w.shape[0] for w in weights[:-1]), activation="relu",
+                                 solver="sgd", learning_rate="constant", learning_rate_init=lr, momentum=0.0,
+                                 nesterovs_momentum=False, alpha=0.0, batch_size=batch, shuffle=False,
+                                 random_state=0)
+        # The first partial_fit creates the parameters (float32, from the dtype of X) and takes one step; the
+        # given weights then overwrite them in place (scikit-learn stores W^l transposed, (N_{l-1}, N_l)).
+        self.clf.partial_fit(np.zeros((batch, n_in), np.float32), np.arange(batch) % n_out,
+                             classes=np.arange(n_out))
+        for c, i, w, b in zip(self.clf.coefs_, self.clf.intercepts_, weights, biases):
+            c[...] = w.T
+            i[...] = np.asarray(b, dtype=np.float32)
+
+    def train_epoch(self, x, labels):
+        """One SGD step per ``batch`` consecutive rows of x; returns the sum of batch loss × rows."""
+        self.clf.partial_fit(x, labels)
+        return float(self.clf.loss_) * x.shape[0]
+
+    def weights(self):
+        """(weights, biases) in pyfastnn's layout, copies."""
+        return ([np.ascontiguousarray(c.T) for c in self.clf.coefs_],
+                [i.copy() for i in self.clf.intercepts_])
 
 
 def blas_info():
