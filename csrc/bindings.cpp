@@ -205,12 +205,12 @@ The GIL is released during the computation.)doc");
         [] {
             const thread_stats s = get_thread_stats();
             py::dict d;
-            d["late_regions"] = s.late_regions;
+            d["stalled_regions"] = s.stalled_regions;
             d["serial_regions"] = s.serial_regions;
             d["backoff_ms"] = s.backoff_ms;
             return d;
         },
-        "The oversubscription guard's counters: regions whose workers started late, regions it ran on one "
+        "The oversubscription guard's counters: regions where the caller stalled waiting for the other threads, regions it ran on one "
         "thread, current backoff (ms).");
 
     // Tuning hooks for benchmarks/bench_gemm.py; not part of the public API.

@@ -56,11 +56,12 @@ constexpr auto spin_before_sleep = std::chrono::microseconds(5000);
 // Oversubscription guard. The regions split work statically and synchronise with barriers, so one team thread
 // that the OS does not run makes the whole region wait for it: with two other busy processes on this 2-core VM,
 // fit at batch 200 (each GEMM a region) went from 1.1 ms per epoch on one thread to 70 ms on two. So the caller
-// measures how late each worker started its part. Later than `late_start_ns` (`late_wake_ns` if it was asleep)
-// means the CPUs are oversubscribed: regions then run on the caller alone for a backoff time that doubles
-// (10 ms .. 1 s) while it persists and halves with each region whose workers started on time.
-constexpr std::int64_t late_start_ns = 1000000;      // 1 ms; a spinning worker normally starts within a few µs
-constexpr std::int64_t late_wake_ns = 5000000;       // 5 ms for a sleeping one
+// measures how long it waited for the others in each region (at the barriers and at the end), minus the wake-up
+// of workers that were asleep when the region was posted (waking a halted vCPU costs ~2 ms here, legitimately).
+// Waiting more than `stall_ns` and more than a quarter of the region means the CPUs are oversubscribed: regions
+// then run on the caller alone for a backoff time that doubles (10 ms .. 1 s) while it persists and halves with
+// each region that ran without such a stall.
+constexpr std::int64_t stall_ns = 1000000;           // 1 ms
 constexpr std::int64_t min_backoff_ns = 10000000;    // 10 ms
 constexpr std::int64_t max_backoff_ns = 1000000000;  // 1 s
 
@@ -71,8 +72,10 @@ inline std::int64_t now_ns() {
 
 std::atomic<std::int64_t> g_serial_until{0};  // regions run single-threaded until this time (now_ns)
 std::atomic<std::int64_t> g_backoff{min_backoff_ns};
-std::atomic<std::int64_t> g_late_regions{0};  // statistics for thread_stats()
+std::atomic<std::int64_t> g_stalled_regions{0};  // statistics for thread_stats()
 std::atomic<std::int64_t> g_serial_regions{0};
+
+thread_local std::int64_t t_barrier_wait_ns = 0;  // this thread's time spent waiting in spin_barrier::wait
 
 class pool {
 public:
@@ -86,6 +89,7 @@ public:
 
         bool was_spinning[max_threads];
         for (int w = 0; w < nthreads - 1; ++w) was_spinning[w] = workers_[w]->spinning.load(std::memory_order_acquire);
+        const std::int64_t waited_before = t_barrier_wait_ns;
         const std::int64_t posted = now_ns();
 
         spin_barrier barrier(nthreads);
@@ -104,10 +108,12 @@ public:
         cv_.notify_all();
 
         fn(ctx, team{0, nthreads, &barrier});
+        const std::int64_t own_end = now_ns();
 
         // Every worker of the region must be done before the parameters (and the barrier on this stack) go away.
         while (done_.load(std::memory_order_acquire) != nthreads - 1) cpu_relax();
-        judge_lateness(nthreads - 1, was_spinning, posted);
+        const std::int64_t end = now_ns();
+        judge(nthreads - 1, was_spinning, posted, end, (t_barrier_wait_ns - waited_before) + (end - own_end));
         return true;
     }
 
@@ -115,22 +121,23 @@ private:
     struct worker {
         std::atomic<std::uint64_t> ticket{0};
         std::atomic<bool> spinning{false};    // polling for a ticket (not asleep, not working)
-        std::atomic<std::int64_t> started{0};  // now_ns() when it began its part of the last region
+        std::atomic<std::int64_t> started{0};  // now_ns() when it began its part of the last region (wake-up cost)
     };
 
-    // See late_start_ns. A worker that was asleep when the region was posted is allowed the wake-up cost of a
-    // halted vCPU (~2 ms here) on top.
-    void judge_lateness(int nworkers, const bool* was_spinning, std::int64_t posted) {
-        bool late = false;
+    // See stall_ns. `waited`: the caller's waiting time in the region.
+    void judge(int nworkers, const bool* was_spinning, std::int64_t posted, std::int64_t end, std::int64_t waited) {
+        std::int64_t wake = 0;  // the longest wake-up of a worker that was asleep
         for (int w = 0; w < nworkers; ++w) {
+            if (was_spinning[w]) continue;
             const std::int64_t lag = workers_[w]->started.load(std::memory_order_acquire) - posted;
-            if (lag > (was_spinning[w] ? late_start_ns : late_wake_ns)) late = true;
+            if (lag > wake) wake = lag;
         }
+        const std::int64_t stalled = waited - wake;
         const std::int64_t backoff = g_backoff.load(std::memory_order_relaxed);
-        if (late) {
-            g_serial_until.store(now_ns() + backoff, std::memory_order_relaxed);
+        if (stalled > stall_ns && 4 * stalled > end - posted) {
+            g_serial_until.store(end + backoff, std::memory_order_relaxed);
             g_backoff.store(backoff * 2 < max_backoff_ns ? backoff * 2 : max_backoff_ns, std::memory_order_relaxed);
-            g_late_regions.fetch_add(1, std::memory_order_relaxed);
+            g_stalled_regions.fetch_add(1, std::memory_order_relaxed);
         } else {
             // Halve rather than reset: one lucky region on a busy machine should not bring back many slow ones.
             g_backoff.store(backoff / 2 > min_backoff_ns ? backoff / 2 : min_backoff_ns, std::memory_order_relaxed);
@@ -220,15 +227,17 @@ void spin_barrier::wait() {
         generation_.fetch_add(1, std::memory_order_release);
         return;
     }
+    const std::int64_t start = now_ns();
     int polls = 0;
     while (generation_.load(std::memory_order_acquire) == gen) {
         cpu_relax();
         if (++polls % 1024 == 0) std::this_thread::yield();
     }
+    t_barrier_wait_ns += now_ns() - start;
 }
 
 thread_stats get_thread_stats() {
-    return {g_late_regions.load(std::memory_order_relaxed), g_serial_regions.load(std::memory_order_relaxed),
+    return {g_stalled_regions.load(std::memory_order_relaxed), g_serial_regions.load(std::memory_order_relaxed),
             g_backoff.load(std::memory_order_relaxed) / 1000000.0};
 }
 
@@ -251,7 +260,7 @@ void set_num_threads(int n) {
 void parallel_run(int requested, team_fn fn, void* ctx) {
     if (requested > 1 && now_ns() < g_serial_until.load(std::memory_order_relaxed)) {
         g_serial_regions.fetch_add(1, std::memory_order_relaxed);
-        requested = 1;  // the CPUs are oversubscribed: see late_start_ns
+        requested = 1;  // the CPUs are oversubscribed: see stall_ns
     }
     if (requested > 1 && get_pool()->try_run(requested, fn, ctx)) return;
     spin_barrier barrier(1);

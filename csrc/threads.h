@@ -34,10 +34,11 @@ struct team {
 
 using team_fn = void (*)(void* ctx, const team& t);
 
-// How the oversubscription guard has acted (see threads.cpp): regions whose workers started late, regions run on
+// How the oversubscription guard has acted (see threads.cpp): regions where the caller stalled waiting for the
+// other threads, regions run on
 // one thread because of it, and the current backoff in milliseconds.
 struct thread_stats {
-    long long late_regions;
+    long long stalled_regions;
     long long serial_regions;
     double backoff_ms;
 };
@@ -46,7 +47,7 @@ thread_stats get_thread_stats();
 // Runs fn(ctx, t) on up to `requested` threads, the caller being tid 0, and returns when all are done.
 // Uses fewer threads (possibly 1, i.e. just the caller) when the pool is busy with another caller's region, so
 // concurrent callers never wait on each other or deadlock, and 1 while the CPUs look oversubscribed (workers that
-// should have been running started late). fn must not throw.
+// should have been running made the caller wait). fn must not throw.
 void parallel_run(int requested, team_fn fn, void* ctx);
 
 }  // namespace pyfastnn

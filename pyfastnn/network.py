@@ -1,5 +1,6 @@
 """The multilayer perceptron: parameters, forward pass, loss, gradients and one training step."""
 
+import math
 import numbers
 
 import numpy as np
@@ -68,16 +69,29 @@ def check_inputs(x, n_features, dtype, what="X"):
     return x, single
 
 
-def _max_abs(arrays):
-    """max |x| over the arrays, or NaN/inf if any element is not finite. np.max and np.min propagate NaN and
-    inf and allocate nothing (np.abs would copy every array)."""
-    bound = 0.0
+def check_sample_weight(sample_weight, n, dtype):
+    """Per-row weights as a C-contiguous (n,) array of ``dtype``: finite, >= 0, not all zero."""
+    try:
+        sw = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"sample_weight must be an array of numbers; got {type(sample_weight).__name__}") from None
+    if sw.ndim != 1 or sw.shape[0] != n:
+        raise ValueError(f"sample_weight must have shape ({n},), one weight per sample; got {sw.shape}")
+    if not np.all(np.isfinite(sw)) or np.any(sw < 0):
+        raise ValueError("sample_weight must hold finite weights >= 0")
+    if not sw.sum() > 0:
+        raise ValueError("the sample weights are all zero: there is nothing to train on")
+    return np.ascontiguousarray(sw, dtype=dtype)
+
+
+def _all_finite(arrays):
+    """Whether every element is finite: the maximum and minimum of each array (plain ufunc reductions, no
+    temporary arrays) are NaN or ±inf if any element is."""
     for a in arrays:
-        hi, lo = float(np.max(a)), float(np.min(a))
-        if not (np.isfinite(hi) and np.isfinite(lo)):
-            return float("nan")
-        bound = max(bound, hi, -lo)
-    return bound
+        r = a.reshape(-1)
+        if not (math.isfinite(np.maximum.reduce(r)) and math.isfinite(np.minimum.reduce(r))):
+            return False
+    return True
 
 
 class MLP:
@@ -311,33 +325,16 @@ class MLP:
             self.weights, self.activations, loss, x, y, outs, zs, deltas, dws, dbs, self.straight_through
         )
 
-    def _step(self, kernels, optimizer, x, y, loss):
-        """One update on checked data: forward, backward, then the optimizer (only if the loss is finite)."""
-        value = self._gradients(kernels, x, y, loss)
-        if not np.isfinite(value):
-            raise FloatingPointError(
-                f"the loss is {value}: training diverged (the weights were not updated); "
-                "try a smaller learning rate"
-            )
-        dws, dbs = self._grads
-        self._check_update(optimizer, dws + dbs)
-        optimizer.step(kernels, self.weights, self.biases, dws, dbs)
-        return value
-
-    def _check_update(self, optimizer, grads):
-        """Refuse, before anything is written, an update whose gradients or new weights would not be finite."""
-        gmax = _max_abs(grads)
-        if not np.isfinite(gmax):
-            raise FloatingPointError(
-                "the gradients overflowed (the weights were not updated); try a smaller learning rate"
-            )
-        pmax = _max_abs(self.weights + self.biases)
-        optimizer._bind(self.weights + self.biases)
-        if not pmax + optimizer.max_step(gmax, pmax) < 0.5 * float(np.finfo(self.dtype).max):
-            raise FloatingPointError(
-                f"this update would overflow {self.dtype.name} (the weights were not updated); "
-                "try a smaller learning rate"
-            )
+    def _snapshot(self, arrays):
+        """Copies of ``arrays`` in buffers kept between calls (train_step restores them if an update fails)."""
+        saved = self.__dict__.get("_saved")
+        if saved is None or len(saved) != len(arrays) or any(
+            b.shape != a.shape or b.dtype != a.dtype for a, b in zip(arrays, saved)
+        ):
+            saved = self._saved = [np.empty_like(a) for a in arrays]
+        for target, a in zip(saved, arrays):
+            np.copyto(target, a)
+        return saved
 
     # ---- public API ------------------------------------------------------------------------------------------
 
@@ -432,14 +429,18 @@ class MLP:
         dws, dbs = self._grads
         return value, [(dw.copy(), db.copy()) for dw, db in zip(dws, dbs)]
 
-    def train_step(self, x, y, loss=None, optimizer=None):
+    def train_step(self, x, y, loss=None, optimizer=None, sample_weight=None):
         """Apply one update on the batch (x, y) and return the batch loss measured before it.
 
         ``optimizer`` is an Optimizer (kept between calls for its state) or a name; default SGD(lr=0.1),
-        created once per network. On any error the weights are left unchanged.
+        created once per network. ``sample_weight`` (B,) weighs the rows (the loss is Σ sᵢℓᵢ / Σ sᵢ). The step
+        runs natively in one call (forward, loss, backward and the fused update); if the loss, the new weights
+        or the optimizer's state are not finite, everything is restored and FloatingPointError raised: on any
+        error the network and the optimizer are left as they were.
         """
         self._check_trainable()
         x, y, loss = self._prepare(x, y, loss)
+        sw = () if sample_weight is None else (check_sample_weight(sample_weight, x.shape[0], self.dtype),)
         if optimizer is None:
             optimizer = "sgd"
         if isinstance(optimizer, str):
@@ -450,7 +451,31 @@ class MLP:
                 cache[key] = SGD(lr=0.1) if key == "sgd" else make_optimizer(optimizer)
             optimizer = cache[key]
         optimizer = make_optimizer(optimizer)
-        return self._step(_backend.kernels(), optimizer, x, y, loss)
+        kernels = _backend.kernels()
+        rows = x.shape[0]
+        params = self.weights + self.biases
+        spec = optimizer.native_spec(params)
+        state = optimizer.state_arrays()
+        saved = self._snapshot(params + state)
+        outs, zs, deltas = self._workspace(rows)
+        dws, dbs = self._gradient_buffers()
+        total, done, bad_start, bad_loss = kernels.train_epoch(
+            self.weights, self.biases, self.activations, loss, x, y, None, rows, outs, zs, deltas, dws, dbs,
+            None, None, self.straight_through, spec, *sw,
+        )
+        if bad_start >= 0:  # the kernel applies no update after a non-finite loss
+            raise FloatingPointError(
+                f"the loss is {bad_loss}: training diverged (the weights were not updated); try a smaller learning rate"
+            )
+        optimizer.advance(1 if done else 0)
+        if not _all_finite(params + state):
+            for target, a in zip(params + state, saved):
+                np.copyto(target, a)
+            optimizer.advance(-1 if done else 0)
+            raise FloatingPointError(
+                f"this update overflowed {self.dtype.name} (the weights were not updated); try a smaller learning rate"
+            )
+        return total / (rows if not sw else float(sw[0].sum(dtype=np.float64)))
 
     def fit(self, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=True, seed=None, tol=None,
             validation_data=None, callbacks=(), progress=True, **options):

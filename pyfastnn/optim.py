@@ -47,11 +47,6 @@ class Optimizer:
         self._bind(weights + biases)
         self._apply(kernels, weights, biases, dweights, dbiases)
 
-    def max_step(self, gmax, pmax):
-        """An upper bound of |Δp| for the next update, given max|g| and max|p| (used to refuse an update that
-        would overflow, before anything is written)."""
-        raise NotImplementedError
-
     def native_spec(self, params):
         """The tuple the ``train_epoch`` kernels take: (kind, lr, momentum, nesterov, weight_decay, beta1,
         beta2, eps, step, state arrays)."""
@@ -110,14 +105,6 @@ class SGD(Optimizer):
     def state_arrays(self):
         return [v for v in (self._state or []) if v is not None]
 
-    def max_step(self, gmax, pmax):
-        g = gmax + self.weight_decay * pmax
-        if self.momentum:
-            vmax = max((float(np.max(np.abs(v))) for v in self._state if v is not None and v.size), default=0.0)
-            v = self.momentum * vmax + g
-            g = g + self.momentum * v if self.nesterov else v
-        return self.lr * g
-
     def _apply(self, kernels, weights, biases, dweights, dbiases):
         n = len(weights)
         vel_w, vel_b = self._state[:n], self._state[n:]
@@ -159,14 +146,6 @@ class Adam(Optimizer):
 
     def state_arrays(self):
         return (self._state["m"] + self._state["v"]) if self._state else []
-
-    def max_step(self, gmax, pmax):
-        g = gmax + self.weight_decay * pmax
-        mmax = max((float(np.max(np.abs(m))) for m in self._state["m"] if m.size), default=0.0)
-        m = self.beta1 * mmax + (1 - self.beta1) * g
-        m_hat = m / (1 - self.beta1 ** (self._state["t"] + 1))
-        # g·g must not overflow either: it feeds the second moment.
-        return max(self.lr * m_hat / self.eps, g * g)
 
     def _apply(self, kernels, weights, biases, dweights, dbiases):
         s = self._state

@@ -9,7 +9,7 @@ import numpy as np
 from . import _backend
 from ._progress import Progress
 from .losses import prepare_targets
-from .network import MLP, check_bool, check_inputs, check_seed
+from .network import MLP, check_bool, check_inputs, check_sample_weight, check_seed
 from .optim import SGD, make_optimizer
 from .schedules import make_schedule
 
@@ -95,16 +95,7 @@ def _row_classes(y, loss):
 def _sample_weights(net, y, loss, sample_weight, class_weight):
     """Per-row weights (or None) from sample_weight (B,) and class_weight (dict class → weight, or "balanced")."""
     n = y.shape[0]
-    sw = None
-    if sample_weight is not None:
-        try:
-            sw = np.asarray(sample_weight, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise TypeError(f"sample_weight must be an array of numbers; got {type(sample_weight).__name__}") from None
-        if sw.ndim != 1 or sw.shape[0] != n:
-            raise ValueError(f"sample_weight must have shape ({n},), one weight per sample; got {sw.shape}")
-        if not np.all(np.isfinite(sw)) or np.any(sw < 0):
-            raise ValueError("sample_weight must hold finite weights >= 0")
+    sw = None if sample_weight is None else check_sample_weight(sample_weight, n, np.float64)
     if class_weight is not None:
         classes = _row_classes(y, loss)
         n_classes = max(2, y.shape[1])

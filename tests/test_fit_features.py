@@ -308,3 +308,35 @@ def test_divergence_keeps_the_last_finite_epochs_weights():
     assert f"epoch {len(ends) + 1}" in message and "smaller learning rate" in message
     assert ends, "diverged in the first epoch; the test wants a finite epoch first"
     _assert_same(_params(net), ends[-1])
+
+
+def test_train_step_takes_sample_weights():
+    x, y = _blobs(12)
+    w = np.tile([0.0, 1.0, 3.0], 4)
+    a = pf.MLP([2, 5, 3], seed=0, dtype=np.float64)
+    b = a.copy()
+    la = a.train_step(x, y, optimizer=pf.SGD(lr=0.3), sample_weight=w)
+    rows = np.repeat(np.arange(12), w.astype(int))
+    lb = b.train_step(x[rows], y[rows], optimizer=pf.SGD(lr=0.3))
+    assert la == pytest.approx(lb, rel=1e-12)
+    for p, q in zip(_params(a), _params(b)):
+        np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="all zero"):
+        a.train_step(x, y, sample_weight=np.zeros(12))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_train_step_restores_the_optimizer_state_too():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 3))
+    y = rng.standard_normal((8, 1))
+    net = pf.MLP([3, 4, 1], activation="tanh", output_activation="linear", dtype=np.float32, seed=0)
+    opt = pf.SGD(lr=1e-3, momentum=0.9)
+    net.train_step(x, y, optimizer=opt)
+    before = _params(net) + [v.copy() for v in opt.state_arrays()]
+    opt.lr = 1e36
+    with pytest.raises(FloatingPointError, match="not updated"):
+        for _ in range(10):
+            net.train_step(x, y, optimizer=opt)
+            before = _params(net) + [v.copy() for v in opt.state_arrays()]
+    _assert_same(_params(net) + opt.state_arrays(), before)
