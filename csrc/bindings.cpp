@@ -148,7 +148,8 @@ py::dict cpu_info() {
 void set_isa_py(const std::string& name) {
     isa_level level;
     if (!parse_isa(name, &level))
-        throw py::value_error("set_isa: unknown ISA level '" + name + "'; expected one of reference, avx2, avx512");
+        throw py::value_error("set_isa: unknown ISA level '" + name +
+                              "'; expected one of reference, avx2, avx512, neon");
     if (!isa_supported(level)) {
         std::string have;
         for (isa_level l : supported_isas()) have += std::string(have.empty() ? "" : ", ") + isa_name(l);
@@ -188,7 +189,8 @@ The GIL is released during the computation.)doc");
           "Detected CPU features, OS register support, supported/compiled/active ISA levels and the tile and block "
           "sizes of the kernels (dict).");
     m.def("set_isa", &set_isa_py, py::arg("name"),
-          "Select the kernel level: 'reference', 'avx2' or 'avx512'. ValueError if unknown or unsupported here.");
+          "Select the kernel level: 'reference', 'avx2', 'avx512' (x86-64) or 'neon' (arm64). ValueError if "
+          "unknown or unsupported here.");
     m.def("get_isa", [] { return std::string(isa_name(current_isa())); }, "The active kernel level (str).");
     m.def(
         "set_num_threads",

@@ -81,6 +81,7 @@ kernel_table make_table(isa_level level) {
     switch (level) {
         case isa_level::avx512: return {level, avx512_f32_kernel(), avx512_f64_kernel()};
         case isa_level::avx2: return {level, avx2_f32_kernel(), avx2_f64_kernel()};
+        case isa_level::neon: return {level, neon_f32_kernel(), neon_f64_kernel()};
         case isa_level::reference: break;
     }
     return {isa_level::reference, reference_f32_kernel(), reference_f64_kernel()};
@@ -88,7 +89,8 @@ kernel_table make_table(isa_level level) {
 
 const kernel_table& table(isa_level level) {
     static const kernel_table tables[isa_level_count] = {
-        make_table(isa_level::reference), make_table(isa_level::avx2), make_table(isa_level::avx512)};
+        make_table(isa_level::reference), make_table(isa_level::avx2), make_table(isa_level::avx512),
+        make_table(isa_level::neon)};
     return tables[static_cast<int>(level)];
 }
 
@@ -98,6 +100,7 @@ bool cpu_can_run(isa_level level) {
         case isa_level::reference: return true;
         case isa_level::avx2: return f.avx2 && f.fma && f.os_avx;
         case isa_level::avx512: return f.avx512f && f.avx2 && f.fma && f.os_avx512;
+        case isa_level::neon: return f.neon;  // Advanced SIMD is mandatory on AArch64 (see detect)
     }
     return false;
 }
@@ -108,7 +111,7 @@ isa_level initial_isa() {
     if (env == nullptr || *env == '\0') return best;
     isa_level wanted;
     if (!parse_isa(env, &wanted)) {
-        std::fprintf(stderr, "pyfastnn: warning: PYFASTNN_ISA=%s is not one of reference, avx2, avx512; using %s\n",
+        std::fprintf(stderr, "pyfastnn: warning: PYFASTNN_ISA=%s is not one of reference, avx2, avx512, neon; using %s\n",
                      env, isa_name(best));
         return best;
     }
@@ -149,6 +152,7 @@ const char* isa_name(isa_level level) {
         case isa_level::reference: return "reference";
         case isa_level::avx2: return "avx2";
         case isa_level::avx512: return "avx512";
+        case isa_level::neon: return "neon";
     }
     return "?";
 }

@@ -9,9 +9,11 @@
 
 namespace pyfastnn {
 
-// Kernel levels, ordered: a higher level may use everything a lower one does.
-enum class isa_level : int { reference = 0, avx2 = 1, avx512 = 2 };
-constexpr int isa_level_count = 3;
+// Kernel levels, ordered within an architecture: a higher level may use everything a lower one does (x86-64:
+// reference < avx2 < avx512; aarch64: reference < neon). No build compiles both the x86 levels and neon, so "the
+// highest supported level" is the best one on either.
+enum class isa_level : int { reference = 0, avx2 = 1, avx512 = 2, neon = 3 };
+constexpr int isa_level_count = 4;
 
 struct cpu_features {
     std::string arch;    // "x86_64", "aarch64", ...
@@ -34,7 +36,7 @@ struct kernel_table {
 const cpu_features& detect_cpu();
 
 const char* isa_name(isa_level level);
-// Parses "reference" | "avx2" | "avx512"; returns false for anything else.
+// Parses "reference" | "avx2" | "avx512" | "neon"; returns false for anything else.
 bool parse_isa(const std::string& name, isa_level* level);
 
 bool isa_compiled(isa_level level);   // the kernels of this level are built into this binary

@@ -44,5 +44,7 @@ const gemm_kernel<float>* avx2_f32_kernel();
 const gemm_kernel<double>* avx2_f64_kernel();
 const gemm_kernel<float>* avx512_f32_kernel();
 const gemm_kernel<double>* avx512_f64_kernel();
+const gemm_kernel<float>* neon_f32_kernel();
+const gemm_kernel<double>* neon_f64_kernel();
 
 }  // namespace pyfastnn
