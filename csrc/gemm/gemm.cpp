@@ -220,11 +220,14 @@ void pack_b(std::int64_t panel_begin, std::int64_t panel_end, std::int64_t kc, s
         return;
     }
     for (std::int64_t jp = panel_begin; jp < panel_end; ++jp) {
-        // op(B) columns contiguous (B given transposed): read each column once, in order.
+        // op(B) columns contiguous (B given transposed, e.g. W in A·Wᵀ): a transpose, in the same register
+        // blocks as pack_a (element by element it cost ~3 µs of a 12.6 µs 32x128x64 forward GEMM); columns it
+        // leaves, and general strides, are copied one by one, each column read once, in order.
         const std::int64_t j0 = jp * nr;
         const int cols = int(std::min<std::int64_t>(nr, nc - j0));
         T* dst = buf + jp * nr * kc;
-        for (int j = 0; j < cols; ++j) {
+        const int done = rs_b == 1 ? transpose_rows(cols, kc, b + j0 * cs_b, cs_b, dst, nr) : 0;
+        for (int j = done; j < cols; ++j) {
             const T* src = b + (j0 + j) * cs_b;
             for (std::int64_t p = 0; p < kc; ++p) dst[p * nr + j] = src[p * rs_b];
         }
