@@ -33,6 +33,7 @@ std::atomic<std::int64_t> g_direct_max_m{4};
 // (S = 64-128-10 at batch 32: 0.93M samples/s on one thread against 0.82M split; at batch 256, 2.1M-element
 // GEMMs, splitting wins: 1.53M against 1.22M).
 std::atomic<std::int64_t> g_parallel_min_work{80 * 80 * 80};
+std::atomic<std::int64_t> g_small_m_tiles{1};
 std::atomic<int> g_mc{0}, g_kc{0}, g_nc{0};
 
 constexpr std::size_t buffer_align = 64;  // a cache line; also what the aligned vector loads of B need
@@ -336,6 +337,7 @@ gemm_params get_gemm_params() {
     p.direct_max_work = g_direct_max_work.load();
     p.direct_max_m = g_direct_max_m.load();
     p.parallel_min_work = g_parallel_min_work.load();
+    p.small_m_tiles = g_small_m_tiles.load();
     p.mc = g_mc.load();
     p.kc = g_kc.load();
     p.nc = g_nc.load();
@@ -343,12 +345,14 @@ gemm_params get_gemm_params() {
 }
 
 void set_gemm_params(const gemm_params& p) {
-    if (p.direct_max_work < 0 || p.direct_max_m < 0 || p.parallel_min_work < 0 || p.mc < 0 || p.kc < 0 ||
+    if (p.direct_max_work < 0 || p.direct_max_m < 0 || p.parallel_min_work < 0 || p.small_m_tiles < 0 || p.mc < 0 ||
+        p.kc < 0 ||
         p.nc < 0 || p.mc > (1 << 20) || p.kc > (1 << 20) || p.nc > (1 << 20))
         throw std::invalid_argument("gemm parameters must be >= 0 (block sizes at most 2**20)");
     g_direct_max_work = p.direct_max_work;
     g_direct_max_m = p.direct_max_m;
     g_parallel_min_work = p.parallel_min_work;
+    g_small_m_tiles = p.small_m_tiles;
     g_mc = p.mc;
     g_kc = p.kc;
     g_nc = p.nc;
@@ -363,7 +367,12 @@ void gemm_strided(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const
         scale_c(m, n, beta, c, rs_c);
         return;
     }
-    const gemm_kernel<T>& kern = active_kernel<T>();
+    const gemm_kernel<T>* kp = &active_kernel<T>();
+    // Few rows: the kernel's shorter tile when it pads less (32 rows: 4 x 8 instead of 3 x 14).
+    if (kp->small_m != nullptr && m <= kp->small_m_max && g_small_m_tiles.load(std::memory_order_relaxed) != 0 &&
+        round_up(m, kp->small_m->mr) < round_up(m, kp->mr))
+        kp = kp->small_m;
+    const gemm_kernel<T>& kern = *kp;
     workspace& ws = thread_workspace();
     // Saturating product: the shapes come from real arrays, but m * n * k can still exceed int64.
     const double work = double(m) * double(n) * double(k);

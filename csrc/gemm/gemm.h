@@ -34,6 +34,8 @@ struct gemm_params {
     std::int64_t direct_max_m = 0;
     // Problems with m * n * k below this run on one thread.
     std::int64_t parallel_min_work = 0;
+    // Nonzero: problems of few rows may use the kernel's shorter tile (gemm_kernel::small_m); 0: never.
+    std::int64_t small_m_tiles = 1;
     int mc = 0, kc = 0, nc = 0;
 };
 gemm_params get_gemm_params();

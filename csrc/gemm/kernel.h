@@ -34,6 +34,10 @@ struct gemm_kernel {
     int mc, kc, nc;    // cache blocks: A block mc x kc (L2), B block kc x nc (L3), B micro-panel kc x nr (L1)
     ukernel_fn<T> ukernel;
     direct_fn<T> direct;
+    // Optional kernel with fewer rows (same NR, block sizes and packing format) for problems of at most
+    // small_m_max rows whose MR-row tiles it pads less: 32 rows are 3 tiles of 14 (24% padding) but 4 of 8.
+    const gemm_kernel* small_m = nullptr;
+    int small_m_max = 0;
 };
 
 // Factories, one per kernel translation unit. Each returns nullptr when the kernel is not compiled for this

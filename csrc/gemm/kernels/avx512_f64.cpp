@@ -1,4 +1,4 @@
-// AVX-512F float64 micro-kernel, 14 x 16 tile.
+// AVX-512F float64 micro-kernels, 14 x 16 tile (and 8 x 16 for few rows).
 //
 // Tile choice (Zen 4 / Skylake-X): C rows are contiguous, so the vector dimension is N: a C row of the tile is
 // 2 zmm (16 doubles) and the tile keeps 14 x 2 = 28 zmm accumulators, plus 2 zmm for the B row, plus 1-2 for the
@@ -23,11 +23,11 @@
 namespace pyfastnn {
 namespace {
 
-constexpr int mr = 14;
 constexpr int nv = 2;         // zmm per tile row
 constexpr int lanes = 8;      // doubles per zmm
 constexpr int nr = nv * lanes;
 
+template <int mr>
 void ukernel(std::int64_t k, const double* __restrict a, const double* __restrict b, double* c, std::int64_t rs_c,
              double alpha, double beta) {
     __m512d acc[mr][nv];
@@ -92,7 +92,10 @@ namespace {
 // moves twice the C bytes per flop, and a longer k loop halves the C tile loads/stores (measured +5-10% at
 // 1024-2048 with 2 threads); the A block mc x kc = 112 x 512 x 8 B = 448 KiB stays in L2, the B micro-panel
 // (64 KiB) and A micro-panel (56 KiB) stream from L2, which delivers far more than the ~6 B/cycle they need.
-const gemm_kernel<double> kernel = {"avx512_f64_14x16", mr, nr, /*mc*/ 112, /*kc*/ 512, /*nc*/ 4096, ukernel, direct};
+// The 8 x 16 tile serves up to 128 rows when it pads less than 14-row tiles, as for float32.
+const gemm_kernel<double> kernel_8 = {"avx512_f64_8x16", 8, nr, 112, 512, 4096, ukernel<8>, direct};
+const gemm_kernel<double> kernel = {"avx512_f64_14x16", 14, nr, /*mc*/ 112, /*kc*/ 512, /*nc*/ 4096, ukernel<14>,
+                                    direct, &kernel_8, /*small_m_max*/ 128};
 }  // namespace
 const gemm_kernel<double>* avx512_f64_kernel() { return &kernel; }
 }  // namespace pyfastnn
