@@ -42,6 +42,11 @@ template <class T>
 double loss_and_output_delta(loss_kind loss, act_kind act, std::int64_t rows, std::int64_t cols, const T* a,
                              const T* z, const T* y, T* delta, bool ste);
 
+// loss_and_output_delta for softmax + cross-entropy when a is the softmax of z (as the forward pass left them),
+// which lets the loss take one log per row instead of one exp per element. Same results to rounding.
+template <class T>
+double softmax_cross_entropy(std::int64_t rows, std::int64_t cols, const T* a, const T* z, const T* y, T* delta);
+
 // db[j] = scale · Σ_i delta[i, j]  (scale = 1/B gives the bias gradient of the mean loss).
 template <class T>
 void column_sums(std::int64_t rows, std::int64_t cols, const T* delta, std::int64_t ld, T scale, T* db);
