@@ -129,6 +129,15 @@ def test_packed_few_rows(isa, dtype, packed_only, small_m_tiles):
         _run(m, 128, 64, False, True, dtype, 1.0, 0.0, seed=m)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_narrow_transposed_b(isa, dtype):
+    # The direct loop's path for few columns of op(B) given transposed (an output layer A·Wᵀ): n up to 16,
+    # rows in blocks of 4 and a tail, k across its chunks of 256, both layouts of A, alpha/beta.
+    for i, (m, n, k) in enumerate(itertools.product([1, 3, 4, 9, 33], [1, 7, 10, 16], [1, 13, 256, 257, 600])):
+        alpha, beta = ALPHA_BETA[i % len(ALPHA_BETA)]
+        _run(m, n, k, i % 2 == 1, True, dtype, alpha, beta, seed=i)
+
+
 def test_small_m_kernel_info():
     # Where a kernel has a short tile for few rows, cpu_info names it; it shares NR and has fewer rows.
     for per_dtype in _core.cpu_info()["kernels"].values():

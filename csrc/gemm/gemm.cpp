@@ -16,6 +16,7 @@
 #endif
 
 #include "dispatch.h"
+#include "gemm/direct.h"
 #include "gemm/kernel.h"
 #include "threads.h"
 
@@ -382,7 +383,7 @@ void gemm_strided(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const
     // unpacked loop is faster there (measured: 32x10x128 2.6 us direct vs 5.0 us packed; 256x10x128 20 vs 26).
     const bool narrow = 2 * n <= kern.nr;
     if (work < double(g_direct_max_work.load(std::memory_order_relaxed)) || m <= direct_max_m || narrow) {
-        T* row = static_cast<T*>(ws.row.get(std::size_t(k) * sizeof(T)));
+        T* row = static_cast<T*>(ws.row.get(std::size_t(direct_work_size(k)) * sizeof(T)));
         kern.direct(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, rs_c, row);
         return;
     }

@@ -19,7 +19,7 @@ using ukernel_fn = void (*)(std::int64_t k, const T* a, const T* b, T* c, std::i
 
 // Unpacked path for small problems: C = alpha * op(A) op(B) + beta * C with general strides
 // (op(A)(i, p) = a[i * rs_a + p * cs_a], op(B)(p, j) = b[p * rs_b + j * cs_b], C row-major with row stride rs_c).
-// work must hold at least k elements (used to gather a strided row of op(A)).
+// work must hold at least direct_work_size(k) elements (gemm/direct.h).
 template <class T>
 using direct_fn = void (*)(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a, std::int64_t rs_a,
                            std::int64_t cs_a, const T* b, std::int64_t rs_b, std::int64_t cs_b, T beta, T* c,
