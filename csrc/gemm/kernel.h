@@ -10,12 +10,15 @@
 namespace pyfastnn {
 
 // Micro-kernel: C[0:MR, 0:NR] = alpha * A_panel * B_panel + beta * C over a full MR x NR tile.
-//   a: packed A micro-panel, k steps of MR contiguous values (column p of op(A) rows i..i+MR).
-//   b: packed B micro-panel, k steps of NR contiguous values, 64-byte aligned.
+//   a: A micro-panel, k steps of MR contiguous values (column p of op(A), rows i..i+MR), a_step apart: MR when
+//      packed, the column stride of op(A) when read in place (A given transposed).
+//   b: B micro-panel, k steps of NR contiguous values (row p of op(B), columns j..j+NR), b_step apart: NR when
+//      packed (then 64-byte aligned), the row stride of op(B) when read in place. May be unaligned.
 //   c: tile origin; row stride rs_c, column stride 1 (C is row-major). May be unaligned.
 //   beta == 0 must not read C (it may hold NaN garbage); k == 0 is allowed (C = beta * C).
 template <class T>
-using ukernel_fn = void (*)(std::int64_t k, const T* a, const T* b, T* c, std::int64_t rs_c, T alpha, T beta);
+using ukernel_fn = void (*)(std::int64_t k, const T* a, std::int64_t a_step, const T* b, std::int64_t b_step, T* c,
+                            std::int64_t rs_c, T alpha, T beta);
 
 // Unpacked path for small problems: C = alpha * op(A) op(B) + beta * C with general strides
 // (op(A)(i, p) = a[i * rs_a + p * cs_a], op(B)(p, j) = b[p * rs_b + j * cs_b], C row-major with row stride rs_c).

@@ -28,8 +28,8 @@ constexpr int lanes = 16;     // floats per zmm
 constexpr int nr = nv * lanes;
 
 template <int mr>
-void ukernel(std::int64_t k, const float* __restrict a, const float* __restrict b, float* c, std::int64_t rs_c,
-             float alpha, float beta) {
+void ukernel(std::int64_t k, const float* __restrict a, std::int64_t a_step, const float* __restrict b,
+             std::int64_t b_step, float* c, std::int64_t rs_c, float alpha, float beta) {
     __m512 acc[mr][nv];
 #pragma GCC unroll 32
     for (int r = 0; r < mr; ++r)
@@ -46,15 +46,15 @@ void ukernel(std::int64_t k, const float* __restrict a, const float* __restrict 
     for (std::int64_t p = 0; p < k; ++p) {
         __m512 bv[nv];
 #pragma GCC unroll 4
-        for (int v = 0; v < nv; ++v) bv[v] = _mm512_load_ps(b + v * lanes);
+        for (int v = 0; v < nv; ++v) bv[v] = _mm512_loadu_ps(b + v * lanes);
 #pragma GCC unroll 32
         for (int r = 0; r < mr; ++r) {
             const __m512 ar = _mm512_set1_ps(a[r]);
 #pragma GCC unroll 4
             for (int v = 0; v < nv; ++v) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
         }
-        a += mr;
-        b += nr;
+        a += a_step;
+        b += b_step;
     }
 
     const __m512 va = _mm512_set1_ps(alpha);

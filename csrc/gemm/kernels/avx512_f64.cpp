@@ -28,8 +28,8 @@ constexpr int lanes = 8;      // doubles per zmm
 constexpr int nr = nv * lanes;
 
 template <int mr>
-void ukernel(std::int64_t k, const double* __restrict a, const double* __restrict b, double* c, std::int64_t rs_c,
-             double alpha, double beta) {
+void ukernel(std::int64_t k, const double* __restrict a, std::int64_t a_step, const double* __restrict b,
+             std::int64_t b_step, double* c, std::int64_t rs_c, double alpha, double beta) {
     __m512d acc[mr][nv];
 #pragma GCC unroll 32
     for (int r = 0; r < mr; ++r)
@@ -46,15 +46,15 @@ void ukernel(std::int64_t k, const double* __restrict a, const double* __restric
     for (std::int64_t p = 0; p < k; ++p) {
         __m512d bv[nv];
 #pragma GCC unroll 4
-        for (int v = 0; v < nv; ++v) bv[v] = _mm512_load_pd(b + v * lanes);
+        for (int v = 0; v < nv; ++v) bv[v] = _mm512_loadu_pd(b + v * lanes);
 #pragma GCC unroll 32
         for (int r = 0; r < mr; ++r) {
             const __m512d ar = _mm512_set1_pd(a[r]);
 #pragma GCC unroll 4
             for (int v = 0; v < nv; ++v) acc[r][v] = _mm512_fmadd_pd(ar, bv[v], acc[r][v]);
         }
-        a += mr;
-        b += nr;
+        a += a_step;
+        b += b_step;
     }
 
     const __m512d va = _mm512_set1_pd(alpha);
