@@ -123,6 +123,10 @@ void bias_activation_forward(act_kind act, std::int64_t rows, std::int64_t cols,
         active_rowops<T>().bias_relu(rows, cols, z, bias, out);  // the common case, vectorised for this CPU
         return;
     }
+    if (act == act_kind::softmax && cols > 0 && ld_z == cols && ld_out == cols) {
+        active_rowops<T>().softmax(rows, cols, z, bias, out);  // the output layer: no libm exp per element
+        return;
+    }
     for (std::int64_t i = 0; i < rows; ++i) {
         T* zr = z + i * ld_z;
         if (bias != nullptr)
