@@ -51,6 +51,13 @@ double loss_and_output_delta(loss_kind loss, act_kind act, std::int64_t rows, st
                              const T* z, const T* y, T* delta, bool ste, const T* sw = nullptr,
                              const std::int64_t* sw_index = nullptr);
 
+// loss_and_output_delta for softmax + cross-entropy when a is the softmax of z (as the forward pass left them),
+// which lets the loss take one log per row instead of one exp per element. Same results to rounding; the same
+// sample weights (unit weights give exactly the unweighted result).
+template <class T>
+double softmax_cross_entropy(std::int64_t rows, std::int64_t cols, const T* a, const T* z, const T* y, T* delta,
+                             const T* sw = nullptr, const std::int64_t* sw_index = nullptr);
+
 // db[j] = scale · Σ_i delta[i, j]  (scale = 1/B gives the bias gradient of the mean loss).
 template <class T>
 void column_sums(std::int64_t rows, std::int64_t cols, const T* delta, std::int64_t ld, T scale, T* db);

@@ -109,6 +109,10 @@ py::dict kernel_dict(const gemm_kernel<T>& k) {
     d["mc"] = k.mc;
     d["kc"] = k.kc;
     d["nc"] = k.nc;
+    if (k.small_m != nullptr) {
+        d["small_m_kernel"] = k.small_m->name;
+        d["small_m_max"] = k.small_m_max;
+    }
     return d;
 }
 
@@ -222,6 +226,8 @@ The GIL is released during the computation.)doc");
         d["direct_max_work"] = p.direct_max_work;
         d["direct_max_m"] = p.direct_max_m;
         d["parallel_min_work"] = p.parallel_min_work;
+        d["small_m_tiles"] = p.small_m_tiles;
+        d["inplace_max_k"] = p.inplace_max_k;
         d["mc"] = p.mc;
         d["kc"] = p.kc;
         d["nc"] = p.nc;
@@ -240,6 +246,8 @@ The GIL is released during the computation.)doc");
                 if (key == "direct_max_work") p.direct_max_work = v;
                 else if (key == "direct_max_m") p.direct_max_m = v;
                 else if (key == "parallel_min_work") p.parallel_min_work = v;
+                else if (key == "small_m_tiles") p.small_m_tiles = v;
+                else if (key == "inplace_max_k") p.inplace_max_k = v;
                 else if (key == "mc") p.mc = int(v);
                 else if (key == "kc") p.kc = int(v);
                 else if (key == "nc") p.nc = int(v);

@@ -283,10 +283,16 @@ epoch_result mlp_train_epoch(const std::vector<layer_view<T>>& net, loss_kind lo
             yb = ybuf;
         }
         mlp_forward(net, xb, rows, buf);
+        const T* a_out = buf.outs[nl - 1];
+        const T* z_out = buf.zs[nl - 1];
+        T* d_out = buf.deltas[nl - 1];
         // Every update path below (rank-k, GEMM-fused SGD, momentum, Adam; any batch size) starts from this
-        // output delta, which carries the sample weights.
-        const double value = loss_and_output_delta(loss, out.act, rows, out.n_out, buf.outs[nl - 1], buf.zs[nl - 1], yb,
-                                                   buf.deltas[nl - 1], ste, swb, sw_index);
+        // output delta, which carries the sample weights. Softmax + cross-entropy takes the cheaper loss, which
+        // relies on a_out being the softmax of z_out, just computed.
+        const double value =
+            loss == loss_kind::cross_entropy && out.act == act_kind::softmax && z_out != nullptr
+                ? softmax_cross_entropy(rows, out.n_out, a_out, z_out, yb, d_out, swb, sw_index)
+                : loss_and_output_delta(loss, out.act, rows, out.n_out, a_out, z_out, yb, d_out, ste, swb, sw_index);
         if (!std::isfinite(value) || !all_finite(buf.deltas[nl - 1], rows * out.n_out)) {
             res.bad_batch_start = lo;
             res.bad_loss = value;

@@ -102,6 +102,64 @@ def test_large_blocks(isa, dtype, threads):
         _run(530, 4200, 70, True, True, dtype, -1.0, 1.0)
 
 
+@pytest.fixture
+def packed_only():
+    """Forces the packed path (no direct loop) for small problems; restores the parameters after."""
+    before = _core._get_gemm_params()
+    _core._set_gemm_params({**before, "direct_max_work": 0, "direct_max_m": 0})
+    yield before
+    _core._set_gemm_params(before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("small_m_tiles,inplace_max_k", [(1, 64), (0, 64), (1, 0)])
+def test_packed_few_rows(isa, dtype, packed_only, small_m_tiles, inplace_max_k):
+    # m = 1..33 on the packed path: the 14-row tiles and, where the kernel has one and it pads less, the short
+    # tile (AVX-512: 8 rows; 8, 16, 24, 32 fill it exactly), with n and k off every tile size. n > NR / 2 so the
+    # problem is not sent to the direct loop as a narrow output. k <= inplace_max_k reads full micro-panels of
+    # op(A) (given transposed) and op(B) (not transposed) in place and packs only the partial ones.
+    _core._set_gemm_params({**packed_only, "direct_max_work": 0, "direct_max_m": 0, "small_m_tiles": small_m_tiles,
+                            "inplace_max_k": inplace_max_k})
+    for m in range(1, 34):
+        for i, trans in enumerate(TRANS):
+            n = (33, 70, 45, 129)[(m + i) % 4]
+            k = (1, 7, 64, 45, 300)[(m + 2 * i) % 5]
+            alpha, beta = ALPHA_BETA[(m + i) % len(ALPHA_BETA)]
+            _run(m, n, k, *trans, dtype, alpha, beta, seed=m)
+    for m in (40, 64, 96, 120, 128, 129):  # the rest of the short tile's range, and just past it
+        _run(m, 64, 32, True, False, dtype, -0.5, 0.9, seed=m)
+        _run(m, 128, 64, False, True, dtype, 1.0, 0.0, seed=m)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_inplace_operands_blocks_and_threads(isa, dtype, packed_only, threads):
+    # In-place operands across several K blocks (kc = 16 < k) and M/N blocks, split over two threads.
+    _core._set_gemm_params({**packed_only, "kc": 16, "mc": 40, "nc": 64, "parallel_min_work": 0})
+    for nthreads in (1, 2):
+        _core.set_num_threads(nthreads)
+        for i, trans in enumerate(TRANS):
+            _run(131, 150, 45, *trans, dtype, *ALPHA_BETA[i % 3], seed=i)
+            _run(64, 96, 64, *trans, dtype, 1.0, 0.0, seed=i)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_narrow_transposed_b(isa, dtype):
+    # The direct loop's path for few columns of op(B) given transposed (an output layer A·Wᵀ): n up to 16,
+    # rows in blocks of 4 and a tail, k across its chunks of 256, both layouts of A, alpha/beta.
+    for i, (m, n, k) in enumerate(itertools.product([1, 3, 4, 9, 33], [1, 7, 10, 16], [1, 13, 256, 257, 600])):
+        alpha, beta = ALPHA_BETA[i % len(ALPHA_BETA)]
+        _run(m, n, k, i % 2 == 1, True, dtype, alpha, beta, seed=i)
+
+
+def test_small_m_kernel_info():
+    # Where a kernel has a short tile for few rows, cpu_info names it; it shares NR and has fewer rows.
+    for per_dtype in _core.cpu_info()["kernels"].values():
+        for k in per_dtype.values():
+            if "small_m_kernel" in k:
+                rows, cols = (int(x) for x in k["small_m_kernel"].rsplit("_", 1)[1].split("x"))
+                assert cols == k["nr"] and rows < k["mr"] and k["small_m_max"] > 0
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_k_zero(isa, dtype):
     a = np.empty((5, 0), dtype)

@@ -27,7 +27,17 @@ inline double madd(double a, double b, double c) {
 // independent chains to hide FMA latency without needing -ffast-math reassociation.
 constexpr int dot_lanes = 16;
 
+// Narrow op(B) given transposed (n <= dot_lanes, e.g. an output layer A·Wᵀ of 10 classes): op(B) is copied k
+// steps at a time into rows of dot_lanes (zero padded), and four rows of C accumulate in registers.
+constexpr int narrow_k_chunk = 256;
+
 }  // namespace direct_detail
+
+// Elements of `work` direct_gemm needs for a depth of k.
+inline std::int64_t direct_work_size(std::int64_t k) {
+    const std::int64_t narrow = std::int64_t(direct_detail::narrow_k_chunk) * direct_detail::dot_lanes;
+    return k > narrow ? k : narrow;
+}
 
 template <class T, bool fused>
 inline void direct_gemm(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a, std::int64_t rs_a,
@@ -77,6 +87,64 @@ inline void direct_gemm(std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
                 const T* __restrict bp = b + p * rs_b;
                 const T ai = alpha * a[i * rs_a + p * cs_a];
                 for (std::int64_t j = 0; j < n; ++j) ci[j] = madd<fused>(ai, bp[j], ci[j]);
+            }
+        }
+        return;
+    }
+
+    if (rs_b == 1 && n <= lanes) {
+        // Few columns of op(B), given transposed: the dot-product form below would spend more on reducing its
+        // 16 lanes per C element than on the products (320 reductions in 32x10x128). Instead op(B) is copied
+        // into work as rows of `lanes` (columns past n zero), and each C row accumulates `lanes` sums at once,
+        // four rows at a time so the FMA chains overlap: no reductions at all.
+        constexpr std::int64_t chunk = direct_detail::narrow_k_chunk;
+        for (std::int64_t p0 = 0; p0 < k; p0 += chunk) {
+            const std::int64_t kc = k - p0 < chunk ? k - p0 : chunk;
+            for (std::int64_t p = 0; p < kc; ++p) {
+                T* __restrict w = work + p * lanes;
+                for (std::int64_t j = 0; j < n; ++j) w[j] = b[(p0 + p) + j * cs_b];
+                for (std::int64_t j = n; j < lanes; ++j) w[j] = T(0);
+            }
+            const T* __restrict bt = work;
+            const T* a0 = a + p0 * cs_a;
+            std::int64_t i = 0;
+            for (; i + 4 <= m; i += 4) {
+                // Four separate accumulator arrays, the l loop innermost: the shape the compiler keeps in
+                // vector registers (one array of [4][lanes] it spilled, at ten times the time).
+                T s0[lanes] = {}, s1[lanes] = {}, s2[lanes] = {}, s3[lanes] = {};
+                const T* ar0 = a0 + (i + 0) * rs_a;
+                const T* ar1 = a0 + (i + 1) * rs_a;
+                const T* ar2 = a0 + (i + 2) * rs_a;
+                const T* ar3 = a0 + (i + 3) * rs_a;
+                for (std::int64_t p = 0; p < kc; ++p) {
+                    const T* __restrict bp = bt + p * lanes;
+                    const T x0 = ar0[p * cs_a], x1 = ar1[p * cs_a], x2 = ar2[p * cs_a], x3 = ar3[p * cs_a];
+                    for (int l = 0; l < lanes; ++l) {
+                        s0[l] = madd<fused>(x0, bp[l], s0[l]);
+                        s1[l] = madd<fused>(x1, bp[l], s1[l]);
+                        s2[l] = madd<fused>(x2, bp[l], s2[l]);
+                        s3[l] = madd<fused>(x3, bp[l], s3[l]);
+                    }
+                }
+                T* __restrict c0 = c + (i + 0) * rs_c;
+                T* __restrict c1 = c + (i + 1) * rs_c;
+                T* __restrict c2 = c + (i + 2) * rs_c;
+                T* __restrict c3 = c + (i + 3) * rs_c;
+                for (std::int64_t j = 0; j < n; ++j) {
+                    c0[j] = madd<fused>(alpha, s0[j], c0[j]);
+                    c1[j] = madd<fused>(alpha, s1[j], c1[j]);
+                    c2[j] = madd<fused>(alpha, s2[j], c2[j]);
+                    c3[j] = madd<fused>(alpha, s3[j], c3[j]);
+                }
+            }
+            for (; i < m; ++i) {
+                T s[lanes] = {};
+                for (std::int64_t p = 0; p < kc; ++p) {
+                    const T ar = a0[i * rs_a + p * cs_a];
+                    for (int l = 0; l < lanes; ++l) s[l] = madd<fused>(ar, bt[p * lanes + l], s[l]);
+                }
+                T* __restrict ci = c + i * rs_c;
+                for (std::int64_t j = 0; j < n; ++j) ci[j] = madd<fused>(alpha, s[j], ci[j]);
             }
         }
         return;

@@ -16,6 +16,7 @@
 #endif
 
 #include "dispatch.h"
+#include "gemm/direct.h"
 #include "gemm/kernel.h"
 #include "threads.h"
 
@@ -33,6 +34,8 @@ std::atomic<std::int64_t> g_direct_max_m{4};
 // (S = 64-128-10 at batch 32: 0.93M samples/s on one thread against 0.82M split; at batch 256, 2.1M-element
 // GEMMs, splitting wins: 1.53M against 1.22M).
 std::atomic<std::int64_t> g_parallel_min_work{80 * 80 * 80};
+std::atomic<std::int64_t> g_small_m_tiles{1};
+std::atomic<std::int64_t> g_inplace_max_k{64};
 std::atomic<int> g_mc{0}, g_kc{0}, g_nc{0};
 
 constexpr std::size_t buffer_align = 64;  // a cache line; also what the aligned vector loads of B need
@@ -220,11 +223,14 @@ void pack_b(std::int64_t panel_begin, std::int64_t panel_end, std::int64_t kc, s
         return;
     }
     for (std::int64_t jp = panel_begin; jp < panel_end; ++jp) {
-        // op(B) columns contiguous (B given transposed): read each column once, in order.
+        // op(B) columns contiguous (B given transposed, e.g. W in A·Wᵀ): a transpose, in the same register
+        // blocks as pack_a (element by element it cost ~3 µs of a 12.6 µs 32x128x64 forward GEMM); columns it
+        // leaves, and general strides, are copied one by one, each column read once, in order.
         const std::int64_t j0 = jp * nr;
         const int cols = int(std::min<std::int64_t>(nr, nc - j0));
         T* dst = buf + jp * nr * kc;
-        for (int j = 0; j < cols; ++j) {
+        const int done = rs_b == 1 ? transpose_rows(cols, kc, b + j0 * cs_b, cs_b, dst, nr) : 0;
+        for (int j = done; j < cols; ++j) {
             const T* src = b + (j0 + j) * cs_b;
             for (std::int64_t p = 0; p < kc; ++p) dst[p * nr + j] = src[p * rs_b];
         }
@@ -246,6 +252,8 @@ struct region {
     T* c;
     std::int64_t rs_c;
     std::int64_t mc, kc, nc;
+    // Read op(A) / op(B) in place instead of packing them (full micro-panels only; see gemm_strided).
+    bool a_inplace, b_inplace;
     T* a_buf[2];
     T* b_buf[2];
 };
@@ -257,10 +265,12 @@ inline void split(std::int64_t count, int tid, int nthreads, std::int64_t* begin
 }
 
 // Macro-kernel: tiles [tile_begin, tile_end) of the mc x nc block, numbered column of tiles by column of tiles
-// (jr-major) so consecutive tiles of one thread reuse the same B micro-panel from L1.
+// (jr-major) so consecutive tiles of one thread reuse the same B micro-panel from L1. a_src / b_src are the
+// block's origins in op(A) / op(B), read directly by full micro-panels when the region says in place.
 template <class T>
 void macro_kernel(const region<T>& g, std::int64_t tile_begin, std::int64_t tile_end, std::int64_t mc,
-                  std::int64_t nc, std::int64_t kc, const T* a_pack, const T* b_pack, T* c, T beta) {
+                  std::int64_t nc, std::int64_t kc, const T* a_pack, const T* b_pack, const T* a_src,
+                  const T* b_src, T* c, T beta) {
     const gemm_kernel<T>& kern = *g.kern;
     const int mr = kern.mr, nr = kern.nr;
     const std::int64_t m_tiles = (mc + mr - 1) / mr;
@@ -268,16 +278,18 @@ void macro_kernel(const region<T>& g, std::int64_t tile_begin, std::int64_t tile
     for (std::int64_t t = tile_begin; t < tile_end; ++t) {
         const std::int64_t jr = t / m_tiles, ir = t % m_tiles;
         const std::int64_t i0 = ir * mr, j0 = jr * nr;
-        const T* ap = a_pack + ir * mr * kc;
-        const T* bp = b_pack + jr * nr * kc;
         T* cp = c + i0 * g.rs_c + j0;
         const int rows = int(std::min<std::int64_t>(mr, mc - i0));
         const int cols = int(std::min<std::int64_t>(nr, nc - j0));
+        const bool a_here = g.a_inplace && rows == mr, b_here = g.b_inplace && cols == nr;
+        const T* ap = a_here ? a_src + i0 * g.rs_a : a_pack + ir * mr * kc;
+        const T* bp = b_here ? b_src + j0 * g.cs_b : b_pack + jr * nr * kc;
+        const std::int64_t a_step = a_here ? g.cs_a : mr, b_step = b_here ? g.rs_b : nr;
         if (rows == mr && cols == nr) {
-            kern.ukernel(kc, ap, bp, cp, g.rs_c, g.alpha, beta);
+            kern.ukernel(kc, ap, a_step, bp, b_step, cp, g.rs_c, g.alpha, beta);
         } else {
             // Full tile into the scratch tile, then only the valid part into C.
-            kern.ukernel(kc, ap, bp, tile, nr, g.alpha, T(0));
+            kern.ukernel(kc, ap, a_step, bp, b_step, tile, nr, g.alpha, T(0));
             for (int r = 0; r < rows; ++r) {
                 T* cr = cp + r * g.rs_c;
                 const T* tr = tile + r * nr;
@@ -308,19 +320,23 @@ void run_region(void* ctx, const team& t) {
             // beta applies once, on the first pass over K; later passes accumulate.
             const T beta = pc == 0 ? g.beta : T(1);
             T* b_pack = g.b_buf[b_iter++ & 1];
+            const T* b_src = g.b + pc * g.rs_b + jc * g.cs_b;
             std::int64_t p0, p1;
             split(n_panels, t.tid, t.nthreads, &p0, &p1);
-            pack_b(p0, p1, kc, nc, g.b + pc * g.rs_b + jc * g.cs_b, g.rs_b, g.cs_b, nr, b_pack);
+            if (g.b_inplace) p0 = std::max(p0, nc / nr);  // only a partial last panel is packed
+            pack_b(p0, p1, kc, nc, b_src, g.rs_b, g.cs_b, nr, b_pack);
             for (std::int64_t ic = 0; ic < g.m; ic += g.mc) {
                 const std::int64_t mc = std::min(g.mc, g.m - ic);
                 const std::int64_t m_panels = (mc + mr - 1) / mr;
                 T* a_pack = g.a_buf[a_iter++ & 1];
+                const T* a_src = g.a + ic * g.rs_a + pc * g.cs_a;
                 split(m_panels, t.tid, t.nthreads, &p0, &p1);
-                pack_a(p0, p1, mc, kc, g.a + ic * g.rs_a + pc * g.cs_a, g.rs_a, g.cs_a, mr, a_pack);
+                if (g.a_inplace) p0 = std::max(p0, mc / mr);
+                pack_a(p0, p1, mc, kc, a_src, g.rs_a, g.cs_a, mr, a_pack);
                 t.barrier->wait();  // the whole A block (and B block, on the first ic) is packed
                 std::int64_t t0, t1;
                 split(m_panels * n_panels, t.tid, t.nthreads, &t0, &t1);
-                macro_kernel(g, t0, t1, mc, nc, kc, a_pack, b_pack, g.c + ic * g.rs_c + jc, beta);
+                macro_kernel(g, t0, t1, mc, nc, kc, a_pack, b_pack, a_src, b_src, g.c + ic * g.rs_c + jc, beta);
             }
         }
     }
@@ -333,6 +349,8 @@ gemm_params get_gemm_params() {
     p.direct_max_work = g_direct_max_work.load();
     p.direct_max_m = g_direct_max_m.load();
     p.parallel_min_work = g_parallel_min_work.load();
+    p.small_m_tiles = g_small_m_tiles.load();
+    p.inplace_max_k = g_inplace_max_k.load();
     p.mc = g_mc.load();
     p.kc = g_kc.load();
     p.nc = g_nc.load();
@@ -340,12 +358,15 @@ gemm_params get_gemm_params() {
 }
 
 void set_gemm_params(const gemm_params& p) {
-    if (p.direct_max_work < 0 || p.direct_max_m < 0 || p.parallel_min_work < 0 || p.mc < 0 || p.kc < 0 ||
-        p.nc < 0 || p.mc > (1 << 20) || p.kc > (1 << 20) || p.nc > (1 << 20))
+    if (p.direct_max_work < 0 || p.direct_max_m < 0 || p.parallel_min_work < 0 || p.small_m_tiles < 0 ||
+        p.inplace_max_k < 0 || p.mc < 0 || p.kc < 0 || p.nc < 0 || p.mc > (1 << 20) || p.kc > (1 << 20) ||
+        p.nc > (1 << 20))
         throw std::invalid_argument("gemm parameters must be >= 0 (block sizes at most 2**20)");
     g_direct_max_work = p.direct_max_work;
     g_direct_max_m = p.direct_max_m;
     g_parallel_min_work = p.parallel_min_work;
+    g_small_m_tiles = p.small_m_tiles;
+    g_inplace_max_k = p.inplace_max_k;
     g_mc = p.mc;
     g_kc = p.kc;
     g_nc = p.nc;
@@ -360,7 +381,12 @@ void gemm_strided(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const
         scale_c(m, n, beta, c, rs_c);
         return;
     }
-    const gemm_kernel<T>& kern = active_kernel<T>();
+    const gemm_kernel<T>* kp = &active_kernel<T>();
+    // Few rows: the kernel's shorter tile when it pads less (32 rows: 4 x 8 instead of 3 x 14).
+    if (kp->small_m != nullptr && m <= kp->small_m_max && g_small_m_tiles.load(std::memory_order_relaxed) != 0 &&
+        round_up(m, kp->small_m->mr) < round_up(m, kp->mr))
+        kp = kp->small_m;
+    const gemm_kernel<T>& kern = *kp;
     workspace& ws = thread_workspace();
     // Saturating product: the shapes come from real arrays, but m * n * k can still exceed int64.
     const double work = double(m) * double(n) * double(k);
@@ -370,7 +396,7 @@ void gemm_strided(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const
     // unpacked loop is faster there (measured: 32x10x128 2.6 us direct vs 5.0 us packed; 256x10x128 20 vs 26).
     const bool narrow = 2 * n <= kern.nr;
     if (work < double(g_direct_max_work.load(std::memory_order_relaxed)) || m <= direct_max_m || narrow) {
-        T* row = static_cast<T*>(ws.row.get(std::size_t(k) * sizeof(T)));
+        T* row = static_cast<T*>(ws.row.get(std::size_t(direct_work_size(k)) * sizeof(T)));
         kern.direct(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, rs_c, row);
         return;
     }
@@ -386,6 +412,13 @@ void gemm_strided(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const
     g.mc = balanced_block(m, mc_o > 0 ? mc_o : kern.mc, kern.mr);
     g.kc = balanced_block(k, kc_o > 0 ? kc_o : kern.kc, 1);
     g.nc = balanced_block(n, nc_o > 0 ? nc_o : kern.nc, kern.nr);
+    // Shallow problems (k at most inplace_max_k: the weight-gradient GEMMs ΔᵀA of a batch) read op(A) in place
+    // when its columns are contiguous (A given transposed) and op(B) when its rows are: the micro-panels are then
+    // a few dozen short rows, which the caches serve as well as a packed copy, and packing (as many loads and
+    // stores as the FMAs of a k = 32 tile row) is skipped.
+    const bool shallow = k <= g_inplace_max_k.load(std::memory_order_relaxed);
+    g.a_inplace = shallow && rs_a == 1;
+    g.b_inplace = shallow && cs_b == 1;
 
     const std::int64_t mc_alloc = round_up(std::min(g.mc, m), kern.mr);
     const std::int64_t nc_alloc = round_up(std::min(g.nc, n), kern.nr);

@@ -34,6 +34,10 @@ struct gemm_params {
     std::int64_t direct_max_m = 0;
     // Problems with m * n * k below this run on one thread.
     std::int64_t parallel_min_work = 0;
+    // Nonzero: problems of few rows may use the kernel's shorter tile (gemm_kernel::small_m); 0: never.
+    std::int64_t small_m_tiles = 1;
+    // Problems with k up to this read op(A) (when given transposed) and op(B) (when not) in place, unpacked.
+    std::int64_t inplace_max_k = 64;
     int mc = 0, kc = 0, nc = 0;
 };
 gemm_params get_gemm_params();

@@ -24,6 +24,9 @@ struct rowops {
     // for all rows of x.
     void (*small_batch_forward)(std::int64_t rows, std::int64_t n_out, std::int64_t n_in, const T* w, const T* b,
                                 const T* x, T* z, std::int64_t ldz);
+    // rows x cols block: z += bias (row-wise, skipped when bias is null), out = softmax of each row of z (out
+    // may equal z). float32 takes its exponentials from a polynomial (~1-2 ulp) rather than libm.
+    void (*softmax)(std::int64_t rows, std::int64_t cols, T* z, const T* bias, T* out);
 };
 
 const rowops<float>& active_rowops_f32();

@@ -3,7 +3,9 @@
 // Nothing here names an ISA.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 
 namespace pyfastnn {
 namespace rowops_impl {
@@ -75,6 +77,53 @@ inline void relu_backward(std::int64_t n, const T* __restrict a, T* __restrict d
     for (std::int64_t i = 0; i < n; ++i) delta[i] = a[i] > T(0) ? delta[i] : T(0);
 }
 
+// e^x in float without a libm call, so a loop of them vectorises: Cody-Waite reduction x = n ln2 + r,
+// |r| <= ~ln2/2, a degree-6 polynomial for e^r (Cephes expf, ~1-2 ulp), times 2^n built in the exponent bits.
+// e^x for x < -87.3 (below the normal floats) is returned as 0; NaN stays NaN. Only for x <= 0 (the softmax
+// subtracts the row maximum first): past ln 2^127 the scale would be wrong.
+inline float exp_no_libm(float x) {
+    // n = round(x / ln2) by adding and removing 1.5·2^23 (exact below 2^22 in magnitude; std::floor would
+    // keep the loop from vectorising: GCC does not vectorise it while math may trap).
+    const float shifter = 12582912.0f;
+    const float n = (x * 1.44269504088896341f + shifter) - shifter;
+    const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    // 2^n for n in [-126, 0] (x in [-87.3, 0]); outside, and for NaN, the select below or p decides.
+    const float n_in = n >= -126.0f && n <= 127.0f ? n : -126.0f;
+    const std::int32_t bits = (std::int32_t(n_in) + 127) * (1 << 23);
+    return x < -87.3f ? 0.0f : p * __builtin_bit_cast(float, bits);  // (a memcpy there does not vectorise)
+}
+
+// Softmax of each row of z (+ bias when not null; z keeps z + bias), into out (which may be z): the row's
+// exponentials in one vectorisable pass (float), then the sum and the division, as activations.cpp does it.
+template <class T>
+inline void softmax_rows(std::int64_t rows, std::int64_t cols, T* z, const T* __restrict bias, T* out) {
+    for (std::int64_t r = 0; r < rows; ++r) {
+        T* zr = z + r * cols;
+        T* o = out + r * cols;
+        if (bias != nullptr)
+            for (std::int64_t j = 0; j < cols; ++j) zr[j] += bias[j];
+        T mx = zr[0];
+        for (std::int64_t j = 1; j < cols; ++j) mx = zr[j] > mx ? zr[j] : mx;
+        if constexpr (sizeof(T) == sizeof(float)) {
+            // Two passes so the second reads and writes one array only (out may be z): that one vectorises.
+            for (std::int64_t j = 0; j < cols; ++j) o[j] = zr[j] - mx;
+            for (std::int64_t j = 0; j < cols; ++j) o[j] = exp_no_libm(o[j]);
+        } else {
+            for (std::int64_t j = 0; j < cols; ++j) o[j] = std::exp(zr[j] - mx);
+        }
+        T sum = 0;
+        for (std::int64_t j = 0; j < cols; ++j) sum += o[j];
+        for (std::int64_t j = 0; j < cols; ++j) o[j] /= sum;
+    }
+}
+
 // 16 independent partial sums per row of x: vectorisable without reassociating one sum (no -ffast-math).
 constexpr int dot_lanes = 16;
 
@@ -137,5 +186,10 @@ inline void small_batch_forward(std::int64_t rows, std::int64_t n_out, std::int6
                                                    const T* w, const T* b, const T* x, T* z, std::int64_t ldz) { \
         rowops_impl::small_batch_forward<T>(rows, n_out, n_in, w, b, x, z, ldz);                              \
     }                                                                                                         \
-    const rowops<T> NAME##_table = {NAME##_rank_k, NAME##_bias_relu, NAME##_relu_backward, NAME##_small_fwd};   \
+    __attribute__((flatten)) void NAME##_softmax(std::int64_t rows, std::int64_t cols, T* z, const T* bias,   \
+                                                 T* out) {                                                    \
+        rowops_impl::softmax_rows<T>(rows, cols, z, bias, out);                                               \
+    }                                                                                                         \
+    const rowops<T> NAME##_table = {NAME##_rank_k, NAME##_bias_relu, NAME##_relu_backward, NAME##_small_fwd,   \
+                                    NAME##_softmax};                                                          \
     }

@@ -99,12 +99,15 @@ template <class T>
 void check_ukernel(const gemm_kernel<T>& kern, stats& st) {
     const int mr = kern.mr, nr = kern.nr;
     const T nan = std::numeric_limits<T>::quiet_NaN(), guard = T(12345.5);
+    // Packed panels as the driver lays them out (k steps of MR and NR values), and panels read in place from a
+    // wider matrix (steps larger than MR and NR, as the driver passes for shallow operands).
+    for (int in_place = 0; in_place < 2; ++in_place)
     for (std::int64_t k : {0, 1, 2, 5, 64}) {
-        // Packed panels as the driver lays them out: k steps of MR (A) and NR (B) values, B 64-byte aligned.
-        std::vector<T> a(std::size_t(k * mr) + 1);
-        T* b = static_cast<T*>(std::aligned_alloc(64, ((std::size_t(k * nr) + 1) * sizeof(T) + 63) / 64 * 64));
-        for (std::int64_t i = 0; i < k * mr; ++i) a[std::size_t(i)] = T(uniform());
-        for (std::int64_t i = 0; i < k * nr; ++i) b[i] = T(uniform());
+        const std::int64_t a_step = mr + 3 * in_place, b_step = nr + 5 * in_place;
+        std::vector<T> a(std::size_t(k * a_step) + 1);
+        T* b = static_cast<T*>(std::aligned_alloc(64, ((std::size_t(k * b_step) + 1) * sizeof(T) + 63) / 64 * 64));
+        for (std::int64_t i = 0; i < k * a_step; ++i) a[std::size_t(i)] = T(uniform());
+        for (std::int64_t i = 0; i < k * b_step; ++i) b[i] = T(uniform());
         const std::int64_t rs_c = nr + 3;
         for (T alpha : {T(1), T(-0.5)})
             for (T beta : {T(0), T(1), T(0.3)}) {
@@ -114,7 +117,7 @@ void check_ukernel(const gemm_kernel<T>& kern, stats& st) {
                         c0[std::size_t(r * rs_c + j)] = T(uniform());
                         c[std::size_t(r * rs_c + j)] = beta == T(0) ? nan : c0[std::size_t(r * rs_c + j)];
                     }
-                kern.ukernel(k, a.data(), b, c.data(), rs_c, alpha, beta);
+                kern.ukernel(k, a.data(), a_step, b, b_step, c.data(), rs_c, alpha, beta);
                 ++st.calls;
                 for (int r = 0; r <= mr; ++r)
                     for (std::int64_t j = 0; j < rs_c; ++j) {
@@ -127,8 +130,8 @@ void check_ukernel(const gemm_kernel<T>& kern, stats& st) {
                         }
                         double ref = 0, scale = 0;
                         for (std::int64_t p = 0; p < k; ++p) {
-                            ref += double(a[std::size_t(p * mr + r)]) * double(b[p * nr + j]);
-                            scale += std::fabs(double(a[std::size_t(p * mr + r)]) * double(b[p * nr + j]));
+                            ref += double(a[std::size_t(p * a_step + r)]) * double(b[p * b_step + j]);
+                            scale += std::fabs(double(a[std::size_t(p * a_step + r)]) * double(b[p * b_step + j]));
                         }
                         const double cij = double(c0[std::size_t(r * rs_c + j)]);
                         ref = double(alpha) * ref + (beta == T(0) ? 0.0 : double(beta) * cij);

@@ -25,8 +25,8 @@ constexpr int nv = 2;         // ymm per tile row
 constexpr int lanes = 8;      // floats per ymm
 constexpr int nr = nv * lanes;
 
-void ukernel(std::int64_t k, const float* __restrict a, const float* __restrict b, float* c, std::int64_t rs_c,
-             float alpha, float beta) {
+void ukernel(std::int64_t k, const float* __restrict a, std::int64_t a_step, const float* __restrict b,
+             std::int64_t b_step, float* c, std::int64_t rs_c, float alpha, float beta) {
     __m256 acc[mr][nv];
 #pragma GCC unroll 32
     for (int r = 0; r < mr; ++r)
@@ -43,15 +43,15 @@ void ukernel(std::int64_t k, const float* __restrict a, const float* __restrict 
     for (std::int64_t p = 0; p < k; ++p) {
         __m256 bv[nv];
 #pragma GCC unroll 4
-        for (int v = 0; v < nv; ++v) bv[v] = _mm256_load_ps(b + v * lanes);
+        for (int v = 0; v < nv; ++v) bv[v] = _mm256_loadu_ps(b + v * lanes);
 #pragma GCC unroll 32
         for (int r = 0; r < mr; ++r) {
             const __m256 ar = _mm256_set1_ps(a[r]);
 #pragma GCC unroll 4
             for (int v = 0; v < nv; ++v) acc[r][v] = _mm256_fmadd_ps(ar, bv[v], acc[r][v]);
         }
-        a += mr;
-        b += nr;
+        a += a_step;
+        b += b_step;
     }
 
     const __m256 va = _mm256_set1_ps(alpha);

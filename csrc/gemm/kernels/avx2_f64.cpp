@@ -25,8 +25,8 @@ constexpr int nv = 2;         // ymm per tile row
 constexpr int lanes = 4;      // doubles per ymm
 constexpr int nr = nv * lanes;
 
-void ukernel(std::int64_t k, const double* __restrict a, const double* __restrict b, double* c, std::int64_t rs_c,
-             double alpha, double beta) {
+void ukernel(std::int64_t k, const double* __restrict a, std::int64_t a_step, const double* __restrict b,
+             std::int64_t b_step, double* c, std::int64_t rs_c, double alpha, double beta) {
     __m256d acc[mr][nv];
 #pragma GCC unroll 32
     for (int r = 0; r < mr; ++r)
@@ -43,15 +43,15 @@ void ukernel(std::int64_t k, const double* __restrict a, const double* __restric
     for (std::int64_t p = 0; p < k; ++p) {
         __m256d bv[nv];
 #pragma GCC unroll 4
-        for (int v = 0; v < nv; ++v) bv[v] = _mm256_load_pd(b + v * lanes);
+        for (int v = 0; v < nv; ++v) bv[v] = _mm256_loadu_pd(b + v * lanes);
 #pragma GCC unroll 32
         for (int r = 0; r < mr; ++r) {
             const __m256d ar = _mm256_set1_pd(a[r]);
 #pragma GCC unroll 4
             for (int v = 0; v < nv; ++v) acc[r][v] = _mm256_fmadd_pd(ar, bv[v], acc[r][v]);
         }
-        a += mr;
-        b += nr;
+        a += a_step;
+        b += b_step;
     }
 
     const __m256d va = _mm256_set1_pd(alpha);

@@ -1,4 +1,4 @@
-// AVX-512F float64 micro-kernel, 14 x 16 tile.
+// AVX-512F float64 micro-kernels, 14 x 16 tile (and 8 x 16 for few rows).
 //
 // Tile choice (Zen 4 / Skylake-X): C rows are contiguous, so the vector dimension is N: a C row of the tile is
 // 2 zmm (16 doubles) and the tile keeps 14 x 2 = 28 zmm accumulators, plus 2 zmm for the B row, plus 1-2 for the
@@ -23,13 +23,13 @@
 namespace pyfastnn {
 namespace {
 
-constexpr int mr = 14;
 constexpr int nv = 2;         // zmm per tile row
 constexpr int lanes = 8;      // doubles per zmm
 constexpr int nr = nv * lanes;
 
-void ukernel(std::int64_t k, const double* __restrict a, const double* __restrict b, double* c, std::int64_t rs_c,
-             double alpha, double beta) {
+template <int mr>
+void ukernel(std::int64_t k, const double* __restrict a, std::int64_t a_step, const double* __restrict b,
+             std::int64_t b_step, double* c, std::int64_t rs_c, double alpha, double beta) {
     __m512d acc[mr][nv];
 #pragma GCC unroll 32
     for (int r = 0; r < mr; ++r)
@@ -46,15 +46,15 @@ void ukernel(std::int64_t k, const double* __restrict a, const double* __restric
     for (std::int64_t p = 0; p < k; ++p) {
         __m512d bv[nv];
 #pragma GCC unroll 4
-        for (int v = 0; v < nv; ++v) bv[v] = _mm512_load_pd(b + v * lanes);
+        for (int v = 0; v < nv; ++v) bv[v] = _mm512_loadu_pd(b + v * lanes);
 #pragma GCC unroll 32
         for (int r = 0; r < mr; ++r) {
             const __m512d ar = _mm512_set1_pd(a[r]);
 #pragma GCC unroll 4
             for (int v = 0; v < nv; ++v) acc[r][v] = _mm512_fmadd_pd(ar, bv[v], acc[r][v]);
         }
-        a += mr;
-        b += nr;
+        a += a_step;
+        b += b_step;
     }
 
     const __m512d va = _mm512_set1_pd(alpha);
@@ -92,7 +92,10 @@ namespace {
 // moves twice the C bytes per flop, and a longer k loop halves the C tile loads/stores (measured +5-10% at
 // 1024-2048 with 2 threads); the A block mc x kc = 112 x 512 x 8 B = 448 KiB stays in L2, the B micro-panel
 // (64 KiB) and A micro-panel (56 KiB) stream from L2, which delivers far more than the ~6 B/cycle they need.
-const gemm_kernel<double> kernel = {"avx512_f64_14x16", mr, nr, /*mc*/ 112, /*kc*/ 512, /*nc*/ 4096, ukernel, direct};
+// The 8 x 16 tile serves up to 128 rows when it pads less than 14-row tiles, as for float32.
+const gemm_kernel<double> kernel_8 = {"avx512_f64_8x16", 8, nr, 112, 512, 4096, ukernel<8>, direct};
+const gemm_kernel<double> kernel = {"avx512_f64_14x16", 14, nr, /*mc*/ 112, /*kc*/ 512, /*nc*/ 4096, ukernel<14>,
+                                    direct, &kernel_8, /*small_m_max*/ 128};
 }  // namespace
 const gemm_kernel<double>* avx512_f64_kernel() { return &kernel; }
 }  // namespace pyfastnn

@@ -34,7 +34,8 @@ inline void fma_row(float32x4_t (&acc)[nv], const float32x4_t (&bv)[nv], float32
     for (int v = 0; v < nv; ++v) acc[v] = vfmaq_laneq_f32(acc[v], bv[v], a, lane);
 }
 
-void ukernel(std::int64_t k, const float* __restrict a, const float* __restrict b, float* c, std::int64_t rs_c,
+void ukernel(std::int64_t k, const float* __restrict a, std::int64_t a_step, const float* __restrict b,
+             std::int64_t b_step, float* c, std::int64_t rs_c,
              float alpha, float beta) {
     float32x4_t acc[mr][nv];
 #pragma GCC unroll 32
@@ -65,8 +66,8 @@ void ukernel(std::int64_t k, const float* __restrict a, const float* __restrict 
         fma_row<1>(acc[5], bv, a1);
         fma_row<2>(acc[6], bv, a1);
         fma_row<3>(acc[7], bv, a1);
-        a += mr;
-        b += nr;
+        a += a_step;
+        b += b_step;
     }
 
     const float32x4_t va = vdupq_n_f32(alpha);

@@ -35,7 +35,8 @@ inline void fma_row(float64x2_t (&acc)[nv], const float64x2_t (&bv)[nv], float64
     for (int v = 0; v < nv; ++v) acc[v] = vfmaq_laneq_f64(acc[v], bv[v], a, lane);
 }
 
-void ukernel(std::int64_t k, const double* __restrict a, const double* __restrict b, double* c, std::int64_t rs_c,
+void ukernel(std::int64_t k, const double* __restrict a, std::int64_t a_step, const double* __restrict b,
+             std::int64_t b_step, double* c, std::int64_t rs_c,
              double alpha, double beta) {
     float64x2_t acc[mr][nv];
 #pragma GCC unroll 32
@@ -67,8 +68,8 @@ void ukernel(std::int64_t k, const double* __restrict a, const double* __restric
         fma_row<1>(acc[5], bv, av[2]);
         fma_row<0>(acc[6], bv, av[3]);
         fma_row<1>(acc[7], bv, av[3]);
-        a += mr;
-        b += nr;
+        a += a_step;
+        b += b_step;
     }
 
     const float64x2_t va = vdupq_n_f64(alpha);

@@ -8,8 +8,9 @@ namespace {
 
 constexpr int mr = 4, nr = 8;  // 8 SSE2 accumulators: the widest the baseline target has registers for
 
-void ukernel(std::int64_t k, const float* a, const float* b, float* c, std::int64_t rs_c, float alpha, float beta) {
-    reference_ukernel<float, mr, nr>(k, a, b, c, rs_c, alpha, beta);
+void ukernel(std::int64_t k, const float* a, std::int64_t a_step, const float* b, std::int64_t b_step, float* c,
+             std::int64_t rs_c, float alpha, float beta) {
+    reference_ukernel<float, mr, nr>(k, a, a_step, b, b_step, c, rs_c, alpha, beta);
 }
 
 void direct(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a, std::int64_t rs_a,

@@ -8,8 +8,9 @@ namespace {
 
 constexpr int mr = 4, nr = 4;  // 8 SSE2 accumulators of two doubles
 
-void ukernel(std::int64_t k, const double* a, const double* b, double* c, std::int64_t rs_c, double alpha, double beta) {
-    reference_ukernel<double, mr, nr>(k, a, b, c, rs_c, alpha, beta);
+void ukernel(std::int64_t k, const double* a, std::int64_t a_step, const double* b, std::int64_t b_step, double* c,
+             std::int64_t rs_c, double alpha, double beta) {
+    reference_ukernel<double, mr, nr>(k, a, a_step, b, b_step, c, rs_c, alpha, beta);
 }
 
 void direct(std::int64_t m, std::int64_t n, std::int64_t k, double alpha, const double* a, std::int64_t rs_a,
