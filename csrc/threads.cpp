@@ -59,11 +59,14 @@ constexpr auto spin_before_sleep = std::chrono::microseconds(5000);
 // measures how long it waited for the others in each region (at the barriers and at the end), minus the wake-up
 // of workers that were asleep when the region was posted (waking a halted vCPU costs ~2 ms here, legitimately).
 // Waiting more than `stall_ns` and more than a quarter of the region means the CPUs are oversubscribed: regions
-// then run on the caller alone for a backoff time that doubles (10 ms .. 1 s) while it persists and halves with
-// each region that ran without such a stall.
+// then run on the caller alone for a backoff time that doubles while it persists and halves with each region that
+// ran without such a stall. The range, 2 ms .. 128 ms, is short on purpose: a transient load (another library's
+// threads spinning down after its last call) must not keep us serial for long, and a lasting one costs one probe
+// region per 128 ms. (With 10 ms .. 1 s, bench_train.py's M at batch 32, timed right after PyTorch's runs,
+// measured 31k samples/s instead of 60k.)
 constexpr std::int64_t stall_ns = 1000000;           // 1 ms
-constexpr std::int64_t min_backoff_ns = 10000000;    // 10 ms
-constexpr std::int64_t max_backoff_ns = 1000000000;  // 1 s
+constexpr std::int64_t min_backoff_ns = 2000000;     // 2 ms
+constexpr std::int64_t max_backoff_ns = 128000000;   // 128 ms
 
 inline std::int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
