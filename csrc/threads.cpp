@@ -60,13 +60,15 @@ constexpr auto spin_before_sleep = std::chrono::microseconds(5000);
 // of workers that were asleep when the region was posted (waking a halted vCPU costs ~2 ms here, legitimately).
 // Waiting more than `stall_ns` and more than a quarter of the region means the CPUs are oversubscribed: regions
 // then run on the caller alone for a backoff time that doubles while it persists and halves with each region that
-// ran without such a stall. The range, 2 ms .. 128 ms, is short on purpose: a transient load (another library's
-// threads spinning down after its last call) must not keep us serial for long, and a lasting one costs one probe
-// region per 128 ms. (With 10 ms .. 1 s, bench_train.py's M at batch 32, timed right after PyTorch's runs,
-// measured 31k samples/s instead of 60k.)
+// ran without such a stall. The range, 2 ms .. 16 ms, is short on purpose: a transient load (another library's
+// threads spinning down after its last call) must not keep us serial beyond it. Measured: with 10 ms .. 1 s,
+// bench_train.py's M at batch 32, timed right after PyTorch's runs, gave 31k samples/s instead of 53-60k; with
+// 2 .. 128 ms, bench_gemm.py (which alternates with NumPy, whose OpenBLAS threads spin after each call) gave
+// 0.57-0.75x NumPy at n = 512; with 2 .. 16 ms 1.02-1.16x, while bench_oversubscribed.py (two busy processes
+// beside) keeps 2 threads within 1.1-1.8x of 1 thread (70x without the guard).
 constexpr std::int64_t stall_ns = 1000000;           // 1 ms
 constexpr std::int64_t min_backoff_ns = 2000000;     // 2 ms
-constexpr std::int64_t max_backoff_ns = 128000000;   // 128 ms
+constexpr std::int64_t max_backoff_ns = 16000000;    // 16 ms
 
 inline std::int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
