@@ -249,27 +249,40 @@ void scale_delta_rows(std::int64_t rows, std::int64_t cols, T* delta, const T* s
     }
 }
 
-// Σ_k s_k C_k (Σ_k C_k without weights); *weight receives S (the row count without weights).
+// Σ_k s_k C_k and S = Σ_k s_k in row order (Σ_k C_k and the row count without weights). Every loss sums through
+// this, so unit weights give exactly the unweighted bits and S equals weight_sum's. A zero weight times a
+// non-finite cost is NaN on purpose: a diverging sample is reported whatever its weight.
 template <class T>
-double loss_total(loss_kind loss, act_kind act, std::int64_t rows, std::int64_t cols, const T* a, const T* z,
-                  const T* y, const T* sw, const std::int64_t* sw_index, double* weight) {
-    // One loop, so sample_cost has one call site and is inlined; the test of sw is loop-invariant and perfectly
-    // predicted (nothing next to a row's exp/log; -O3 may unswitch it). The weights are summed in the same order
-    // as weight_sum's, so both give the same S.
-    // A zero weight times a non-finite cost is NaN on purpose: a diverging sample is reported whatever its weight.
+struct weighted_costs {
+    const T* sw;
+    const std::int64_t* sw_index;
     double total = 0, s_sum = 0;
-    for (std::int64_t i = 0; i < rows; ++i) {
-        const double c = sample_cost(loss, act, cols, a + i * cols, z != nullptr ? z + i * cols : nullptr, y + i * cols);
+
+    void add(std::int64_t k, double cost) {
         if (sw == nullptr) {
-            total += c;
+            total += cost;
         } else {
-            const double s = sample_weight(sw, sw_index, i);
-            total += s * c;
+            const double s = sample_weight(sw, sw_index, k);
+            total += s * cost;
             s_sum += s;
         }
     }
-    *weight = sw == nullptr ? double(rows) : s_sum;
-    return total;
+    double weight(std::int64_t rows) const { return sw == nullptr ? double(rows) : s_sum; }
+    double mean(std::int64_t rows) const {
+        const double w = weight(rows);
+        return w > 0 ? total / w : 0.0;
+    }
+};
+
+template <class T>
+weighted_costs<T> loss_total(loss_kind loss, act_kind act, std::int64_t rows, std::int64_t cols, const T* a,
+                             const T* z, const T* y, const T* sw, const std::int64_t* sw_index) {
+    // One loop, so sample_cost has one call site and is inlined; the test of sw is loop-invariant and perfectly
+    // predicted (nothing next to a row's exp/log; -O3 may unswitch it).
+    weighted_costs<T> sums{sw, sw_index};
+    for (std::int64_t i = 0; i < rows; ++i)
+        sums.add(i, sample_cost(loss, act, cols, a + i * cols, z != nullptr ? z + i * cols : nullptr, y + i * cols));
+    return sums;
 }
 
 // delta = ∂C_k/∂z^L for every sample, unweighted.
@@ -327,24 +340,17 @@ double weight_sum(std::int64_t rows, const T* sw, const std::int64_t* sw_index) 
 template <class T>
 double loss_value(loss_kind loss, act_kind act, std::int64_t rows, std::int64_t cols, const T* a, const T* z,
                   const T* y, const T* sw, const std::int64_t* sw_index) {
-    double weight = 0;
-    const double total = loss_total(loss, act, rows, cols, a, z, y, sw, sw_index, &weight);
-    return weight > 0 ? total / weight : 0.0;
+    return loss_total(loss, act, rows, cols, a, z, y, sw, sw_index).mean(rows);
 }
 
 template <class T>
 double loss_and_output_delta(loss_kind loss, act_kind act, std::int64_t rows, std::int64_t cols, const T* a,
                              const T* z, const T* y, T* delta, bool ste, const T* sw,
                              const std::int64_t* sw_index) {
-    double weight = 0;
-    const double total = loss_total(loss, act, rows, cols, a, z, y, sw, sw_index, &weight);
-    if (sw == nullptr) {
-        output_delta(loss, act, rows, cols, a, z, y, delta, ste);
-        return weight > 0 ? total / weight : 0.0;
-    }
+    const weighted_costs<T> sums = loss_total(loss, act, rows, cols, a, z, y, sw, sw_index);
     output_delta(loss, act, rows, cols, a, z, y, delta, ste);
-    scale_delta_rows(rows, cols, delta, sw, sw_index, weight);
-    return weight > 0 ? total / weight : 0.0;
+    if (sw != nullptr) scale_delta_rows(rows, cols, delta, sw, sw_index, sums.weight(rows));
+    return sums.mean(rows);
 }
 
 template <class T>
@@ -355,7 +361,7 @@ double softmax_cross_entropy(std::int64_t rows, std::int64_t cols, const T* a, c
     // it cannot underflow, and its rounding moves the loss by ~1e-7 (float32) where the exps cost one libm call
     // per element (~2 µs of a 30 µs step at 32 x 10). Weights as in loss_and_output_delta: the same sums in the
     // same order, so unit weights give the unweighted bits.
-    double total = 0, s_sum = 0;
+    weighted_costs<T> sums{sw, sw_index};
     for (std::int64_t i = 0; i < rows; ++i) {
         const T* ar = a + i * cols;
         const T* zr = z + i * cols;
@@ -374,17 +380,10 @@ double softmax_cross_entropy(std::int64_t rows, std::int64_t cols, const T* a, c
         }
         c -= ysum_d * std::log(double(ar[jm]));
         for (std::int64_t j = 0; j < cols; ++j) d[j] = ar[j] * ysum - yr[j];  // as loss_and_output_delta
-        if (sw == nullptr) {
-            total += c;
-        } else {
-            const double s = sample_weight(sw, sw_index, i);
-            total += s * c;
-            s_sum += s;
-        }
+        sums.add(i, c);
     }
-    const double weight = sw == nullptr ? double(rows) : s_sum;
-    if (sw != nullptr) scale_delta_rows(rows, cols, delta, sw, sw_index, weight);
-    return weight > 0 ? total / weight : 0.0;
+    if (sw != nullptr) scale_delta_rows(rows, cols, delta, sw, sw_index, sums.weight(rows));
+    return sums.mean(rows);
 }
 
 template <class T>
