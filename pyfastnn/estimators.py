@@ -20,6 +20,7 @@ What differs from scikit-learn, on purpose or by necessity:
   the classifier, ``class_weight``. ``history_`` is the :class:`pyfastnn.History` of the last fit.
 """
 
+import contextlib
 import numbers
 import warnings
 
@@ -170,6 +171,10 @@ class _BaseMLP(BaseEstimator):
 
     # ---- training --------------------------------------------------------------------------------------------
 
+    def _on_backend(self):
+        """The ``backend`` parameter's backend for a ``with`` block (the current one when None)."""
+        return _backend.use_backend(self.backend) if self.backend else contextlib.nullcontext()
+
     def _validate_x(self, X, reset):
         return validate_data(self, X, reset=reset, dtype=self.net_.dtype, order="C")
 
@@ -223,11 +228,10 @@ class _BaseMLP(BaseEstimator):
         pyfastnn's. They differ for a multi-output regressor: scikit-learn reports ½·(mean over outputs) but
         its gradient is that of ½·(sum over outputs)."""
         n = X.shape[0]
-        batch = n if self.batch_size == "auto" and n <= 200 else (200 if self.batch_size == "auto" else self.batch_size)
+        batch = min(200, n) if self.batch_size == "auto" else self.batch_size
         if batch > n:
-            if self.batch_size != "auto":
-                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
-                              UserWarning, stacklevel=3)
+            warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
+                          UserWarning, stacklevel=3)
             batch = n
         x_val = None
         early = self.early_stopping and not incremental
@@ -251,7 +255,7 @@ class _BaseMLP(BaseEstimator):
                           monitor=lambda net: self._validation_score(x_val, y_val, sw_val))
         if isinstance(schedule, ReduceOnPlateau):
             kwargs["patience"] = epochs + 1  # the schedule, not fit, decides when a plateau ends training
-        with _backend.use_backend(self.backend) if self.backend else _nullcontext():
+        with self._on_backend():
             history = _fit(self.net_, X, self._targets(y), loss=self._loss, optimizer=self._optimizer,
                            batch_size=batch, epochs=epochs, shuffle=bool(self.shuffle), seed=seed,
                            callbacks=list(self.callbacks or ()), progress=bool(self.verbose),
@@ -291,14 +295,6 @@ class _BaseMLP(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         return tags
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
@@ -394,7 +390,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _outputs(self, X):
         check_is_fitted(self, "net_")
         X = self._validate_x(X, reset=False)
-        with _backend.use_backend(self.backend) if self.backend else _nullcontext():
+        with self._on_backend():
             return self.net_.forward(X)
 
     def predict_proba(self, X):
@@ -470,6 +466,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """Predicted targets, (n_samples,) for a single output, else (n_samples, n_outputs)."""
         check_is_fitted(self, "net_")
         X = self._validate_x(X, reset=False)
-        with _backend.use_backend(self.backend) if self.backend else _nullcontext():
+        with self._on_backend():
             f = self.net_.forward(X).astype(np.float64)
         return f[:, 0] if self._single_output else f
