@@ -8,6 +8,7 @@ import numpy as np
 
 from . import _backend
 from ._progress import Progress
+from .datasets import train_test_split
 from .losses import prepare_targets
 from .network import MLP, check_bool, check_inputs, check_sample_weight, check_seed
 from .optim import SGD, make_optimizer
@@ -141,23 +142,12 @@ def _split_validation(net, x, y, sw, loss, fraction, seed):
     if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction < 1:
         raise ValueError(f"validation_fraction must lie in (0, 1); got {fraction!r}")
     n = x.shape[0]
-    n_val = int(np.ceil(fraction * n))
-    if n_val < 1 or n - n_val < 1:
+    if n < 2:
         raise ValueError(f"early stopping needs at least 2 samples to hold out a validation fraction; got {n}")
-    rng = np.random.default_rng(seed)
-    if loss != "squared_error" and (y.shape[1] == 1 or loss == "cross_entropy"):
-        classes = _row_classes(y, loss)
-        # Stratified: every class gives its share; the rounding remainder goes to random rows.
-        val = []
-        for c in np.unique(classes):
-            rows = rng.permutation(np.flatnonzero(classes == c))
-            take = int(np.floor(fraction * rows.size))
-            val.append(rows[:take])
-        val = np.concatenate(val)
-        rest = np.setdiff1d(np.arange(n), val)
-        val = np.concatenate([val, rng.permutation(rest)[: max(0, n_val - val.size)]])
-    else:
-        val = rng.permutation(n)[:n_val]
+    classify = loss != "squared_error" and (y.shape[1] == 1 or loss == "cross_entropy")
+    labels = _row_classes(y, loss) if classify else np.zeros(n, dtype=np.int64)
+    # datasets.train_test_split on the row indices: stratified by class for classification losses.
+    _, val, _, _ = train_test_split(np.arange(n), labels, test_size=fraction, stratify=classify, seed=seed)
     keep = np.ones(n, dtype=bool)
     keep[val] = False
     val = np.sort(val)
