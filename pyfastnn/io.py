@@ -4,7 +4,9 @@ File format (version 1): a NumPy ``.npz`` archive (a zip of ``.npy`` arrays) hol
 
     header   uint8 array: UTF-8 JSON {"format": "pyfastnn.MLP", "format_version": 1, "pyfastnn_version",
              "layer_sizes", "activations", "dtype", "init", "straight_through", "sha256"}
-    W0..W{L-1}, b0..b{L-1}   the weights (N_l, N_{l-1}) and biases (N_l,) in the network's dtype
+    W0..W{L-1}, b0..b{L-1}   the weights (N_l, N_{l-1}) and biases (N_l,) in the network's dtype; W0 of a
+             network in the embedding layout is stored in Fortran order (the .npy header says so) and
+             loads in that layout
 
 ``sha256`` is the hex digest of the raw bytes of W0, b0, W1, b1, ... in that order: a file whose arrays were
 changed or damaged fails to load. Arrays are read with ``allow_pickle=False``, so a file cannot run code.
@@ -122,7 +124,9 @@ def load(path):
             if arr is None or arr.shape != shape or arr.dtype != dtype:
                 got = "missing" if arr is None else f"{arr.dtype} {arr.shape}"
                 raise ValueError(f"{path}: array {name} should be {dtype} {shape}; it is {got}")
-            out.append(np.ascontiguousarray(arr).copy())
+            # W0 saved in the embedding layout (the transpose of a C-contiguous table) comes back in it.
+            table = name == "W0" and arr.flags.f_contiguous
+            out.append(arr.copy(order="F") if table else np.ascontiguousarray(arr).copy())
     try:
         hidden = activations[:-1]
         net = MLP(sizes, activation=hidden if hidden else "relu", output_activation=activations[-1],

@@ -6,6 +6,7 @@ import numbers
 import numpy as np
 
 from . import _backend
+from ._validation import CSR, check_inputs
 from .activations import ZERO_GRADIENT_ACTIVATIONS, check_activation
 from .losses import check_loss, default_loss, prepare_targets
 from .optim import SGD, make_optimizer
@@ -41,32 +42,6 @@ def check_dtype(dtype):
     if dt not in _DTYPES:
         raise ValueError(f"dtype must be float32 or float64; got {dt}")
     return dt
-
-
-def check_inputs(x, n_features, dtype, what="X"):
-    """Validate inputs and return them as a C-contiguous 2-D array of ``dtype`` plus whether x was 1-D."""
-    if isinstance(x, (list, tuple)):
-        try:
-            x = np.asarray(x)
-        except ValueError as exc:  # ragged lists
-            raise ValueError(f"{what} must be a rectangular array of numbers: {exc}") from None
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{what} must be a NumPy array or a list of numbers; got {type(x).__name__}")
-    if x.dtype.kind not in "biuf":
-        raise TypeError(f"{what} must hold numbers; got an array of dtype {x.dtype}")
-    single = x.ndim == 1
-    if single:
-        x = x[None, :]
-    if x.ndim != 2:
-        raise ValueError(f"{what} must be 1-D (one sample) or 2-D (samples × features); got shape {x.shape}")
-    if x.shape[0] == 0:
-        raise ValueError(f"{what} is empty: it has no samples")
-    if x.shape[1] != n_features:
-        raise ValueError(f"{what} has {x.shape[1]} features per sample but the network expects {n_features}")
-    x = np.ascontiguousarray(x, dtype=dtype)
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{what} contains NaN or infinity")
-    return x, single
 
 
 def check_sample_weight(sample_weight, n, dtype):
@@ -235,7 +210,7 @@ class MLP:
         other.__dict__.update(self.__dict__)
         other.layer_sizes = list(self.layer_sizes)
         other.activations = list(self.activations)
-        other.weights = [w.copy() for w in self.weights]
+        other.weights = [w.copy(order="K") for w in self.weights]  # "K": an embedding table stays one
         other.biases = [b.copy() for b in self.biases]
         other._workspaces = {}
         other._grads = None
@@ -246,7 +221,7 @@ class MLP:
         """A copy of the network in another dtype."""
         other = self.copy()
         other.dtype = check_dtype(dtype)
-        other.weights = [np.ascontiguousarray(w, dtype=other.dtype) for w in self.weights]
+        other.weights = [w.astype(other.dtype, order="K") for w in self.weights]
         other.biases = [np.ascontiguousarray(b, dtype=other.dtype) for b in self.biases]
         return other
 
@@ -266,8 +241,13 @@ class MLP:
                 if not isinstance(arr, np.ndarray) or arr.shape != want or arr.dtype != self.dtype:
                     got = f"{arr.dtype} {arr.shape}" if isinstance(arr, np.ndarray) else type(arr).__name__
                     raise ValueError(f"{name} must be a {self.dtype} array of shape {want}; it is {got}")
-                if not arr.flags.c_contiguous or (writable and not arr.flags.writeable):
-                    raise ValueError(f"{name} must be C-contiguous{' and writable' if writable else ''}")
+                # weights[0] may also be the transpose of a C-contiguous (N_0, N_1) table: the embedding layout.
+                table = name == "weights[0]" and arr.flags.f_contiguous
+                if not (arr.flags.c_contiguous or table) or (writable and not arr.flags.writeable):
+                    raise ValueError(
+                        f"{name} must be C-contiguous{' (or the transpose of a C-contiguous table)' if l == 0 else ''}"
+                        f"{' and writable' if writable else ''}"
+                    )
 
     def _workspace(self, batch):
         """Activations, kept pre-activations and deltas for a batch size, allocated once and reused."""
@@ -288,9 +268,26 @@ class MLP:
         return ws
 
     def _gradient_buffers(self):
-        if self._grads is None:
+        # empty_like keeps each weight's layout: dW¹ has W¹'s (the kernels want them alike).
+        if self._grads is None or any(g.flags.c_contiguous != w.flags.c_contiguous
+                                      for g, w in zip(self._grads[0], self.weights)):
             self._grads = ([np.empty_like(w) for w in self.weights], [np.empty_like(b) for b in self.biases])
         return self._grads
+
+    @property
+    def embedding_layout(self):
+        """Whether W¹ is stored as an embedding table: ``weights[0]`` is then the transpose of a C-contiguous
+        (N_0, N_1) array, so the column of W¹ that an input picks is one contiguous row in memory. Training on
+        sparse input switches it on (that is where it pays: a sparse entry reads and updates one row); dense
+        input works in either layout."""
+        w = self.weights[0]
+        return bool(w.flags.f_contiguous and not w.flags.c_contiguous)
+
+    def _use_embedding_layout(self):
+        """Store W¹ as an embedding table (one copy, once). ``weights[0]`` becomes a new array (the transposed
+        view of the table): a reference to the old one no longer aliases the network."""
+        if not self.embedding_layout and self.layer_sizes[0] > 1 and self.layer_sizes[1] > 1:
+            self.weights[0] = np.ascontiguousarray(self.weights[0].T).T
 
     def _resolve_loss(self, loss):
         return default_loss(self.output_activation) if loss is None else check_loss(loss)
@@ -299,6 +296,8 @@ class MLP:
         self._check_parameters(writable)
         loss = self._resolve_loss(loss)
         x, _ = check_inputs(x, self.layer_sizes[0], self.dtype)
+        if writable and isinstance(x, CSR):
+            self._use_embedding_layout()  # training on sparse rows: the layout where they are cheap
         y = prepare_targets(loss, y, self.layer_sizes[-1], x.shape[0], self.dtype)
         return x, y, loss
 

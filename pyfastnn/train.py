@@ -10,7 +10,8 @@ from . import _backend
 from ._progress import Progress
 from .datasets import train_test_split
 from .losses import prepare_targets
-from .network import MLP, check_bool, check_inputs, check_sample_weight, check_seed
+from ._validation import CSR, check_inputs, take_rows
+from .network import MLP, check_bool, check_sample_weight, check_seed
 from .optim import SGD, make_optimizer
 from .schedules import make_schedule
 
@@ -151,8 +152,9 @@ def _split_validation(net, x, y, sw, loss, fraction, seed):
     keep = np.ones(n, dtype=bool)
     keep[val] = False
     val = np.sort(val)
+    keep = np.flatnonzero(keep)
     pick = lambda a, rows: None if a is None else np.ascontiguousarray(a[rows])  # noqa: E731
-    return (x[keep], y[keep], pick(sw, keep)), (x[val], y[val], pick(sw, val))
+    return (take_rows(x, keep), y[keep], pick(sw, keep)), (take_rows(x, val), y[val], pick(sw, val))
 
 
 _MONITORS = ("val_loss", "val_accuracy")
@@ -261,7 +263,8 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
     params = net.weights + net.biases
     outs, zs, deltas = net._workspace(batch)
     dws, dbs = net._gradient_buffers()
-    xbuf = np.empty((batch, x.shape[1]), dtype=net.dtype) if shuffle else None
+    # Shuffled dense batches are gathered into xbuf; sparse rows are read in place through the order.
+    xbuf = np.empty((batch, x.shape[1]), dtype=net.dtype) if shuffle and not isinstance(x, CSR) else None
     ybuf = np.empty((batch, y.shape[1]), dtype=net.dtype) if shuffle else None
     reporter = Progress(epochs, stream=sys.stderr, enabled=bool(progress))
     if schedule is not None:
