@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from . import __version__, _backend, datasets
+from ._validation import is_sparse
 from .activations import HIDDEN_ACTIVATIONS
 from .losses import LOSSES
 from .network import MLP
@@ -50,6 +51,9 @@ def _build_parser():
     t.add_argument("--data", metavar="PATH", help="your own data: CSV with a label column, .npz with X and y, or "
                    "MNIST-format IDX files (gzipped or not; give the images file or their folder)")
     t.add_argument("--label-column", default="-1", help="CSV label column: index or header name (default: last)")
+    t.add_argument("--labels", metavar="PATH", default=None,
+                   help="labels for a sparse matrix saved by scipy.sparse.save_npz (a .npy or a text file with one "
+                   "label per line)")
     t.add_argument("--layers", type=_layers, default=[256], help="hidden layer sizes, comma-separated (default 256)")
     t.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="relu", help="hidden activation (default relu)")
     t.add_argument("--loss", choices=LOSSES, default="cross_entropy", help="loss (default cross_entropy)")
@@ -91,8 +95,11 @@ def _load(args):
     if args.data.lower().removesuffix(".gz").endswith((".csv", ".tsv", ".txt")):
         label = args.label_column
         kw["label_column"] = int(label) if label.lstrip("-").isdigit() else label
+    if args.labels is not None:
+        kw["labels"] = args.labels
     x, y = datasets.load_data(args.data, **kw)
-    return np.asarray(x, dtype=args.dtype), np.asarray(y), args.data
+    x = x.astype(args.dtype) if is_sparse(x) else np.asarray(x, dtype=args.dtype)
+    return x, np.asarray(y), args.data
 
 
 def _fold_standardization(net, mean, std):
@@ -116,11 +123,14 @@ def train(args):
     x_train, x_test, y_train, y_test = datasets.train_test_split(x, y, test_size=args.test_size, seed=args.seed)
     mean = np.zeros(x.shape[1])
     std = np.ones(x.shape[1])
-    if not args.no_standardize:
+    sparse = is_sparse(x)
+    if sparse and not args.no_standardize:
+        print("sparse input: not standardized (centring would make it dense)")
+    elif not args.no_standardize:
         mean = x_train.mean(axis=0, dtype=np.float64)
         std = x_train.std(axis=0, dtype=np.float64)
         std[std == 0] = 1.0
-    scale = lambda a: ((a - mean) / std).astype(args.dtype)  # noqa: E731
+    scale = (lambda a: a) if sparse else (lambda a: ((a - mean) / std).astype(args.dtype))  # noqa: E731
 
     sizes = [x.shape[1], *args.layers, len(classes)]
     out_act = "softmax" if args.loss == "cross_entropy" else ("sigmoid" if args.loss == "binary_cross_entropy" else "linear")
@@ -135,7 +145,8 @@ def train(args):
     if args.loss == "hinge":
         targets_train, targets_test = 2 * targets_train - 1, 2 * targets_test - 1
 
-    print(f"data: {source}: {x.shape[0]} samples, {x.shape[1]} features, {len(classes)} classes; "
+    density = f" (sparse, {x.nnz / x.shape[0]:.1f} non-zeros per sample)" if sparse else ""
+    print(f"data: {source}: {x.shape[0]} samples, {x.shape[1]} features{density}, {len(classes)} classes; "
           f"train {len(y_train)} / test {len(y_test)}")
     print(f"network: {sizes} {args.activation}/{out_act}, loss {args.loss}, {optimizer}, batch {args.batch_size}, "
           f"{args.epochs} epochs, backend {_backend.get_backend()}, {_backend.get_num_threads()} threads, {args.dtype}")
@@ -145,7 +156,7 @@ def train(args):
     history = net.fit(scale(x_train), targets_train, loss=args.loss, optimizer=optimizer, batch_size=batch, epochs=args.epochs,
             seed=args.seed, validation_data=(scale(x_test), targets_test), progress=not args.quiet)
     elapsed = time.perf_counter() - start
-    if not args.no_standardize:
+    if not (args.no_standardize or sparse):
         _fold_standardization(net, mean, std)
     accuracy = net.accuracy(x_test, y_test)
     print(f"trained in {elapsed:.2f} s ({args.epochs * len(y_train) / elapsed:,.0f} samples/s)")
