@@ -2,7 +2,7 @@
 EmbeddingBag and scikit-learn, side by side in one process (used by ``pyfastnn bench`` and
 benchmarks/bench_sparse.py).
 
-The task (issue #10): V words, documents of ~40 tokens drawn from a Zipf distribution of word frequencies
+The task (issue #10): V words, documents of ~45 tokens drawn from a Zipf distribution of word frequencies
 (~35 distinct words, i.e. non-zeros, per row; the counts are the values), hidden 128 ReLU, 2 classes softmax +
 cross-entropy, plain SGD, batch 64, float32. Columns, in samples/s:
 
@@ -30,7 +30,7 @@ from . import _backend
 from .benchmark import _update_error, fmt_rate
 
 HIDDEN, CLASSES, BATCH, LR = 128, 2, 64, 0.05
-MEAN_TOKENS = 40        # tokens per document (Poisson); ~35 distinct at V = 50,000
+MEAN_TOKENS = 45        # tokens per document (Poisson): ~35 distinct words at V = 50,000
 ZIPF_EXPONENT = 1.07    # word frequency ∝ 1 / rank^s, as measured on English text
 VOCABS = {"full": (50_000, 1_000_000), "quick": (50_000,), "smoke": (2_000,)}
 POOL_DOCS = {"full": 1 << 16, "quick": 1 << 15, "smoke": 512}
