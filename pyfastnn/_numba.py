@@ -43,6 +43,10 @@ except Exception as exc:  # not installed, or installed against an incompatible 
         "install it with: pip install numba"
     ) from exc
 
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
+
 from ._ref import CSR, KERNELS, _check_csr  # noqa: F401  (KERNELS: the contract this module implements)
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")  # nogil: other Python threads run meanwhile
@@ -70,6 +74,10 @@ _LOSS_EPS = 1e-15
 # row (an outer product) np.matmul is ~8x slower than the fused loop on [784, 512, 256, 10]; from two rows on
 # BLAS is as fast or faster.
 _SMALL_BATCH = 1
+# The sparse kernels prefetch the row of E (and of its optimizer state) this many entries ahead. Measured on the
+# bag-of-words benchmark (35 words a row, hidden 128, float32): the forward gather takes ~15% less CPU time than
+# without at V = 50,000 and ~25% less at V = 1,000,000; 4 to 12 ahead are alike.
+_AHEAD = 6
 
 # ---------------------------------------------------------------------------------------------------------------
 # Compiled kernels. The arrays are C-contiguous; rows are samples. Clips and maxima are written as explicit
@@ -391,6 +399,32 @@ def _k_adam_layer(w, dw, mw, vw, b, db, mb, vb, wscale, lr, beta1, beta2, c1, c2
     _k_adam(b, db, mb, vb, one, lr, beta1, beta2, c1, c2, bc1, bc2, eps, zero)
 
 
+@intrinsic
+def _prefetch(typingctx, arr, row, col):
+    """Ask the CPU to start loading the cache line of arr[row, col] (LLVM's prefetch: no fault whatever the
+    address, no effect on any result)."""
+
+    def codegen(context, builder, sig, args):
+        aryty = sig.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        where = [context.cast(builder, a, t, types.intp) for a, t in zip(args[1:], sig.args[1:])]
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, where, wraparound=False)
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]))
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])  # a read, kept in every level, data
+        return context.get_dummy_value()
+
+    return types.void(arr, row, col), codegen
+
+
+@_jit
+def _k_prefetch_row(table, j):
+    """Prefetch row j of a 2-D array, every cache line of it."""
+    step = max(1, 64 // table.itemsize)
+    for h in range(0, table.shape[1], step):
+        _prefetch(table, j, h)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Sparse input: the first layer as an embedding table. ``table`` is E = W¹ᵀ, (N_0, N_1): C-contiguous in the
 # embedding layout, the F-contiguous transpose of W¹ otherwise (then a row of E is a strided column of W¹: the
@@ -404,11 +438,24 @@ def _k_sparse_z(indptr, indices, data, idx, use_idx, lo, table, s, z):
     """z[i] = s·Σ_k data[k]·E[indices[k]]: the first layer's pre-activation without its bias, summed entry after
     entry as the reference's sparse product sums (s is the scale of a lazily decayed E, else 1)."""
     rows, cols = z.shape
+    if rows == 0:
+        return
+    r = idx[lo] if use_idx else lo
     for i in range(rows):
-        r = idx[lo + i] if use_idx else lo + i
+        start, end = indptr[r], indptr[r + 1]
+        # The rows of E come from anywhere in a table larger than the caches: ask for the one _AHEAD entries on
+        # (into the next sample's entries near the end of this one's), so that the loads overlap.
+        nxt = -1
+        if i + 1 < rows:
+            nxt = idx[lo + i + 1] if use_idx else lo + i + 1
         for h in range(cols):
             z[i, h] = 0
-        for k in range(indptr[r], indptr[r + 1]):
+        for k in range(start, end):
+            a = k + _AHEAD
+            if a < end:
+                _k_prefetch_row(table, indices[a])
+            elif nxt >= 0 and indptr[nxt] + a - end < indptr[nxt + 1]:
+                _k_prefetch_row(table, indices[indptr[nxt] + a - end])
             e = table[indices[k]]
             v = data[k]
             for h in range(cols):
@@ -416,6 +463,7 @@ def _k_sparse_z(indptr, indices, data, idx, use_idx, lo, table, s, z):
         if s != 1:
             for h in range(cols):
                 z[i, h] = z[i, h] * s
+        r = nxt
 
 
 @_jit
@@ -464,9 +512,19 @@ def _k_rows_sgd(table, grad, touched, n, vel, b, db, vb, wscale, row_lr, lr, mom
                 zero, one):
     """The SGD step of the n rows touched[:n] of E, with gradients wscale·grad[:n] and their velocity rows (vel
     is not touched without momentum), at the rate row_lr; then the biases at the rate lr."""
+    plain = momentum == 0 and weight_decay == 0
+    cols = table.shape[1]
     for t in range(n):
+        if t + _AHEAD < n:
+            _k_prefetch_row(table, touched[t + _AHEAD])
+            if momentum != 0:
+                _k_prefetch_row(vel, touched[t + _AHEAD])
         j = touched[t]
-        _k_sgd(table[j], grad[t], vel[j], wscale, row_lr, momentum, nesterov, weight_decay)
+        if plain:  # _k_sgd's arithmetic written out: ~40% faster here than a call per row (measured)
+            for h in range(cols):
+                table[j, h] = table[j, h] - row_lr * (grad[t, h] * wscale)
+        else:
+            _k_sgd(table[j], grad[t], vel[j], wscale, row_lr, momentum, nesterov, weight_decay)
     _k_sgd(b, db, vb, one, lr, momentum, nesterov, zero)
 
 
@@ -475,6 +533,11 @@ def _k_rows_adam(table, grad, touched, n, m, v, b, db, mb, vb, wscale, lr, beta1
                  weight_decay, zero, one):
     """The Adam step of the n rows touched[:n] of E and of their moments; then the biases."""
     for t in range(n):
+        if t + _AHEAD < n:
+            ahead = touched[t + _AHEAD]
+            _k_prefetch_row(table, ahead)
+            _k_prefetch_row(m, ahead)
+            _k_prefetch_row(v, ahead)
         j = touched[t]
         _k_adam(table[j], grad[t], m[j], v[j], wscale, lr, beta1, beta2, c1, c2, bc1, bc2, eps, weight_decay)
     _k_adam(b, db, mb, vb, one, lr, beta1, beta2, c1, c2, bc1, bc2, eps, zero)
