@@ -17,6 +17,16 @@ is fastest from Python:
   then runs a tight Python loop of BLAS calls and fused kernels per batch; nothing is allocated per batch. A
   one-row batch computes its weight gradient (an outer product, where np.matmul is ~8× slower than a loop)
   inside the update kernel, touching each weight once.
+* Sparse input (a ``CSR`` x) changes only the first layer, whose weights may be stored as the table E = W¹ᵀ
+  (``weights[0]`` its F-contiguous transpose; every kernel taking weights accepts either layout). Z¹ is a gather
+  of rows of E; in ``train_epoch`` a batch's entries are grouped by column (a column → slot map kept at -1
+  between batches, so no O(N_0) work per batch), each touched row's gradient summed, then the row updated once.
+  Plain SGD's weight decay stays exact without a pass over E per step (a scale s, W¹ = s·E, folded back when
+  small and before returning); momentum and Adam update only the touched rows and their state when ``lazy``,
+  else every row every step (the dense formulas). The gathers and row updates are random reads from a table
+  larger than the caches, so they prefetch the rows a few entries ahead (an LLVM intrinsic). The same source
+  compiles for a C-contiguous E and for the F-contiguous E of W¹ stored in rows (strided, slower): two
+  specialisations per dtype of the few kernels that take E.
 
 Names (activations, losses, optimizers) are turned into small integer codes by dict look-up in Python and the
 codes are passed into the compiled kernels. Scalars that the reference applies in the arrays' dtype (learning
