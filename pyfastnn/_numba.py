@@ -420,7 +420,8 @@ def _prefetch(typingctx, arr, row, col):
         where = [context.cast(builder, a, t, types.intp) for a, t in zip(args[1:], sig.args[1:])]
         ptr = cgutils.get_item_pointer(context, builder, aryty, ary, where, wraparound=False)
         i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-        fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]))
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty)  # named for this LLVM's pointers
         builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])  # a read, kept in every level, data
         return context.get_dummy_value()
 
@@ -429,7 +430,8 @@ def _prefetch(typingctx, arr, row, col):
 
 @_jit
 def _k_prefetch_row(table, j):
-    """Prefetch row j of a 2-D array, every cache line of it."""
+    """Prefetch row j of a 2-D array: each cache line of a contiguous row (of a strided one, every step-th
+    element's line only: a hint either way)."""
     step = max(1, 64 // table.itemsize)
     for h in range(0, table.shape[1], step):
         _prefetch(table, j, h)
@@ -453,8 +455,8 @@ def _k_sparse_z(indptr, indices, data, idx, use_idx, lo, table, s, z):
     r = idx[lo] if use_idx else lo
     for i in range(rows):
         start, end = indptr[r], indptr[r + 1]
-        # The rows of E come from anywhere in a table larger than the caches: ask for the one _AHEAD entries on
-        # (into the next sample's entries near the end of this one's), so that the loads overlap.
+        # The rows of E come from anywhere in a table larger than the caches: prefetch the row needed _AHEAD
+        # entries later (one of the next sample's near the end of this one's), so that the loads overlap.
         nxt = -1
         if i + 1 < rows:
             nxt = idx[lo + i + 1] if use_idx else lo + i + 1
@@ -1028,7 +1030,8 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
     batch), except for a stateful optimizer with ``lazy`` False, which updates every row every step (the dense
     formulas: slow by definition). Plain SGD keeps weight decay exact without touching every row: W¹ = s·E
     inside the call, s shrinks by (1 − lr·weight_decay) per step, the row updates are divided by s, and s is
-    folded back into E when it gets small and before the call returns (dweights[0] is then not written).
+    folded back into E when it gets small and before the call returns. Only the dense formulas write
+    dweights[0].
 
     Returns (Σ batch loss × batch rows, or with weights × batch weight sum; rows trained; first row of the batch
     whose loss was not finite or −1; that loss). A batch with a non-finite loss is not applied and ends the epoch.
@@ -1208,9 +1211,9 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
                     continue
             else:
                 a_in = xb if l == 0 else o[l - 1]
-                # Δᵀ A; for the table, its transpose Aᵀ Δ (the element pairing of the update is the same)
-                dd, aa = (a_in, d[0]) if l == 0 and table else (d[l], a_in)
                 if small:  # Δᵀ A inside the update kernel
+                    # For the table, its transpose Aᵀ Δ: the arguments swap, the update pairs the same elements.
+                    dd, aa = (a_in, d[0]) if l == 0 and table else (d[l], a_in)
                     if adam:
                         adam_small(wk[l], dd, aa, dwk[l], mk[l], vk[l], biases[l], dbiases[l], m_b[l], v_b[l], scale,
                                    lr_t, b1_t, b2_t, c1_t, c2_t, bc1, bc2, eps_t, wd_t, zero, one)
@@ -1218,7 +1221,10 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
                         sgd_small(wk[l], dd, aa, dwk[l], vk[l], biases[l], dbiases[l], v_b[l], scale, lr_t, mom_t,
                                   nesterov, wd_t, zero, one)
                     continue
-                matmul(dd.T, aa, out=dwk[l])  # the 1/B is applied in the update
+                if l == 0 and table:
+                    matmul(a_in.T, d[0], out=dwk[0])  # Aᵀ Δ, the table's gradient (the 1/B is in the update)
+                else:
+                    matmul(dt[l], a_in, out=dwk[l])  # Δᵀ A (the 1/B is applied in the update)
             if adam:
                 adam_layer(wk[l], dwk[l], mk[l], vk[l], biases[l], dbiases[l], m_b[l], v_b[l], scale, lr_t, b1_t,
                            b2_t, c1_t, c2_t, bc1, bc2, eps_t, wd_t, zero, one)

@@ -347,7 +347,7 @@ def test_sparse_training_in_two_threads_at_once_matches_sequential_runs():
     def work(i):
         try:
             results[i] = train(i + 1)
-        except Exception as exc:  # surfaced below
+        except Exception as exc:  # noqa: BLE001 (surfaced below, in the main thread)
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
