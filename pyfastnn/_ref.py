@@ -1,7 +1,7 @@
 """The NumPy reference backend ("numpy"): the whole mathematics of a multilayer perceptron, written to be read.
 
 This module is the oracle every faster backend is tested against, so it favours the formulas of the classic
-derivation over speed. Notation (see DESIGN.md §1): layer l = 1..L, rows of a batch are samples,
+derivation over speed. Notation (see docs/design.md): layer l = 1..L, rows of a batch are samples,
 
     Z^l = A^{l-1} W^lᵀ + b^l,        A^l = σ_l(Z^l),            A^0 = X
     Δ^L = σ'(Z^L) ⊙ ∇_A C            (the output delta, per sample)
@@ -82,7 +82,7 @@ def gemm(a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Activations σ(z). The derivatives are written in terms of the output a where the output determines them, so
-# z need not be kept (DESIGN.md §1).
+# z need not be kept (docs/design.md, "Activations").
 
 
 def _softmax(z, out):

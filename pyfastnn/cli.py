@@ -1,6 +1,7 @@
 """The ``pyfastnn`` command: ``train`` (the main job), ``info``, ``bench`` and ``experiment``."""
 
 import argparse
+import json
 import sys
 import time
 
@@ -74,7 +75,10 @@ def _build_parser():
                    help="write the loss and accuracy curves to a PNG (default name pyfastnn-training.png; "
                    "needs matplotlib)")
 
-    sub.add_parser("info", help="version, backends, threads and what the compiled core detected about this CPU")
+    i = sub.add_parser("info", help="version, backends, threads and what the compiled core detected about this CPU")
+    i.add_argument("--json", action="store_true",
+                   help="print one JSON object: version, backend, backends (each with available and reason), "
+                   "threads, cpu_info")
 
     from . import benchmark, experiments  # each adds its own subcommand's options
 
@@ -200,9 +204,19 @@ def plot_history(history, path, title=""):
     plt.close(fig)
 
 
-def info(_args):
+def info(args):
     from . import cpu_info
 
+    if args.json:
+        report = {
+            "version": __version__,
+            "backend": _backend.get_backend(),
+            "backends": _backend.backends(),
+            "threads": _backend.get_num_threads(),
+            "cpu_info": cpu_info(),
+        }
+        print(json.dumps(report, indent=2))
+        return 0
     print(f"pyfastnn {__version__}")
     print(f"backend: {_backend.get_backend()}   threads: {_backend.get_num_threads()}")
     for name, state in _backend.backends().items():
