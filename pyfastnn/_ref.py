@@ -201,7 +201,9 @@ def _per_sample_loss(loss, act, a, z, y):
         if act == "softmax":
             return -np.sum(y * _log_softmax(z.astype(np.float64, copy=False)), axis=1)
         return -np.sum(y * np.log(np.clip(a, eps, None)), axis=1)
-    raise KeyError(loss)
+    raise ValueError(
+        f"unknown loss {loss!r}; valid names: squared_error, hinge, binary_cross_entropy, cross_entropy"
+    )
 
 
 def _loss_gradient(loss, a, y):

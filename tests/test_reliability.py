@@ -452,6 +452,8 @@ def test_numpy_backend_names_unknown_activations_and_missing_pre_activations():
         with pytest.raises(ValueError, match="unknown activation 'nope'"):
             k.activation_backward("nope", z, z, z.copy(), False)
         y = np.zeros((2, 3), np.float32)
+        with pytest.raises(ValueError, match="unknown loss 'nope'"):
+            k.loss_value("nope", "linear", z, z, y)
         with pytest.raises(ValueError, match="z"):
             k.loss_value("binary_cross_entropy", "sigmoid", z, None, y)
         with pytest.raises(ValueError, match="z"):
