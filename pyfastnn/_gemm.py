@@ -28,6 +28,9 @@ def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None, trans_a: bool, tr
     for name, v in (("alpha", alpha), ("beta", beta)):
         if isinstance(v, bool) or not isinstance(v, numbers.Real):
             raise TypeError(f"{name} must be a real number; got {v!r}")
+    for name, v in (("trans_a", trans_a), ("trans_b", trans_b)):
+        if not isinstance(v, (bool, np.bool_)):  # bool("no") is True: a truthy string would transpose
+            raise TypeError(f"{name} must be True or False; got {type(v).__name__} {v!r}")
     m, k = a.shape[::-1] if trans_a else a.shape
     k2, n = b.shape[::-1] if trans_b else b.shape
     if k != k2:
