@@ -42,10 +42,23 @@ def check_inputs(x, n_features, dtype, what="X"):
     if x.ndim != 2:
         raise ValueError(f"{what} must be 1-D (one sample) or 2-D (samples × features); got shape {x.shape}")
     _check_shape(x.shape, n_features, what)
-    x = np.ascontiguousarray(x, dtype=dtype)
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{what} contains NaN or infinity")
-    return x, single
+    return _finite(x, dtype, what, lambda k: "sample {}, feature {}".format(*np.unravel_index(k, x.shape))), single
+
+
+def _finite(given, dtype, what, where):
+    """``given`` as a C-contiguous array of ``dtype``, which must hold only finite numbers: NaN or infinity is an
+    error naming the first (``where(k)`` describes flat index k), and so are finite values that overflow the
+    dtype (float64 data beyond float32's range, for a float32 network)."""
+    with np.errstate(over="ignore"):
+        x = np.ascontiguousarray(given, dtype=dtype)
+    if np.all(np.isfinite(x)):
+        return x
+    if given.dtype.kind == "f" and np.all(np.isfinite(given)):
+        top, limit = float(np.max(np.abs(given))), float(np.finfo(dtype).max)
+        raise ValueError(f"{what} holds values up to {top:.3g}, beyond the {np.dtype(dtype)} range (±{limit:.3g}) of "
+                         "this network: scale the data, or use a float64 network")
+    k = int(np.flatnonzero(~np.isfinite(x.reshape(-1)))[0])
+    raise ValueError(f"{what} contains NaN or infinity (first at {where(k)})")
 
 
 def _check_shape(shape, n_features, what):
@@ -100,9 +113,8 @@ def _check_sparse(x, n_features, dtype, what):
             raise ValueError(f"{what}: column index {indices[bad]} (entry {bad}) is outside 0..{n_features - 1}")
     if n_features > np.iinfo(np.int32).max:
         raise ValueError(f"sparse input needs fewer than 2**31 features; the network has {n_features}")
-    data = np.ascontiguousarray(data, dtype=dtype)
-    if not np.all(np.isfinite(data)):
-        raise ValueError(f"{what} contains NaN or infinity")
+    data = _finite(data, dtype, what,
+                   lambda k: f"sample {np.searchsorted(indptr, k, side='right') - 1}, feature {indices[k]}")
     indptr = np.ascontiguousarray(indptr, dtype=np.int64)
     indices = np.ascontiguousarray(indices, dtype=np.int32)
     return CSR(indptr, indices, data, int(n_features)), single
@@ -115,3 +127,9 @@ def take_rows(x, rows):
     part = _sparse_from_csr(x)[np.asarray(rows)]
     return CSR(part.indptr.astype(np.int64, copy=False), part.indices.astype(np.int32, copy=False), part.data,
                x.n_cols)
+
+
+def largest_magnitude(x):
+    """max |x| over an array's entries or a CSR's stored entries (0 when there are none)."""
+    values = x.data if isinstance(x, CSR) else x
+    return float(np.max(np.abs(values))) if values.size else 0.0
