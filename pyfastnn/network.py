@@ -241,9 +241,12 @@ class MLP:
             f"dtype={self.dtype.name})"
         )
 
+    # Scratch kept between calls: workspaces, gradient buffers, the snapshot buffers of train_step and fit.
+    # Neither pickled nor shared with a copy.
+    _SCRATCH = ("_saved",)
+
     def __getstate__(self):
-        # Workspaces and gradient buffers are caches: not pickled.
-        state = dict(self.__dict__)
+        state = {k: v for k, v in self.__dict__.items() if k not in self._SCRATCH}
         state["_workspaces"] = {}
         state["_grads"] = None
         return state
@@ -262,7 +265,8 @@ class MLP:
         other.biases = [b.copy() for b in self.biases]
         other._workspaces = {}
         other._grads = None
-        other.__dict__.pop("_named_optimizers", None)
+        for key in ("_named_optimizers", *self._SCRATCH):
+            other.__dict__.pop(key, None)
         return other
 
     def astype(self, dtype):
