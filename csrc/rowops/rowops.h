@@ -27,6 +27,11 @@ struct rowops {
     // rows x cols block: z += bias (row-wise, skipped when bias is null), out = softmax of each row of z (out
     // may equal z). float32 takes its exponentials from a polynomial (~1-2 ulp) rather than libm.
     void (*softmax)(std::int64_t rows, std::int64_t cols, T* z, const T* bias, T* out);
+    // out[0..n) = alpha·Σ_q val[q]·base[idx[q]·ld + 0..n), or out += that when accumulate: a weighted sum of a
+    // few rows of a row-major matrix (the rows of an embedding table a sparse input picks, or the rows of a
+    // delta that one column of a sparse batch meets). out must not overlap the rows read.
+    void (*gather_axpy)(std::int64_t count, const std::int32_t* idx, const T* val, const T* base, std::int64_t ld,
+                        std::int64_t n, T alpha, T* out, bool accumulate);
 };
 
 const rowops<float>& active_rowops_f32();
