@@ -22,29 +22,49 @@ constexpr std::int64_t sparse_parallel_min = 64 * 1024;
 // 1/s while they are updated, and a fold costs a pass over E, so rarely (e.g. every 9,000 steps at ηλ = 1e-3).
 constexpr double renormalise_below = 1e-4;
 
+// Slots ahead whose row of E the update prefetches.
+constexpr std::int64_t update_prefetch_distance = 2;
+
 int threads_for(std::int64_t work, std::int64_t parts) {
     if (work < sparse_parallel_min) return 1;
     const int t = get_num_threads();
     return parts < t ? int(std::max<std::int64_t>(parts, 1)) : t;
 }
 
-// The entries of a batch grouped by column, in scratch that belongs to the calling thread and only grows.
+// Columns of the table are dealt to the threads of an update by a hash of the column (frequent words, whatever
+// their numbers, spread evenly): each thread groups and updates the rows it owns, so none writes another's.
+inline int owner_of(std::int32_t col, int nthreads) {
+    const std::uint32_t h = std::uint32_t(col) * 2654435761u;  // Knuth's multiplicative hash
+    return int((std::uint64_t(h) * std::uint64_t(nthreads)) >> 32);
+}
+
+// One thread's share of a batch, grouped by column, in scratch that belongs to the thread and only grows: slot k
+// holds column cols[k]; its entries are rows/vals[start[k] .. start[k+1]), in the batch's row order.
 template <class T>
 struct grouping {
-    std::vector<std::int32_t> slot_of;     // by input column: its slot in the batch being grouped, else -1
+    std::vector<std::int64_t> mine;        // the owned entries (positions in x), in the batch's row order ...
+    std::vector<std::int32_t> mine_row;    // ... and their rows in the batch
+    std::vector<std::int32_t> entry_slot;  // by owned entry: its slot
     std::vector<std::int32_t> cols;        // by slot: the column (row of E)
-    std::vector<std::int64_t> start;       // by slot: its first grouped entry; start[slots] = the entries
-    std::vector<std::int32_t> entry_slot;  // by entry, in the batch's row order: its slot
+    std::vector<std::int64_t> start;       // by slot: its first grouped entry; start[slots] = the owned entries
     std::vector<std::int32_t> rows;        // grouped entries: the batch row ...
     std::vector<T> vals;                   // ... and the value
-    std::vector<T> rowbuf;                 // per thread, 4 rows of n_out: a gradient and gathered strided rows
+    std::vector<T> rowbuf;                 // 4 rows of n_out: a gradient and copies of strided rows
     std::int64_t slots = 0;
 };
 
 template <class T>
-grouping<T>& scratch() {
+grouping<T>& thread_grouping() {
     thread_local grouping<T> g;
     return g;
+}
+
+// The column → slot map of the calling thread's updates: -1 between batches. The threads of one update share
+// it, each writing only the entries of the columns it owns.
+std::vector<std::int32_t>& slot_map(std::int64_t n_cols) {
+    thread_local std::vector<std::int32_t> map;
+    if (map.size() < std::size_t(n_cols)) map.resize(std::size_t(n_cols), -1);
+    return map;
 }
 
 template <class T>
@@ -52,53 +72,64 @@ void grow(std::vector<T>& v, std::size_t n) {
     if (v.size() < n) v.resize(n);
 }
 
-// Groups the batch's entries by column: slot k holds column cols[k], its entries are rows/vals[start[k] ..
-// start[k+1]) in the batch's row order (duplicates of a column within a row stay separate entries and add up).
-template <class T>
-void group_by_column(const csr_view<T>& x, const batch_rows& br, grouping<T>& g) {
-    if (g.slot_of.size() < std::size_t(x.n_cols)) g.slot_of.resize(std::size_t(x.n_cols), -1);
+std::int64_t batch_entries(const std::int64_t* indptr, const batch_rows& br) {
     std::int64_t nnz = 0;
-    for (std::int64_t r = 0; r < br.count; ++r) nnz += x.indptr[br[r] + 1] - x.indptr[br[r]];
-    grow(g.cols, std::size_t(std::min(nnz, x.n_cols)));
-    grow(g.start, std::size_t(std::min(nnz, x.n_cols) + 1));
-    grow(g.entry_slot, std::size_t(nnz));
-    grow(g.rows, std::size_t(nnz));
-    grow(g.vals, std::size_t(nnz));
-    std::int32_t* slot_of = g.slot_of.data();
-    std::int32_t* cols = g.cols.data();
-    std::int64_t* start = g.start.data();
-    std::int32_t* entry_slot = g.entry_slot.data();
-    // Pass 1: a slot per new column, counting its entries in start[].
-    std::int64_t slots = 0, e = 0;
+    for (std::int64_t r = 0; r < br.count; ++r) nnz += indptr[br[r] + 1] - indptr[br[r]];
+    return nnz;
+}
+
+// Groups the batch's entries in the columns that thread `tid` of `nthreads` owns (duplicates of a column
+// within a row stay separate entries: they add up).
+template <class T>
+void group_by_column(const csr_view<T>& x, const batch_rows& br, std::int64_t nnz, int tid, int nthreads,
+                     std::int32_t* slot_of, grouping<T>& g) {
+    grow(g.mine, std::size_t(nnz));
+    grow(g.mine_row, std::size_t(nnz));
+    std::int64_t* mine = g.mine.data();
+    std::int32_t* mine_row = g.mine_row.data();
+    // The owned entries, compacted without a branch (ownership is a coin toss per entry).
+    std::int64_t owned = 0;
     for (std::int64_t r = 0; r < br.count; ++r) {
         const std::int64_t row = br[r];
         for (std::int64_t p = x.indptr[row]; p < x.indptr[row + 1]; ++p) {
-            const std::int32_t c = x.indices[p];
-            std::int32_t s = slot_of[c];
-            if (s < 0) {
-                s = std::int32_t(slots++);
-                slot_of[c] = s;
-                cols[s] = c;
-                start[s] = 0;
-            }
-            ++start[s];
-            entry_slot[e++] = s;
+            mine[owned] = p;
+            mine_row[owned] = std::int32_t(r);
+            owned += nthreads == 1 || owner_of(x.indices[p], nthreads) == tid;
         }
+    }
+    grow(g.entry_slot, std::size_t(owned));
+    grow(g.cols, std::size_t(std::min(owned, x.n_cols)));
+    grow(g.start, std::size_t(std::min(owned, x.n_cols) + 1));
+    grow(g.rows, std::size_t(owned));
+    grow(g.vals, std::size_t(owned));
+    std::int32_t* cols = g.cols.data();
+    std::int64_t* start = g.start.data();
+    std::int32_t* entry_slot = g.entry_slot.data();
+    // A slot per new column, counting its entries in start[].
+    std::int64_t slots = 0;
+    for (std::int64_t q = 0; q < owned; ++q) {
+        // Branch-free: about half the entries of a batch open a new slot, in no predictable pattern.
+        const std::int32_t c = x.indices[mine[q]];
+        const std::int32_t seen = slot_of[c];
+        const bool fresh = seen < 0;
+        const std::int32_t s = fresh ? std::int32_t(slots) : seen;
+        slots += fresh;
+        slot_of[c] = s;
+        cols[s] = c;
+        start[s] = (fresh ? 0 : start[s]) + 1;
+        entry_slot[q] = s;
     }
     // Counts → end positions; placing the entries backwards then leaves start[k] at the slot's first entry and
     // keeps each slot's entries in row order.
     std::int64_t run = 0;
     for (std::int64_t s = 0; s < slots; ++s) start[s] = run += start[s];
-    start[slots] = nnz;
-    for (std::int64_t r = br.count; r-- > 0;) {
-        const std::int64_t row = br[r];
-        for (std::int64_t p = x.indptr[row + 1]; p-- > x.indptr[row];) {
-            const std::int64_t pos = --start[entry_slot[--e]];
-            g.rows[std::size_t(pos)] = std::int32_t(r);
-            g.vals[std::size_t(pos)] = x.data[p];
-        }
+    start[slots] = owned;
+    for (std::int64_t q = owned; q-- > 0;) {
+        const std::int64_t pos = --start[entry_slot[q]];
+        g.rows[std::size_t(pos)] = mine_row[q];
+        g.vals[std::size_t(pos)] = x.data[mine[q]];
     }
-    for (std::int64_t s = 0; s < slots; ++s) slot_of[cols[s]] = -1;  // all -1 again for the next batch
+    for (std::int64_t s = 0; s < slots; ++s) slot_of[cols[s]] = -1;  // -1 again for the next batch
     g.slots = slots;
 }
 
@@ -127,7 +158,7 @@ void forward_worker(void* p, const team& t) {
         T* z = c.z + r * n1;
         if (L.table) {
             // z = s·Σ_p x_p E[j_p, :]: a sum of contiguous rows of E.
-            ops.gather_axpy(count, x.indices + p0, x.data + p0, L.w, n1, n1, c.scale, z, false);
+            ops.gather_axpy(count, x.indices + p0, x.data + p0, L.w, n1, n1, c.scale, z, false, true);
             continue;
         }
         // Rows of W: the same sum reads W's columns, one strided element per output.
@@ -147,7 +178,10 @@ enum class row_step { gradient, sgd, momentum, adam };
 template <class T>
 struct update_ctx {
     const layer_view<T>* L;
-    grouping<T>* g;
+    const csr_view<T>* x;
+    const batch_rows* br;
+    std::int64_t nnz;       // the batch's entries
+    std::int32_t* slot_of;  // the shared column → slot map
     const T* delta;
     row_step step;
     T alpha;   // the gradient's factor: 1/B, or for plain SGD −η/(B·s), the whole step
@@ -158,44 +192,37 @@ struct update_ctx {
     adam_constants<T> adam;
 };
 
-// Slot k's share of the work is its entries plus one row update: the first slot of thread t's share.
-template <class T>
-std::int64_t first_slot(const grouping<T>& g, int tid, int nthreads) {
-    const std::int64_t total = g.start[g.slots] + g.slots;
-    const std::int64_t want = total * tid / nthreads;
-    std::int64_t lo = 0, hi = g.slots;  // the first k with start[k] + k >= want
-    while (lo < hi) {
-        const std::int64_t mid = (lo + hi) / 2;
-        if (g.start[mid] + mid < want) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
-}
-
 template <class T>
 void update_worker(void* p, const team& t) {
     auto& c = *static_cast<update_ctx<T>*>(p);
     const layer_view<T>& L = *c.L;
-    grouping<T>& g = *c.g;
     const std::int64_t n1 = L.n_out, n0 = L.n_in;
-    const std::int64_t k0 = first_slot(g, t.tid, t.nthreads), k1 = first_slot(g, t.tid + 1, t.nthreads);
+    grouping<T>& g = thread_grouping<T>();
+    group_by_column(*c.x, *c.br, c.nnz, t.tid, t.nthreads, c.slot_of, g);
+    const std::int64_t k0 = 0, k1 = g.slots;
     const auto& ops = active_rowops<T>();
-    T* grad = g.rowbuf.data() + std::int64_t(t.tid) * 4 * n1;  // this thread's rows only
+    grow(g.rowbuf, std::size_t(4 * n1));
+    T* grad = g.rowbuf.data();
     T* w_row = grad + n1;
     T* s1_row = grad + 2 * n1;
     T* s2_row = grad + 3 * n1;
     const bool direct = L.table && (c.step == row_step::gradient || c.step == row_step::sgd);
     for (std::int64_t k = k0; k < k1; ++k) {
+        if (L.table && k + update_prefetch_distance < k1) {
+            // The row written a few slots on: its cache misses overlap this slot's gradient sum.
+            const char* ahead = reinterpret_cast<const char*>(L.w + std::int64_t(g.cols[k + update_prefetch_distance]) * n1);
+            for (std::int64_t b = 0; b < n1 * std::int64_t(sizeof(T)); b += 64) __builtin_prefetch(ahead + b, 1);
+        }
         const std::int64_t j = g.cols[k], q0 = g.start[k], count = g.start[k + 1] - q0;
         const std::int32_t* rows = g.rows.data() + q0;
         const T* vals = g.vals.data() + q0;
         if (direct) {
             // Row j of dE, or of E itself for plain SGD: α·Σ_q x_q Δ[row_q, :] in one pass.
             ops.gather_axpy(count, rows, vals, c.delta, n1, n1, c.alpha, c.dst + j * n1,
-                            c.step == row_step::sgd);
+                            c.step == row_step::sgd, false);
             continue;
         }
-        ops.gather_axpy(count, rows, vals, c.delta, n1, n1, c.alpha, grad, false);
+        ops.gather_axpy(count, rows, vals, c.delta, n1, n1, c.alpha, grad, false, false);
         if (!L.table && (c.step == row_step::gradient || c.step == row_step::sgd)) {
             T* col = c.dst + j;  // W's column j: element k at k·n0
             if (c.step == row_step::gradient) {
@@ -235,16 +262,14 @@ void update_worker(void* p, const team& t) {
     }
 }
 
-// Groups the batch and runs `step` over the touched rows, split between threads by their share of the work.
+// Runs `step` over the rows of E that the batch uses, each thread grouping and updating the rows it owns.
 template <class T>
 void update_rows(update_ctx<T>& c, const csr_view<T>& x, const batch_rows& br) {
-    grouping<T>& g = scratch<T>();
-    group_by_column(x, br, g);
-    const std::int64_t n1 = c.L->n_out;
-    const int want = threads_for((g.start[g.slots] + g.slots) * n1, g.slots);
-    grow(g.rowbuf, std::size_t(want) * 4 * std::size_t(n1));
-    c.g = &g;
-    parallel_run(want, update_worker<T>, &c);
+    c.x = &x;
+    c.br = &br;
+    c.nnz = batch_entries(x.indptr, br);
+    c.slot_of = slot_map(x.n_cols).data();
+    parallel_run(threads_for(c.nnz * c.L->n_out, c.nnz), update_worker<T>, &c);
 }
 
 template <class T>
@@ -272,17 +297,16 @@ void scale_all(T* w, std::int64_t n, T factor) {
 
 template <class T>
 void sparse_forward(const layer_view<T>& L, const csr_view<T>& x, const batch_rows& br, T scale, T* z) {
-    std::int64_t nnz = 0;
-    for (std::int64_t r = 0; r < br.count; ++r) nnz += x.indptr[br[r] + 1] - x.indptr[br[r]];
     forward_ctx<T> c{&L, &x, &br, scale, z};
-    parallel_run(threads_for(nnz * L.n_out, br.count), forward_worker<T>, &c);
+    parallel_run(threads_for(batch_entries(x.indptr, br) * L.n_out, br.count), forward_worker<T>, &c);
 }
 
 template <class T>
 void sparse_weight_gradient(const layer_view<T>& L, const csr_view<T>& x, const batch_rows& br, const T* delta,
                             T* dw) {
     std::fill(dw, dw + L.n_out * L.n_in, T(0));
-    update_ctx<T> c{&L, nullptr, delta, row_step::gradient, T(1) / T(br.count), dw, nullptr, nullptr, nullptr, {}};
+    update_ctx<T> c{&L, nullptr, nullptr, 0, nullptr, delta, row_step::gradient, T(1) / T(br.count), dw, nullptr,
+                    nullptr, nullptr, {}};
     update_rows(c, x, br);
 }
 
@@ -302,14 +326,14 @@ void sparse_weight_update(const layer_view<T>& L, const csr_view<T>& x, const ba
         }
         *scale = s;
         const T alpha = s == 1.0 ? -eta * inv_rows : T(double(-eta * inv_rows) / s);
-        update_ctx<T> c{&L, nullptr, delta, row_step::sgd, alpha, L.w, nullptr, nullptr, &opt, {}};
+        update_ctx<T> c{&L, nullptr, nullptr, 0, nullptr, delta, row_step::sgd, alpha, L.w, nullptr, nullptr, &opt, {}};
         update_rows(c, x, br);
         return;
     }
     const bool adam = opt.kind == optimizer_kind::adam;
     if (opt.lazy) {
-        update_ctx<T> c{&L, nullptr, delta, adam ? row_step::adam : row_step::momentum, inv_rows, L.w, state1,
-                        state2, &opt, {}};
+        const row_step step = adam ? row_step::adam : row_step::momentum;
+        update_ctx<T> c{&L, nullptr, nullptr, 0, nullptr, delta, step, inv_rows, L.w, state1, state2, &opt, {}};
         if (adam)
             c.adam = adam_constants_of<T>(opt.step, opt.lr, opt.beta1, opt.beta2, opt.eps, opt.weight_decay);
         update_rows(c, x, br);

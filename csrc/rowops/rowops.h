@@ -29,9 +29,10 @@ struct rowops {
     void (*softmax)(std::int64_t rows, std::int64_t cols, T* z, const T* bias, T* out);
     // out[0..n) = alpha·Σ_q val[q]·base[idx[q]·ld + 0..n), or out += that when accumulate: a weighted sum of a
     // few rows of a row-major matrix (the rows of an embedding table a sparse input picks, or the rows of a
-    // delta that one column of a sparse batch meets). out must not overlap the rows read.
+    // delta that one column of a sparse batch meets). out must not overlap the rows read. prefetch: rows that
+    // may be far in memory (a large table) are prefetched a few entries ahead.
     void (*gather_axpy)(std::int64_t count, const std::int32_t* idx, const T* val, const T* base, std::int64_t ld,
-                        std::int64_t n, T alpha, T* out, bool accumulate);
+                        std::int64_t n, T alpha, T* out, bool accumulate, bool prefetch);
 };
 
 const rowops<float>& active_rowops_f32();
