@@ -66,6 +66,51 @@ void small_batch_forward(const layer_view<T>& L, const T* x, std::int64_t rows, 
     parallel_run(per_sample_threads(L.n_out, L.n_in), small_fwd_worker<T>, &c);
 }
 
+// The same for a first layer stored as a table E = Wᵀ: threads split E's columns (W's rows), in whole vectors.
+template <class T>
+void table_fwd_worker(void* p, const team& t) {
+    auto& c = *static_cast<small_fwd_ctx<T>*>(p);
+    const layer_view<T>& L = *c.L;
+    constexpr std::int64_t lanes = 32 / sizeof(T);
+    const std::int64_t vectors = (L.n_out + lanes - 1) / lanes;
+    const std::int64_t c0 = std::min(L.n_out, vectors * t.tid / t.nthreads * lanes);
+    const std::int64_t c1 = std::min(L.n_out, vectors * (t.tid + 1) / t.nthreads * lanes);
+    active_rowops<T>().table_small_forward(c.rows, L.n_in, c1 - c0, L.w + c0, L.n_out, c.x, c.z + c0, L.n_out);
+}
+
+template <class T>
+void table_small_batch_forward(const layer_view<T>& L, const T* x, std::int64_t rows, T* z) {
+    small_fwd_ctx<T> c{&L, x, rows, z};
+    parallel_run(per_sample_threads(L.n_out, L.n_in), table_fwd_worker<T>, &c);
+}
+
+template <class T>
+struct table_rank_k_ctx {
+    const layer_view<T>* L;
+    std::int64_t rows;
+    const T* delta;
+    const T* a;
+    T eta, decay;
+};
+
+template <class T>
+void table_rank_k_worker(void* p, const team& t) {
+    auto& c = *static_cast<table_rank_k_ctx<T>*>(p);
+    const layer_view<T>& L = *c.L;
+    std::int64_t j0, j1;
+    split_rows(L.n_in, t.tid, t.nthreads, &j0, &j1);
+    active_rowops<T>().table_rank_k(c.rows, j1 - j0, L.n_out, L.w + j0 * L.n_out, c.a + j0, L.n_in, c.delta, c.eta,
+                                    c.decay);
+}
+
+// Plain SGD on a table-layout first layer for a small batch: E ← decay·E − eta·A_prevᵀ Δ in one pass over E,
+// threads splitting E's rows (no Δ_prev: nothing is below the first layer).
+template <class T>
+void table_rank_k_update(const layer_view<T>& L, std::int64_t rows, const T* delta, const T* a, T eta, T decay) {
+    table_rank_k_ctx<T> c{&L, rows, delta, a, eta, decay};
+    parallel_run(per_sample_threads(L.n_out, L.n_in), table_rank_k_worker<T>, &c);
+}
+
 template <class T>
 struct dprev_ctx {
     const layer_view<T>* L;
@@ -135,14 +180,18 @@ void rank_k_update(const layer_view<T>& L, std::int64_t rows, const T* delta, co
 }
 
 // Z = A_prev Wᵀ (+ b, σ): one GEMM with W read transposed in place (a table E = Wᵀ as it is), then the bias +
-// activation pass. The small-batch row kernels read rows of W: a table takes the GEMM, whose direct loop
-// handles few rows.
+// activation pass; small batches take the row kernels.
 template <class T>
 void layer_forward(const layer_view<T>& L, const T* a_prev, std::int64_t rows, T* z, T* out) {
     T* target = z != nullptr ? z : out;
-    if (rows <= small_batch_max && !L.table) {
-        small_batch_forward(L, a_prev, rows, target);
-        bias_activation_forward<T>(L.act, rows, L.n_out, target, L.n_out, nullptr, out, L.n_out);
+    if (rows <= small_batch_max) {
+        // The row kernel adds the bias itself; the table's leaves it to the activation pass.
+        if (L.table) {
+            table_small_batch_forward(L, a_prev, rows, target);
+        } else {
+            small_batch_forward(L, a_prev, rows, target);
+        }
+        bias_activation_forward<T>(L.act, rows, L.n_out, target, L.n_out, L.table ? L.b : nullptr, out, L.n_out);
         return;
     }
     if (L.table) {
@@ -232,6 +281,13 @@ void backward_update(const std::vector<layer_view<T>>& net, const T* x, const sp
         }
         if (plain_sgd) {
             const T eta = T(opt.lr), decay = T(1) - T(opt.lr) * T(opt.weight_decay);
+            if (L.table && rows <= small_batch_max) {
+                // Only the first layer is a table: no Δ_prev to make, so up to 8 rows gain over the GEMM.
+                table_rank_k_update(L, rows, delta, a_prev, eta * inv_rows, decay);
+                column_sums(rows, L.n_out, delta, L.n_out, inv_rows, db[l]);
+                update_bias(L, db[l], l, nl, opt);
+                continue;
+            }
             if (rows <= rank_k_max && !L.table) {
                 rank_k_update(L, rows, delta, a_prev, eta * inv_rows, decay, delta_prev);
                 if (delta_prev != nullptr)

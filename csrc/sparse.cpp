@@ -207,10 +207,11 @@ void update_worker(void* p, const team& t) {
     T* s1_row = grad + 2 * n1;
     T* s2_row = grad + 3 * n1;
     const bool direct = L.table && (c.step == row_step::gradient || c.step == row_step::sgd);
-    for (std::int64_t k = k0; k < k1; ++k) {
-        if (L.table && k + update_prefetch_distance < k1) {
+    // Slots in reverse order of first use: the rows the forward pass read last are the likeliest still cached.
+    for (std::int64_t k = k1; k-- > k0;) {
+        if (L.table && k - update_prefetch_distance >= k0) {
             // The row written a few slots on: its cache misses overlap this slot's gradient sum.
-            const char* ahead = reinterpret_cast<const char*>(L.w + std::int64_t(g.cols[k + update_prefetch_distance]) * n1);
+            const char* ahead = reinterpret_cast<const char*>(L.w + std::int64_t(g.cols[k - update_prefetch_distance]) * n1);
             for (std::int64_t b = 0; b < n1 * std::int64_t(sizeof(T)); b += 64) __builtin_prefetch(ahead + b, 1);
         }
         const std::int64_t j = g.cols[k], q0 = g.start[k], count = g.start[k + 1] - q0;

@@ -244,6 +244,31 @@ def test_the_gradient_and_state_of_w1_must_have_its_layout():
         _call_epoch(later)
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_small_dense_batches_on_the_table_layout(settings, isa, threads, dtype):
+    """Batches of 1..9 dense rows on a table-layout W¹ (its own small-batch kernels: forward, and the one-pass
+    plain-SGD update, threads splitting E) against the same network in the row layout."""
+    _core.set_isa(isa)
+    _core.set_num_threads(threads)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((30, 301)).astype(dtype)
+    y = np.eye(3, dtype=dtype)[rng.integers(0, 3, 30)]
+    for rows in range(1, 10):
+        nets = []
+        for table in (False, True):
+            net = _net([301, 250, 3], dtype, table)
+            outs, zs, deltas, dws, dbs = _buffers(net, rows)
+            _core.forward(net.weights, net.biases, net.activations, x[:rows], outs, zs)
+            spec = pf.SGD(0.05, weight_decay=0.1).native_spec(net.weights + net.biases)
+            _core.train_epoch(net.weights, net.biases, net.activations, "cross_entropy", x, y, None, rows, outs, zs,
+                              deltas, dws, dbs, None, None, False, spec)
+            nets.append(net)
+        for a, b in zip(nets[1].weights + nets[1].biases, nets[0].weights + nets[0].biases):
+            close(a, b, dtype, 100)
+
+
 def test_dense_training_on_the_table_layout_uses_e_in_place():
     """A dense x on a network whose W¹ is a table: the update lands in the table (no copy behind the view)."""
     net = _net([10, 4, 2], np.float64, True)

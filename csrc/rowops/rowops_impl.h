@@ -242,6 +242,112 @@ inline void gather_axpy(std::int64_t count, const std::int32_t* __restrict idx, 
     }
 }
 
+// z (R rows x width) (+)= X E over rows j of the table (a block that stays in L2 while every column chunk passes
+// over it): each row of E streams once past all rows of X, the sums of NV vectors of columns per row of X held
+// in registers: R broadcasts + R·NV sums + one vector of E fit AVX2's 16 registers.
+template <class T, int R>
+inline void table_forward_rows(std::int64_t n_in, std::int64_t width, const T* __restrict e, std::int64_t ld_e,
+                               const T* __restrict x, std::int64_t ld_x, T* __restrict z, std::int64_t ldz,
+                               bool accumulate) {
+    constexpr int lanes = int(32 / sizeof(T));
+    constexpr int NV = (15 - R) / R > 8 ? 8 : (15 - R) / R;
+    std::int64_t c0 = 0;
+    for (; c0 + NV * lanes <= width; c0 += NV * lanes) {
+        vec32<T> acc[R][NV];
+        for (int r = 0; r < R; ++r)
+            for (int v = 0; v < NV; ++v) {
+                acc[r][v] = vec32<T>{};
+                if (accumulate) std::memcpy(&acc[r][v], z + r * ldz + c0 + v * lanes, sizeof acc[r][v]);
+            }
+        for (std::int64_t j = 0; j < n_in; ++j) {
+            T xs[R];
+            for (int r = 0; r < R; ++r) xs[r] = x[r * ld_x + j];
+            const T* ej = e + j * ld_e + c0;
+            for (int v = 0; v < NV; ++v) {
+                vec32<T> ev;
+                std::memcpy(&ev, ej + v * lanes, sizeof ev);
+                for (int r = 0; r < R; ++r) acc[r][v] += xs[r] * ev;
+            }
+        }
+        for (int r = 0; r < R; ++r)
+            for (int v = 0; v < NV; ++v) std::memcpy(z + r * ldz + c0 + v * lanes, &acc[r][v], sizeof acc[r][v]);
+    }
+    // The last columns (fewer than NV vectors), one at a time.
+    for (std::int64_t c = c0; c < width; ++c)
+        for (int r = 0; r < R; ++r) {
+            T sum = accumulate ? z[r * ldz + c] : T(0);
+            for (std::int64_t j = 0; j < n_in; ++j) sum += x[r * ld_x + j] * e[j * ld_e + c];
+            z[r * ldz + c] = sum;
+        }
+}
+
+// Rows of E per block of table_small_forward: 64 KB of the slice, so a block stays in L2 through its column
+// chunks instead of every chunk streaming the whole table from memory.
+template <class T>
+inline std::int64_t table_block_rows(std::int64_t width) {
+    const std::int64_t rows = (64 * 1024 / std::int64_t(sizeof(T))) / (width > 0 ? width : 1);
+    return rows < 8 ? 8 : rows;
+}
+
+template <class T>
+inline void table_small_forward(std::int64_t rows, std::int64_t n_in, std::int64_t width, const T* e,
+                                std::int64_t ld_e, const T* x, T* z, std::int64_t ldz) {
+    const std::int64_t block = table_block_rows<T>(width);
+    for (std::int64_t j0 = 0; j0 < n_in; j0 += block) {
+        const std::int64_t nj = n_in - j0 < block ? n_in - j0 : block;
+        const T* eb = e + j0 * ld_e;
+        const bool acc = j0 > 0;
+        for (std::int64_t r = 0; r < rows;) {
+            const std::int64_t left = rows - r;
+            const T* xr = x + r * n_in + j0;
+            T* zr = z + r * ldz;
+            if (left >= 4) {
+                table_forward_rows<T, 4>(nj, width, eb, ld_e, xr, n_in, zr, ldz, acc);
+                r += 4;
+            } else if (left == 3) {
+                table_forward_rows<T, 3>(nj, width, eb, ld_e, xr, n_in, zr, ldz, acc);
+                r += 3;
+            } else if (left == 2) {
+                table_forward_rows<T, 2>(nj, width, eb, ld_e, xr, n_in, zr, ldz, acc);
+                r += 2;
+            } else {
+                table_forward_rows<T, 1>(nj, width, eb, ld_e, xr, n_in, zr, ldz, acc);
+                r += 1;
+            }
+        }
+    }
+}
+
+template <class T, int R>
+inline void table_rank_k_rows(std::int64_t count, std::int64_t n_out, T* __restrict e, const T* __restrict a,
+                              std::int64_t ld_a, const T* __restrict delta, T eta, T decay) {
+    for (std::int64_t j = 0; j < count; ++j) {
+        T* __restrict ej = e + j * n_out;
+        T s[R];
+        for (int r = 0; r < R; ++r) s[r] = eta * a[r * ld_a + j];
+        for (std::int64_t c = 0; c < n_out; ++c) {
+            T upd = 0;
+            for (int r = 0; r < R; ++r) upd += s[r] * delta[r * n_out + c];
+            ej[c] = ej[c] * decay - upd;
+        }
+    }
+}
+
+template <class T>
+inline void table_rank_k(std::int64_t rows, std::int64_t count, std::int64_t n_out, T* e, const T* a,
+                         std::int64_t ld_a, const T* delta, T eta, T decay) {
+    switch (rows) {
+        case 1: return table_rank_k_rows<T, 1>(count, n_out, e, a, ld_a, delta, eta, decay);
+        case 2: return table_rank_k_rows<T, 2>(count, n_out, e, a, ld_a, delta, eta, decay);
+        case 3: return table_rank_k_rows<T, 3>(count, n_out, e, a, ld_a, delta, eta, decay);
+        case 4: return table_rank_k_rows<T, 4>(count, n_out, e, a, ld_a, delta, eta, decay);
+        case 5: return table_rank_k_rows<T, 5>(count, n_out, e, a, ld_a, delta, eta, decay);
+        case 6: return table_rank_k_rows<T, 6>(count, n_out, e, a, ld_a, delta, eta, decay);
+        case 7: return table_rank_k_rows<T, 7>(count, n_out, e, a, ld_a, delta, eta, decay);
+        default: return table_rank_k_rows<T, 8>(count, n_out, e, a, ld_a, delta, eta, decay);
+    }
+}
+
 }  // namespace rowops_impl
 }  // namespace pyfastnn
 
@@ -274,6 +380,17 @@ inline void gather_axpy(std::int64_t count, const std::int32_t* __restrict idx, 
                                                      T* out, bool accumulate, bool prefetch) {                 \
         rowops_impl::gather_axpy<T>(count, idx, val, base, ld, n, alpha, out, accumulate, prefetch);          \
     }                                                                                                         \
-    const rowops<T> NAME##_table = {NAME##_rank_k, NAME##_bias_relu, NAME##_relu_backward, NAME##_small_fwd,   \
-                                    NAME##_softmax, NAME##_gather_axpy};                                      \
+    __attribute__((flatten)) void NAME##_table_fwd(std::int64_t rows, std::int64_t n_in, std::int64_t width,    \
+                                                   const T* e, std::int64_t ld_e, const T* x, T* z,           \
+                                                   std::int64_t ldz) {                                        \
+        rowops_impl::table_small_forward<T>(rows, n_in, width, e, ld_e, x, z, ldz);                           \
+    }                                                                                                         \
+    __attribute__((flatten)) void NAME##_table_rank_k(std::int64_t rows, std::int64_t count, std::int64_t n_out, \
+                                                      T* e, const T* a, std::int64_t ld_a, const T* d, T eta,  \
+                                                      T decay) {                                              \
+        rowops_impl::table_rank_k<T>(rows, count, n_out, e, a, ld_a, d, eta, decay);                          \
+    }                                                                                                         \
+    const rowops<T> NAME##_table = {NAME##_rank_k,  NAME##_bias_relu,   NAME##_relu_backward,                  \
+                                    NAME##_small_fwd, NAME##_softmax,   NAME##_gather_axpy,                    \
+                                    NAME##_table_fwd, NAME##_table_rank_k};                                    \
     }
