@@ -112,8 +112,7 @@ bool is_csr(const py::handle& x) { return py::isinstance<py::tuple>(x); }
 // The dtype of a network call: x's for a dense x, else (a CSR) the weights'; the CSR's data must match it.
 bool network_is_float64(const py::list& weights, const py::handle& x) {
     if (!is_csr(x) && !py::isinstance<py::array>(x))
-        throw py::type_error("x must be a NumPy array or a CSR (indptr, indices, data, n_cols); got " +
-                             std::string(py::str(py::type::of(x).attr("__name__"))));
+        throw py::type_error("x must be a NumPy array or a CSR (indptr, indices, data, n_cols); got " + type_name(x));
     if (!is_csr(x) || weights.size() == 0) return is_float64(x, "x");
     return is_float64(weights[0], "weights[0]");
 }

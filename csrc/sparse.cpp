@@ -199,7 +199,6 @@ void update_worker(void* p, const team& t) {
     const std::int64_t n1 = L.n_out, n0 = L.n_in;
     grouping<T>& g = thread_grouping<T>();
     group_by_column(*c.x, *c.br, c.nnz, t.tid, t.nthreads, c.slot_of, g);
-    const std::int64_t k0 = 0, k1 = g.slots;
     const auto& ops = active_rowops<T>();
     grow(g.rowbuf, std::size_t(4 * n1));
     T* grad = g.rowbuf.data();
@@ -208,8 +207,8 @@ void update_worker(void* p, const team& t) {
     T* s2_row = grad + 3 * n1;
     const bool direct = L.table && (c.step == row_step::gradient || c.step == row_step::sgd);
     // Slots in reverse order of first use: the rows the forward pass read last are the likeliest still cached.
-    for (std::int64_t k = k1; k-- > k0;) {
-        if (L.table && k - update_prefetch_distance >= k0) {
+    for (std::int64_t k = g.slots; k-- > 0;) {
+        if (L.table && k >= update_prefetch_distance) {
             // The row written a few slots on: its cache misses overlap this slot's gradient sum.
             const char* ahead = reinterpret_cast<const char*>(L.w + std::int64_t(g.cols[k - update_prefetch_distance]) * n1);
             for (std::int64_t b = 0; b < n1 * std::int64_t(sizeof(T)); b += 64) __builtin_prefetch(ahead + b, 1);
