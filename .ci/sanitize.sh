@@ -16,4 +16,5 @@ export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=lib
 export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # `python -m pytest` puts this folder first on sys.path, so the sanitized build is the one imported.
 python -c "import pyfastnn._core as c, sys; assert c.__file__.startswith('$work'), c.__file__"
-python -m pytest -q -p no:cacheprovider tests/test_gemm.py tests/test_kernels.py tests/test_math.py tests/test_errors.py
+python -m pytest -q -p no:cacheprovider tests/test_gemm.py tests/test_kernels.py tests/test_math.py tests/test_errors.py \
+    tests/test_sparse.py tests/test_sparse_cpp.py
