@@ -71,11 +71,16 @@ def _text_extensions():
         sys.stderr.write("WARNING: " + msg + "\n")
         return []
     extra = ["/O2"] if sys.platform == "win32" else ["-O3", "-fvisibility=hidden"]
+    extra_link = []
+    if _flag("PYFASTNN_SANITIZE"):
+        extra = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined"]
+        extra_link = ["-fsanitize=address,undefined"]
     ext = Extension(
         "pyfastnn.text._bow",
         [os.path.join("pyfastnn", "text", "_bow.pyx")],
         language="c++",
         extra_compile_args=extra,
+        extra_link_args=extra_link,
     )
     try:
         return cythonize([ext], compiler_directives={"language_level": 3}, quiet=True)
