@@ -33,7 +33,7 @@ term order, so it does not depend on the split).
 
 cimport cython
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp, memcpy, memmove
 from libcpp.algorithm cimport sort as std_sort
 from libcpp.vector cimport vector
 
@@ -47,6 +47,7 @@ cdef extern from "Python.h":
     int PyUnicode_KIND(object o)
     void* PyUnicode_DATA(object o)
     Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    bint PyUnicode_IS_ASCII(object o)
     bint Py_UNICODE_ISALNUM(Py_UCS4 ch) nogil
     object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
     const char* PyUnicode_AsUTF8AndSize(object o, Py_ssize_t* size) except NULL
@@ -471,6 +472,7 @@ cdef struct DocRef:
     Py_ssize_t length
     int kind
     bint fold          # lower-case in the loop with the Latin-1 table
+    bint ascii         # every character < 128 (then each character is one UTF-8 byte)
 
 
 @cython.final
@@ -507,6 +509,7 @@ cdef class _Docs:
                     r.kind = PyUnicode_KIND(doc)
             r.data = PyUnicode_DATA(doc)
             r.length = PyUnicode_GET_LENGTH(doc)
+            r.ascii = PyUnicode_IS_ASCII(doc)
             self.keep[i] = doc
             self.refs[i] = r
             self.total_chars += r.length
@@ -643,8 +646,12 @@ cdef class _Worker:
         cdef Py_ssize_t d, ntok, maxbytes
         cdef const DocRef* r
         cdef Py_ssize_t chars = 0
-        for d in range(self.begin, self.end):
-            chars += self.docs.refs[d].length
+        if self.begin == 0:
+            # The first worker's vectors become the output, the other workers' rows appended: room for all.
+            chars = self.docs.total_chars
+        else:
+            for d in range(self.begin, self.end):
+                chars += self.docs.refs[d].length
         # Room for the entries of typical text (a word and its separator take 5+ characters), reserved up front
         # so the vectors are not copied as they grow; untouched reserved pages cost nothing.
         self.row_nnz.reserve(self.end - self.begin)
@@ -657,7 +664,9 @@ cdef class _Worker:
             maxbytes = r.length * (2 if r.kind == 1 else 4) + 9
             if <size_t>maxbytes > self.buf.size():
                 self.buf.resize(maxbytes)
-            if r.kind == 1:
+            if r.ascii:
+                ntok = self._tokenize_ascii(<const uint8_t*>r.data, r.length, r.fold)
+            elif r.kind == 1:
                 ntok = self._tokenize(<const uint8_t*>r.data, r.length, r.fold)
             elif r.kind == 2:
                 ntok = self._tokenize(<const uint16_t*>r.data, r.length, False)
@@ -733,6 +742,60 @@ cdef class _Worker:
             out[pos] = 0x20
             pos += 1
         return <Py_ssize_t>self.tok_start.size()
+
+    cdef Py_ssize_t _tokenize_ascii(self, const uint8_t* s, Py_ssize_t n, bint fold) except -1 nogil:
+        """_tokenize for an ASCII document, without a branch per character: every character goes through the
+        table into buf (a separator as one space, where it follows a word character; later separators are
+        overwritten), and token starts and ends are stored unconditionally, their counts advanced by 0 or 1.
+        The loop exits of the general tokenizer, mispredicted at every token, cost more than this."""
+        cdef const uint8_t* table = &_KEEP1[0]
+        if fold:
+            table = &_FOLD1[0]
+        if <size_t>(n // 2 + 2) > self.tok_start.size():
+            self.tok_start.resize(n // 2 + 2)
+            self.tok_end.resize(n // 2 + 2)
+        cdef uint8_t* out = self.buf.data()
+        cdef int64_t* ts = self.tok_start.data()
+        cdef int64_t* te = self.tok_end.data()
+        cdef Py_ssize_t i, pos = 0, ns = 0, ne = 0, k, kept = 0
+        cdef uint32_t c, w, prev = 0, ends
+        for i in range(n):
+            c = table[s[i]]
+            w = c != 0
+            ends = prev & (w ^ 1)
+            out[pos] = <uint8_t>(c | ((w ^ 1) << 5))     # a separator is written as 0x20
+            ts[ns] = pos
+            ns += w & (prev ^ 1)
+            te[ne] = pos
+            ne += ends
+            pos += w | ends
+            prev = w
+        if prev:
+            te[ne] = pos
+            ne += 1
+            out[pos] = 0x20
+        # Keep the tokens of two or more characters that are not stop words.
+        cdef bint dropped = False
+        for k in range(ne):
+            if te[k] - ts[k] < 2 or (self.stop is not None and
+                                     self.stop.find(<const char*>(out + ts[k]), te[k] - ts[k],
+                                                    pyfastnn_key_hash(<const char*>(out + ts[k]),
+                                                                      te[k] - ts[k])) >= 0):
+                dropped = True
+                continue
+            ts[kept] = ts[k]
+            te[kept] = te[k]
+            kept += 1
+        if dropped and self.max_n > 1:
+            # n-grams are slices of buf: close the gaps the dropped tokens left (one space between tokens).
+            pos = 0
+            for k in range(kept):
+                memmove(out + pos, out + ts[k], te[k] - ts[k])
+                te[k] = pos + te[k] - ts[k]
+                ts[k] = pos
+                out[te[k]] = 0x20
+                pos = te[k] + 1
+        return kept
 
     cdef int _emit(self, Py_ssize_t d, Py_ssize_t ntok) except -1 nogil:
         """Count the document's n-grams (slices of buf) into this worker's rows."""
