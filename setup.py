@@ -1,15 +1,16 @@
-"""Build of the compiled parts: the C++ core ``pyfastnn._core`` and the Cython text kernels ``pyfastnn.text._bow``.
+"""Build of the compiled parts: the C++ core ``pyfastnn._core`` and the Cython text kernels
+``pyfastnn.text._bow``.
 
 Every ``.cpp`` file under ``csrc/`` is compiled into one pybind11 extension with portable flags (no
 ``-march=native``): ISA-specific translation units raise their own target with ``#pragma GCC target`` and are
 reached only through the runtime dispatch table, so one wheel runs on any x86-64 or arm64 CPU.
 
-``pyfastnn/text/_bow.pyx`` is translated by Cython at build time (Cython is a build requirement only) and compiled
-as C++.
+``pyfastnn/text/_bow.pyx`` is translated by Cython at build time (Cython is a build requirement only) and
+compiled as C++.
 
-If an extension cannot be built (no compiler, no Cython, or ``PYFASTNN_NO_EXTENSION=1``) the package still installs,
-with a warning, and runs on its pure-Python fallbacks. ``PYFASTNN_REQUIRE_EXTENSION=1`` turns a failed build into an
-error.
+If an extension cannot be built (no compiler, no Cython, or ``PYFASTNN_NO_EXTENSION=1``) the package still
+installs, with a warning, and runs on its pure-Python fallbacks. ``PYFASTNN_REQUIRE_EXTENSION=1`` turns a
+failed build into an error.
 """
 
 import glob
@@ -63,7 +64,7 @@ class OptionalBuildExt(build_ext):
 
 
 def _text_extensions():
-    """The Cython text kernels, or [] (with a warning, or an error under PYFASTNN_REQUIRE_EXTENSION) without Cython."""
+    """The Cython text kernels; without Cython, [] and a warning (PYFASTNN_REQUIRE_EXTENSION: an error)."""
     if cythonize is None:
         msg = "Cython is not importable: building pyfastnn without its text kernels (pure-Python fallback)."
         if _flag("PYFASTNN_REQUIRE_EXTENSION"):

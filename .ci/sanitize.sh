@@ -16,6 +16,8 @@ ls pyfastnn/_core*.so pyfastnn/text/_bow*.so >/dev/null  # the build must have p
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
 export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # `python -m pytest` puts this folder first on sys.path, so the sanitized build is the one imported.
-python -c "import pyfastnn._core as c, pyfastnn.text._bow as b; assert c.__file__.startswith('$work') and b.__file__.startswith('$work'), (c.__file__, b.__file__)"
+python -c "
+import pyfastnn._core as c, pyfastnn.text._bow as b
+assert c.__file__.startswith('$work') and b.__file__.startswith('$work'), (c.__file__, b.__file__)"
 python -m pytest -q -p no:cacheprovider tests/test_gemm.py tests/test_kernels.py tests/test_math.py tests/test_errors.py \
     tests/test_text.py

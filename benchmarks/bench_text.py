@@ -135,7 +135,8 @@ def main(argv=None):
     for n in threads:
         pf.set_num_threads(n)
         _check_equal(BagOfWords().fit_transform(docs), X_ref, f"BagOfWords.fit_transform, {n} threads")
-        _check_equal(bow_fitted.transform(docs), cv_fitted.transform(docs), f"BagOfWords.transform, {n} threads")
+        _check_equal(bow_fitted.transform(docs), cv_fitted.transform(docs),
+                     f"BagOfWords.transform, {n} threads")
         _check_equal(HashingBagOfWords().fit_transform(docs),
                      HashingVectorizer(alternate_sign=False, norm=None).fit_transform(docs),
                      f"HashingBagOfWords, {n} threads")

@@ -1120,7 +1120,9 @@ def load_sentiment() -> tuple[list, np.ndarray, np.ndarray]:
     try:
         raw = resource.read_bytes()
     except OSError as exc:
-        raise OSError(f"the bundled data file pyfastnn/{_SENTIMENT_RESOURCE} cannot be read ({exc}); {hint}") from exc
+        raise OSError(
+            f"the bundled data file pyfastnn/{_SENTIMENT_RESOURCE} cannot be read ({exc}); {hint}"
+        ) from exc
     texts: list = []
     labels: list = []
     sources: list = []
@@ -1128,7 +1130,9 @@ def load_sentiment() -> tuple[list, np.ndarray, np.ndarray]:
         with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
             found = sorted(npz.files)
             if found != sorted(_SENTIMENT_SHA256):
-                raise ValueError(f"{resource}: expected arrays {sorted(_SENTIMENT_SHA256)}, found {found}; {hint}")
+                raise ValueError(
+                    f"{resource}: expected arrays {sorted(_SENTIMENT_SHA256)}, found {found}; {hint}"
+                )
             blobs = {name: npz[name].tobytes() for name in _SENTIMENT_SHA256}
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise ValueError(f"{resource}: not a readable .npz file ({exc}); {hint}") from None
@@ -1163,7 +1167,7 @@ def _text_rows(text: str, delimiter: str, quotechar: str | None):
 def _column_index(column: Any, name: str, header: list | None, ncols: int, where: Any) -> int:
     if isinstance(column, str):
         if header is None:
-            raise ValueError(f"{name}={column!r} is a header name, but the file is read without a header line")
+            raise ValueError(f"{name}={column!r} is a header name, but the file is read without a header")
         matches = [i for i, cell in enumerate(header) if cell.strip() == column.strip()]
         if len(matches) != 1:
             shown = header if len(header) <= 20 else header[:20] + ["..."]
@@ -1186,8 +1190,8 @@ def load_text(
 ):
     """Read a delimited file (CSV, TSV) with one text and one label per line.
 
-    Blank lines are skipped. Records are split by the ``csv`` module: only "\\n", "\\r" and "\\r\\n" end a line
-    (not other Unicode line breaks a text may hold), and quoted fields may hold delimiters and line breaks.
+    Blank lines are skipped. Records are split by the ``csv`` module: only "\\n", "\\r" and "\\r\\n" end a
+    line (not other Unicode line breaks a text may hold); quoted fields may hold delimiters and line breaks.
     A gzipped file is recognised by its content. Line numbers in error messages count physical lines from 1.
 
     Parameters
@@ -1235,8 +1239,11 @@ def load_text(
     for name, column in (("text_column", text_column), ("label_column", label_column)):
         if not isinstance(column, (numbers.Integral, str)) or isinstance(column, (bool, np.bool_)):
             raise TypeError(f"{name} must be a column index (int) or a header name (str), got {column!r}")
-    if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\r\n"):
-        raise ValueError(f"delimiter must be one character other than a line break, or None, got {delimiter!r}")
+    if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1
+                                  or delimiter in "\r\n"):
+        raise ValueError(
+            f"delimiter must be one character other than a line break, or None, got {delimiter!r}"
+        )
     if not (isinstance(skip_header, (bool, np.bool_)) or skip_header == "auto"):
         raise ValueError(f"skip_header must be True, False or 'auto', got {skip_header!r}")
     if quotechar != "auto" and quotechar is not None and (

@@ -164,7 +164,7 @@ def kernels(request, monkeypatch):
     return request.param
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # equality with scikit-learn
 
 
@@ -202,7 +202,8 @@ def test_max_features_ties_broken_as_sklearn(kernels):
 
 
 @pytest.mark.parametrize("params", [{"vocabulary": {"cat": 1, "the": 0, "zzz": 2, "日本": 3}},
-                                    {"vocabulary": ["the", "cat", "mat", "sat on", "on"], "ngram_range": (1, 2)},
+                                    {"vocabulary": ["the", "cat", "mat", "sat on", "on"],
+                                     "ngram_range": (1, 2)},
                                     {"vocabulary": {"the", "cat", "café", "ΟΔΟΣ", "οδος"}},
                                     {"vocabulary": ["the", 1, b"cat", "bad\ud800x"], "lowercase": False},
                                     {"vocabulary": {"the": np.int64(0), "mat": np.int32(1)}, "binary": True}],
@@ -261,7 +262,7 @@ def test_hashing_equals_sklearn(sentences, params, kernels):
 
 
 def test_hashing_surrogate_token():
-    # Only a custom tokenizer can make a token holding a lone surrogate: it cannot be hashed, in either library.
+    # Only a custom tokenizer makes a token holding a lone surrogate: it cannot be hashed, in either library.
     docs = ["ok bad\ud800x"]
     for est in (HashingBagOfWords(tokenizer=str.split), HashingVectorizer(tokenizer=str.split)):
         with pytest.raises(UnicodeEncodeError):
@@ -286,12 +287,13 @@ def test_hashing_counts_add_up_in_dtype(kernels):
     # scikit-learn adds 1s in the output dtype: float32 stops at 2**24, int8 wraps around (and keeps a 0).
     docs = ["ab " * 256 + "cd", "ab"]
     for dtype in (np.int8, np.uint8):
-        ref = HashingVectorizer(alternate_sign=False, norm=None, dtype=dtype, n_features=8).fit_transform(docs)
+        ref = HashingVectorizer(alternate_sign=False, norm=None, dtype=dtype, n_features=8)
+        ref = ref.fit_transform(docs)
         assert_same(HashingBagOfWords(dtype=dtype, n_features=8).fit_transform(docs), ref, str(dtype))
         assert 0 in ref.data
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # generated text (hypothesis)
 
 hypothesis = pytest.importorskip("hypothesis")
@@ -324,7 +326,8 @@ def test_generated_text_equals_sklearn(docs, lowercase, ngram, stop):
                     docs, lambda d, i: d, lowercase, frozenset(stop or ()), ngram[0], ngram[1], 1)
                 assert terms == list(ours.get_feature_names_out())
                 np.testing.assert_array_equal(indices, ours.fit_transform(docs).indices)
-        H_ref = HashingVectorizer(alternate_sign=False, norm=None, n_features=2**12, **params).fit_transform(docs)
+        H_ref = HashingVectorizer(alternate_sign=False, norm=None, n_features=2**12, **params)
+        H_ref = H_ref.fit_transform(docs)
         assert_same(HashingBagOfWords(n_features=2**12, **params).fit_transform(docs), H_ref, repr(docs))
 
 
@@ -358,7 +361,7 @@ def test_murmurhash3_many_strings():
             assert [_compiled.murmurhash3_32(k, seed) for k in keys] == expected
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # big documents, threads, the fallback
 
 
@@ -454,7 +457,7 @@ def test_outputs_are_writable_and_own_their_memory(kernels):
     del X, H  # the buffers are released with the arrays (no crash under the sanitizer job)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # documents: bytes, files, decoding
 
 
@@ -494,7 +497,7 @@ def test_document_types_accepted(kernels):
     assert X.shape == (2, 2)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # the estimator protocol
 
 
@@ -533,13 +536,13 @@ def test_pipeline_and_grid_search(sentences):
     _, y, _ = pf.datasets.load_sentiment()
     docs, y = sentences[:1200], y[:1200]
     pipe = make_pipeline(BagOfWords(), LogisticRegression(max_iter=300))
-    grid = GridSearchCV(pipe, {"bagofwords__ngram_range": [(1, 1), (1, 2)], "bagofwords__binary": [False, True]},
-                        cv=3)
+    grid = GridSearchCV(pipe, {"bagofwords__ngram_range": [(1, 1), (1, 2)],
+                               "bagofwords__binary": [False, True]}, cv=3)
     grid.fit(docs, y)
     assert grid.best_score_ > 0.6
     ref = GridSearchCV(make_pipeline(CountVectorizer(), LogisticRegression(max_iter=300)),
-                       {"countvectorizer__ngram_range": [(1, 1), (1, 2)], "countvectorizer__binary": [False, True]},
-                       cv=3).fit(docs, y)
+                       {"countvectorizer__ngram_range": [(1, 1), (1, 2)],
+                        "countvectorizer__binary": [False, True]}, cv=3).fit(docs, y)
     np.testing.assert_allclose(grid.cv_results_["mean_test_score"], ref.cv_results_["mean_test_score"])
     hashed = make_pipeline(HashingBagOfWords(n_features=2**12), LogisticRegression(max_iter=300))
     assert hashed.fit(docs, y).score(docs, y) > 0.8
@@ -555,13 +558,14 @@ def test_sklearn_tags():
 
 def test_import_loads_neither_sklearn_nor_scipy(run_python):
     r = run_python(
-        "import sys, pyfastnn, pyfastnn.text; print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))"
+        "import sys, pyfastnn, pyfastnn.text\n"
+        "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))"
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # bad input: the same exception types as scikit-learn, with clear messages
 
 
@@ -642,7 +646,8 @@ def test_vocabulary_of_wrong_type():
 
 
 def test_ngram_range_min_above_max():
-    both_raise(ValueError, r"Invalid value for ngram_range=\(2, 1\) lower boundary larger than the upper boundary",
+    both_raise(ValueError,
+               r"Invalid value for ngram_range=\(2, 1\) lower boundary larger than the upper boundary",
                {"ngram_range": (2, 1)})
     with pytest.raises(ValueError, match="lower boundary larger"):
         HashingBagOfWords(ngram_range=(2, 1)).fit_transform(["a b"])
@@ -654,7 +659,8 @@ def test_ngram_range_min_above_max():
 
 def test_min_df_above_max_df():
     docs = ["aa bb", "aa cc", "aa dd", "ee ff"]
-    both_raise(ValueError, "max_df corresponds to < documents than min_df", {"min_df": 3, "max_df": 2}, docs=docs)
+    both_raise(ValueError, "max_df corresponds to < documents than min_df", {"min_df": 3, "max_df": 2},
+               docs=docs)
     both_raise(ValueError, "max_df corresponds to < documents than min_df", {"min_df": 0.9, "max_df": 0.5},
                docs=docs)
 
@@ -738,7 +744,7 @@ def test_warnings_as_sklearn():
         BagOfWords(tokenizer=str.split).fit(["the cat"])
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # the bundled data and load_text
 
 
@@ -770,7 +776,8 @@ def test_load_text_csv_quotes_header_string_labels(tmp_path):
     p = tmp_path / "reviews.csv"
     p.write_text('id,review,label\n1,"Great, really great",pos\n2,"He said ""no""\nthen left",neg\n\n'
                  "3,plain text,pos\n", encoding="utf-8")
-    texts, y, classes = pf.datasets.load_text(p, text_column="review", label_column="label", return_classes=True)
+    texts, y, classes = pf.datasets.load_text(p, text_column="review", label_column="label",
+                                              return_classes=True)
     assert texts == ["Great, really great", 'He said "no"\nthen left', "plain text"]
     assert list(classes[y]) == ["pos", "neg", "pos"]
     t2, y2 = pf.datasets.load_text(p, text_column=1, skip_header=True)

@@ -6,7 +6,7 @@ The contract, shared with the pure-Python fallback ``pyfastnn.text._bow_py`` (sa
 
 ``count_new(docs, decode, lowercase, stop_words, min_n, max_n, n_threads)``
     Learn the vocabulary: ``(terms, indptr, indices, counts)`` with ``terms`` the distinct n-grams sorted as
-    Python sorts ``str``, and rows in canonical CSR form (column indices into ``terms``, sorted, no duplicates).
+    Python sorts ``str``, and rows in canonical CSR form (column indices into ``terms``, sorted, no repeats).
 ``count_fixed(docs, decode, lowercase, stop_words, min_n, max_n, table, n_threads)``
     Counts over a fixed vocabulary ``table = make_table({term: column})``: ``(indptr, indices, counts)``.
 ``hash_counts(docs, decode, lowercase, stop_words, min_n, max_n, n_features, n_threads)``
@@ -14,21 +14,24 @@ The contract, shared with the pure-Python fallback ``pyfastnn.text._bow_py`` (sa
 ``murmurhash3_32(key, seed=0)``
     Signed 32-bit MurmurHash3 (x86_32) of a ``str`` (its UTF-8 bytes) or ``bytes``.
 
-``indptr`` is int64, ``indices`` int32, ``counts`` int64. ``docs`` is a list; an item that is not exactly ``str``
-goes through ``decode(item, index)`` (bytes, errors naming the index). Tokens are scikit-learn's default
-``(?u)\\b\\w\\w+\\b`` after ``str.lower()``: maximal runs of two or more characters for which ``re``'s ``\\w``
-holds, which CPython defines as ``Py_UNICODE_ISALNUM(ch) || ch == '_'``. An n-gram is its tokens joined by one
-space, after stop words are removed.
+``indptr`` is int64, ``indices`` int32, ``counts`` int64. ``docs`` is a list; an item that is not exactly
+``str`` goes through ``decode(item, index)`` (bytes, errors naming the index). Tokens are scikit-learn's
+default ``(?u)\\b\\w\\w+\\b`` after ``str.lower()``: maximal runs of two or more characters for which ``re``'s
+``\\w`` holds, which CPython defines as ``Py_UNICODE_ISALNUM(ch) || ch == '_'``. An n-gram is its tokens
+joined by one space, after stop words are removed.
 
-How the loop stays in C: each document's buffer is read in place (``PyUnicode_KIND`` / ``PyUnicode_DATA``, one
-specialisation per character width). Latin-1 documents (the 1-byte kind, which covers ASCII) are lower-cased
-with a 256-entry table on the fly; wider documents are lower-cased by one ``str.lower()`` call beforehand (it can
-change the length: 'İ'.lower() has two characters). The kept tokens of a document are written as UTF-8 into one
-buffer, separated by single spaces, so every n-gram is a contiguous slice of it; the slice is hashed with
-MurmurHash3 and looked up in an open-addressing table over the UTF-8 bytes (no Python object per token). The
-GIL is released for all of that; documents are split into contiguous chunks, one per thread, each thread with
-its own table when the vocabulary is being learned (merged afterwards; the final feature order is the sorted
-term order, so it does not depend on the split).
+How the loop stays in C: each document's buffer is read in place (``PyUnicode_KIND`` / ``PyUnicode_DATA``,
+one specialisation per character width; ASCII documents by a loop without a branch per character). Latin-1
+documents (the 1-byte kind) are lower-cased on the fly with a 256-entry table; wider ones by one
+``str.lower()`` call beforehand (it can change the length: 'İ'.lower() has two characters). A document's kept
+tokens are written as UTF-8 into one buffer, separated by single spaces, so every n-gram is a contiguous slice
+of it. The slices are hashed, and looked up in an open-addressing table over the UTF-8 bytes whose slots hold
+each term's first 8 bytes and its count in the current document (one cache line per n-gram, prefetched a few
+n-grams ahead); no Python object is made per token. A row's columns are put in order with a bitmap over the
+columns (or a counting pass on their top bits, when there are many columns), not a comparison sort. The GIL is
+released for all of that; documents are split into contiguous ranges, one per thread, each thread with its own
+table while the vocabulary is being learned (merged afterwards: the final feature order is the sorted term
+order, so it does not depend on the split). The workers' vectors become the output arrays without a copy.
 """
 
 cimport cython
@@ -80,8 +83,8 @@ cdef extern from *:
     #endif
     }
 
-    /* The hash of the vocabulary tables (not MurmurHash3, which only the hashing vectorizer needs): 8 bytes at a
-       time, multiply-xorshift mixing; p must have 8 readable bytes past the key's end (the tail word is masked). */
+    /* The hash of the vocabulary tables (MurmurHash3 is only for the hashing vectorizer): 8 bytes at a time,
+       multiply-xorshift mixing; p must have 8 readable bytes past the key's end (the tail word is masked). */
     static inline uint32_t pyfastnn_key_hash(const char *p, int64_t n) {
         const uint64_t k = 0x9E3779B97F4A7C15ull;
         uint64_t h = (uint64_t)n * k, w;
@@ -151,11 +154,11 @@ cdef Py_ssize_t _PREFETCH_AHEAD = 8
 # column, then stay in cache), with a comparison sort above.
 cdef int64_t _BITMAP_MAX_COLUMNS = 1 << 18
 
-# Below this many characters in all documents together, one thread: starting another costs more than it saves.
+# Each thread gets at least this many characters: starting a thread for less costs more than it saves.
 cdef Py_ssize_t _MIN_CHARS_PER_THREAD = 1 << 16
 
-# Latin-1 tables, filled at import from CPython itself. _KEEP1[c] is c if c is re's \w, else 0 (NUL is not \w);
-# _FOLD1[c] is the same for str.lower() of c. Every Latin-1 character lowers to one Latin-1 character;
+# Latin-1 tables, filled at import from CPython itself. _KEEP1[c] is c if c is re's \w, else 0 (NUL is not
+# \w); _FOLD1[c] is the same for str.lower() of c. Every Latin-1 character lowers to one Latin-1 character;
 # _LATIN1_FOLD is cleared (and str.lower() used instead) should a Python ever differ.
 cdef uint8_t _KEEP1[256]
 cdef uint8_t _FOLD1[256]
@@ -257,7 +260,7 @@ cdef inline uint32_t _column(uint32_t h, uint32_t n_features, uint32_t mask) noe
     return a % n_features
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # A set of byte strings (UTF-8 terms) with an int32 id each: open addressing, linear probing.
 
 
@@ -278,7 +281,7 @@ cdef class _Table:
     """Terms as UTF-8 bytes in one arena; ``values[id]`` is the column of term ``id`` (or -1).
 
     A slot holds the first 8 bytes of its term, so a term of up to 8 bytes (most words) is matched without
-    reading the arena. Every key passed in must have 8 readable bytes from its start (the callers' buffers keep
+    reading the arena. Every key passed in must have 8 readable bytes past its end (the callers' buffers keep
     that much slack), so its head is one 8-byte load.
     """
 
@@ -383,7 +386,7 @@ cdef class _Table:
             i = (i + 1) & self.mask
         if self.n >= 2147483646:
             with gil:
-                raise ValueError("more than 2**31 - 2 distinct terms: the vocabulary does not fit int32 indices")
+                raise ValueError("more than 2**31 - 2 distinct terms: the vocabulary does not fit int32")
         tid = self.n
         sl.head = head
         sl.tag = tag
@@ -428,8 +431,8 @@ cdef class _Table:
         return kept
 
     cdef int add_str(self, object term, int32_t value) except -1:
-        """Add a str term with a given column; a term with no UTF-8 form (lone surrogates) is left out, since no
-        token can contain a surrogate (they are not \\w), so it could never match."""
+        """Add a str term with a given column. A term with no UTF-8 form (lone surrogates) is left out: no
+        token holds a surrogate (they are not \\w), so it could never match."""
         cdef Py_ssize_t n
         cdef const char* p
         try:
@@ -463,7 +466,7 @@ cdef _Table _stop_table(stop_words):
     return t
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # The documents, made ready under the GIL: decoded, lower-cased where C cannot do it, and kept alive.
 
 
@@ -517,16 +520,12 @@ cdef class _Docs:
     cdef list chunks(self, int n_threads):
         """Contiguous [begin, end) ranges of documents, one per thread, with about equal characters."""
         cdef Py_ssize_t n = self.refs.size(), i, begin = 0, acc = 0, target
-        cdef int t = n_threads
-        if t > 1 and self.total_chars < _MIN_CHARS_PER_THREAD * 2:
-            t = 1
-        if t > n:
-            t = <int>n
+        cdef Py_ssize_t t = min(<Py_ssize_t>n_threads, self.total_chars // _MIN_CHARS_PER_THREAD, n)
         if t <= 1:
             return [(0, n)]
         out = []
         target = (self.total_chars + n) // t + 1
-        for i in range(n):
+        for i in range(n - 1):  # the last document always ends the last range, which is never empty
             acc += self.refs[i].length + 1
             if acc >= target and len(out) < t - 1:
                 out.append((begin, i + 1))
@@ -536,7 +535,7 @@ cdef class _Docs:
         return out
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # One thread's work over a range of documents.
 
 
@@ -642,6 +641,9 @@ cdef class _Worker:
         with nogil:
             self._run()
 
+    cdef inline bint _is_stop(self, const uint8_t* token, Py_ssize_t n) noexcept nogil:
+        return self.stop.find(<const char*>token, n, pyfastnn_key_hash(<const char*>token, n)) >= 0
+
     cdef int _run(self) except -1 nogil:
         cdef Py_ssize_t d, ntok, maxbytes
         cdef const DocRef* r
@@ -652,8 +654,8 @@ cdef class _Worker:
         else:
             for d in range(self.begin, self.end):
                 chars += self.docs.refs[d].length
-        # Room for the entries of typical text (a word and its separator take 5+ characters), reserved up front
-        # so the vectors are not copied as they grow; untouched reserved pages cost nothing.
+        # Room for the entries of typical text (a word and its separator take 5+ characters), reserved up
+        # front so the vectors are not copied as they grow; untouched reserved pages cost nothing.
         self.row_nnz.reserve(self.end - self.begin)
         self.ids.reserve(chars // 5 * (self.max_n - self.min_n + 1) + 16)
         self.counts.reserve(chars // 5 * (self.max_n - self.min_n + 1) + 16)
@@ -676,7 +678,8 @@ cdef class _Worker:
         return 0
 
     cdef Py_ssize_t _tokenize(self, const char_t* s, Py_ssize_t n, bint fold) except -1 nogil:
-        """Write the kept tokens of s into buf; their byte ranges into tok_start / tok_end. Returns their number."""
+        """Write the kept tokens of s into buf and their byte ranges into tok_start / tok_end; returns how
+        many."""
         cdef uint8_t* out = self.buf.data()
         cdef Py_ssize_t i = 0, pos = 0, tstart, nchars
         cdef uint32_t c
@@ -732,9 +735,7 @@ cdef class _Worker:
                     if not _is_word(c):
                         break
             # The default pattern needs two word characters; a stop word is dropped before n-grams are formed.
-            if nchars < 2 or (self.stop is not None and
-                              self.stop.find(<const char*>(out + tstart), pos - tstart,
-                                             pyfastnn_key_hash(<const char*>(out + tstart), pos - tstart)) >= 0):
+            if nchars < 2 or (self.stop is not None and self._is_stop(out + tstart, pos - tstart)):
                 pos = tstart
                 continue
             self.tok_start.push_back(tstart)
@@ -777,10 +778,7 @@ cdef class _Worker:
         # Keep the tokens of two or more characters that are not stop words.
         cdef bint dropped = False
         for k in range(ne):
-            if te[k] - ts[k] < 2 or (self.stop is not None and
-                                     self.stop.find(<const char*>(out + ts[k]), te[k] - ts[k],
-                                                    pyfastnn_key_hash(<const char*>(out + ts[k]),
-                                                                      te[k] - ts[k])) >= 0):
+            if te[k] - ts[k] < 2 or (self.stop is not None and self._is_stop(out + ts[k], te[k] - ts[k])):
                 dropped = True
                 continue
             ts[kept] = ts[k]
@@ -908,8 +906,8 @@ cdef class _Worker:
         return 0
 
     cdef int write_learned(self, const int32_t* final, int32_t* out_idx, int64_t* out_cnt) except -1 nogil:
-        """MODE_LEARN, after the merge: rows with final (sorted-term) columns, sorted, into out_* (which may be
-        ids / counts themselves: each row is read whole before it is written)."""
+        """MODE_LEARN, after the merge: rows with final (sorted-term) columns, sorted, into out_* (which may
+        be ids / counts themselves: each row is read whole before it is written)."""
         cdef Py_ssize_t r, k, pos = 0, m, a
         cdef int64_t cnt
         cdef int32_t tmp_i
@@ -931,7 +929,8 @@ cdef class _Worker:
                 # One 64-bit key per entry (column high, count low): a plain integer sort orders the row.
                 self.packed.resize(m)
                 for k in range(m):
-                    self.packed[k] = (<uint64_t>final[self.ids[pos + k]] << 32) | <uint64_t>self.counts[pos + k]
+                    self.packed[k] = ((<uint64_t>final[self.ids[pos + k]] << 32)
+                                      | <uint64_t>self.counts[pos + k])
                 std_sort(self.packed.begin(), self.packed.end())
                 for k in range(m):
                     out_idx[pos + k] = <int32_t>(self.packed[k] >> 32)
@@ -958,8 +957,9 @@ cdef class _Worker:
                 self.write_learned(&final[0], self.ids.data(), self.counts.data())
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# The workers' vectors handed to NumPy without a copy: a buffer-protocol object owns the vector, the array views it.
+# ----------------------------------------------------------------------------------------------------------
+# The workers' vectors handed to NumPy without a copy: a buffer-protocol object owns the vector, the array
+# views it.
 
 
 @cython.final
@@ -1031,8 +1031,8 @@ cdef object _int64_array(vector[int64_t]& v):
 
 
 def _run_threads(tasks):
-    """Run the callables, the first in this thread and each other one in a thread of its own; re-raise the first
-    error. The callables release the GIL, so they run in parallel."""
+    """Run the callables, the first in this thread and each other one in a thread of its own; re-raise the
+    first error. The callables release the GIL, so they run in parallel."""
     if len(tasks) == 1:
         tasks[0]()
         return
@@ -1056,8 +1056,8 @@ def _run_threads(tasks):
         raise errors[0]
 
 
-cdef list _workers(_Docs prepared, int mode, int min_n, int max_n, stop_words, _Table vocab, uint32_t n_features,
-                   int64_t n_columns, int n_threads):
+cdef list _workers(_Docs prepared, int mode, int min_n, int max_n, stop_words, _Table vocab,
+                   uint32_t n_features, int64_t n_columns, int n_threads):
     cdef _Table stop = _stop_table(stop_words)
     return [_Worker(prepared, b, e, mode, min_n, max_n, stop, vocab, n_features, n_columns)
             for b, e in prepared.chunks(n_threads)]
@@ -1080,8 +1080,8 @@ cdef object _indptr(list workers, Py_ssize_t n_docs):
 
 
 cdef tuple _take_rows(list workers, Py_ssize_t n_docs):
-    """indptr, indices, counts of the workers' (final) rows, in document order: the first worker's vectors with
-    the others' appended, handed to NumPy without another copy."""
+    """indptr, indices, counts of the workers' (final) rows, in document order: the first worker's vectors
+    with the others' appended, handed to NumPy without another copy."""
     cdef _Worker w0 = workers[0], w
     cdef size_t at = w0.ids.size(), total = 0
     for w in workers:
@@ -1147,8 +1147,10 @@ def _bind(_Worker w, final, n_columns):
     return lambda: w.write_learned_py(final, n_columns)
 
 
-def count_fixed(list docs, decode, bint lowercase, stop_words, int min_n, int max_n, _Table table, int n_threads):
-    """Count over a fixed vocabulary (``make_table``): ``(indptr, indices, counts)``; see the module docstring."""
+def count_fixed(list docs, decode, bint lowercase, stop_words, int min_n, int max_n, _Table table,
+                int n_threads):
+    """Count over a fixed vocabulary (``make_table``): ``(indptr, indices, counts)``; see the module
+    docstring."""
     cdef _Docs prepared = _Docs(docs, decode, lowercase)
     cdef list workers = _workers(prepared, MODE_FIXED, min_n, max_n, stop_words, table, 0, table.n_columns(),
                                     n_threads)

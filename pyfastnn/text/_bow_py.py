@@ -1,5 +1,5 @@
-"""Pure-Python text kernels: the contract of the compiled ``pyfastnn.text._bow`` (same names, same results), and
-the general path for any analyzer.
+"""Pure-Python text kernels: the contract of the compiled ``pyfastnn.text._bow`` (same names, same results),
+and the general path for any analyzer.
 
 Used when the Cython extension is not built, and always for a custom ``token_pattern``, ``tokenizer``,
 ``preprocessor`` or ``analyzer``. The default analyzer here is scikit-learn's: ``str.lower()``, then
@@ -17,7 +17,7 @@ DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 _default_tokenize = re.compile(DEFAULT_TOKEN_PATTERN).findall
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # MurmurHash3_x86_32, from the public description of the algorithm.
 
 _C1, _C2, _M32 = 0xCC9E2D51, 0x1B873593, 0xFFFFFFFF
@@ -61,7 +61,7 @@ def hash_column(h, n_features):
     return abs(h) % n_features
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # Analyzers: document -> list of features.
 
 
@@ -90,7 +90,7 @@ def default_analyzer(decode, lowercase, stop_words, min_n, max_n):
     return analyze
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # Counting any features.
 
 
@@ -158,7 +158,7 @@ def hash_analyzed(docs, analyze, n_features):
     return _rows(per_doc)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # The contract of the compiled module.
 
 

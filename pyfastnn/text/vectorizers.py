@@ -1,10 +1,10 @@
 """Bag-of-words transformers with scikit-learn's interface and scikit-learn's exact output.
 
-:class:`BagOfWords` gives what ``sklearn.feature_extraction.text.CountVectorizer`` gives for the same parameters,
-:class:`HashingBagOfWords` what ``HashingVectorizer(alternate_sign=False, norm=None)`` gives: the same shape,
-dtype, feature order and values. The output is a ``scipy.sparse.csr_matrix`` in canonical form (column indices
-sorted within each row, no duplicates); scikit-learn's CountVectorizer output may have unsorted indices, so
-compare the two after ``sort_indices()``.
+:class:`BagOfWords` gives what ``sklearn.feature_extraction.text.CountVectorizer`` gives for the same
+parameters, :class:`HashingBagOfWords` what ``HashingVectorizer(alternate_sign=False, norm=None)`` gives: the
+same shape, dtype, feature order and values. The output is a ``scipy.sparse.csr_matrix`` in canonical form
+(column indices sorted within each row, no repeats); scikit-learn's CountVectorizer output may have unsorted
+indices, so compare the two after ``sort_indices()``.
 
 The default word analyzer runs in the compiled kernels (``pyfastnn.text._bow``, Cython, threads from
 :func:`pyfastnn.get_num_threads`) when they are built, else in pure Python with the same results. A custom
@@ -36,6 +36,7 @@ from operator import itemgetter
 import numpy as np
 
 from .._backend import get_num_threads
+from ..datasets import _check_bool, _check_dtype
 from . import _bow_py
 
 try:
@@ -61,16 +62,16 @@ def _kernels():
 
 
 def kernel_info():
-    """Which text kernels run the default analyzer: ``{"compiled": bool, "reason": str}`` (why not compiled)."""
+    """Which kernels run the default analyzer: ``{"compiled": bool, "reason": str}`` (why not compiled)."""
     return {"compiled": _compiled is not None, "reason": _COMPILED_ERROR}
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # scikit-learn's estimator protocol, without importing scikit-learn.
 
 
 class _Estimator:
-    """get_params / set_params / repr / pickling / estimator tags, as scikit-learn's BaseEstimator defines them."""
+    """get_params / set_params / repr / pickling / estimator tags, as in scikit-learn's BaseEstimator."""
 
     _requires_fit = True
 
@@ -80,7 +81,7 @@ class _Estimator:
                       if p.name != "self" and p.kind != p.VAR_KEYWORD)
 
     def get_params(self, deep=True):
-        """The constructor parameters as a dict (with ``name__sub`` entries of nested estimators when ``deep``)."""
+        """The constructor parameters as a dict (with nested estimators' as ``name__sub`` when ``deep``)."""
         out = {}
         for name in self._get_param_names():
             value = getattr(self, name)
@@ -151,14 +152,8 @@ class _NotFittedError(ValueError, AttributeError):
     """Raised before fit when scikit-learn (whose NotFittedError has the same bases) is not installed."""
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # Parameter checks, shared by both transformers.
-
-
-def _check_bool(value, name):
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    raise TypeError(f"{name} must be True or False, got {value!r}")
 
 
 def _is_int(value):
@@ -168,24 +163,21 @@ def _is_int(value):
 def _check_df(value, name):
     if _is_int(value):
         if value < 1:
-            raise ValueError(f"{name} must be an int >= 1 (a document count) or a float in [0.0, 1.0], got {value}")
+            raise ValueError(
+                f"{name} must be an int >= 1 (a document count) or a float in [0.0, 1.0], got {value}"
+            )
         return int(value)
     if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
         if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} as a float (a fraction of documents) must be in [0.0, 1.0], got {value}")
+            raise ValueError(
+                f"{name} as a float (a fraction of documents) must be in [0.0, 1.0], got {value}"
+            )
         return float(value)
     raise TypeError(f"{name} must be an int >= 1 or a float in [0.0, 1.0], got {value!r}")
 
 
-def _check_dtype(dtype):
-    try:
-        if dtype is None:
-            raise TypeError
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype must be a NumPy numeric dtype such as np.int64 or np.float32, got {dtype!r}") from None
-    if dt.kind not in _SPARSE_KINDS:
-        raise TypeError(f"dtype must be a NumPy numeric dtype such as np.int64 or np.float32, got {dt}")
+def _check_sparse_dtype(dtype):
+    dt = _check_dtype(dtype, _SPARSE_KINDS, "numeric", "dtype")
     if dt == np.float16:
         raise ValueError("dtype float16 is not supported by scipy.sparse; use float32 or float64")
     return dt
@@ -235,14 +227,15 @@ def _documents(raw_documents):
         raise ValueError(f"expected a 1-D sequence of documents, got an array of shape {raw_documents.shape}")
     if not isinstance(raw_documents, Iterable):
         raise TypeError(
-            f"expected an iterable over raw text documents (e.g. a list of str), got {type(raw_documents).__name__}"
+            "expected an iterable over raw text documents (e.g. a list of str), got "
+            f"{type(raw_documents).__name__}"
         )
     return list(raw_documents)
 
 
 def _make_decode(input, encoding, decode_error, strict):
-    """``decode(doc, index)``: the document's text, as scikit-learn's ``decode`` gives it. When ``strict``, the
-    result must be ``str`` (nothing custom will receive the raw document)."""
+    """``decode(doc, index)``: the document's text, as scikit-learn's ``decode`` gives it. When ``strict``,
+    the result must be ``str`` (nothing custom will receive the raw document)."""
 
     def decode(doc, i):
         if input == "filename":
@@ -260,7 +253,9 @@ def _make_decode(input, encoding, decode_error, strict):
                     f"'ignore' accepts such bytes)",
                 ) from None
             except LookupError:
-                raise LookupError(f"encoding={encoding!r} is not a known codec (document {i} is bytes)") from None
+                raise LookupError(
+                    f"encoding={encoding!r} is not a known codec (document {i} is bytes)"
+                ) from None
         elif isinstance(doc, float) and math.isnan(doc):
             raise ValueError(
                 f"document {i} is nan: np.nan is an invalid document, expected byte or unicode string."
@@ -281,7 +276,9 @@ class _Settings:
         if not isinstance(est.encoding, str):
             raise TypeError(f"encoding must be a str such as 'utf-8', got {est.encoding!r}")
         if est.decode_error not in ("strict", "ignore", "replace"):
-            raise ValueError(f"decode_error must be 'strict', 'ignore' or 'replace', got {est.decode_error!r}")
+            raise ValueError(
+                f"decode_error must be 'strict', 'ignore' or 'replace', got {est.decode_error!r}"
+            )
         self.lowercase = _check_bool(est.lowercase, "lowercase")
         for name in ("preprocessor", "tokenizer"):
             if getattr(est, name) is not None and not callable(getattr(est, name)):
@@ -290,13 +287,13 @@ class _Settings:
         if not callable(analyzer) and analyzer != "word":
             if analyzer in ("char", "char_wb"):
                 raise ValueError(
-                    f"analyzer={analyzer!r}: pyfastnn.text makes word n-grams only; for character n-grams use "
-                    "scikit-learn's CountVectorizer or pass a callable analyzer"
+                    f"analyzer={analyzer!r}: pyfastnn.text makes word n-grams only; for character n-grams "
+                    "use scikit-learn's CountVectorizer or pass a callable analyzer"
                 )
             raise ValueError(f"analyzer must be 'word' or a callable, got {analyzer!r}")
         self.min_n, self.max_n = _check_ngram_range(est.ngram_range)
         self.stop_words = _stop_words(est.stop_words)
-        self.dtype = _check_dtype(est.dtype)
+        self.dtype = _check_sparse_dtype(est.dtype)
         self.binary = _check_bool(est.binary, "binary")
 
         pattern = est.token_pattern
@@ -308,7 +305,9 @@ class _Settings:
             try:
                 compiled = re.compile(pattern)
             except re.error as exc:
-                raise ValueError(f"token_pattern={pattern!r} is not a valid regular expression: {exc}") from None
+                raise ValueError(
+                    f"token_pattern={pattern!r} is not a valid regular expression: {exc}"
+                ) from None
             if compiled.groups > 1:
                 raise ValueError(
                     "More than 1 capturing group in token pattern. Only a single group should be captured."
@@ -321,7 +320,8 @@ class _Settings:
         # the general Python path. Only the default path insists on str / bytes documents.
         self.default = (analyzer == "word" and est.preprocessor is None and est.tokenizer is None
                         and pattern in _COMPILED_PATTERNS)
-        strict = not callable(analyzer) and est.preprocessor is None and (self.lowercase or est.tokenizer is None)
+        strict = (not callable(analyzer) and est.preprocessor is None
+                  and (self.lowercase or est.tokenizer is None))
         self.input = est.input
         self.decode = _make_decode(est.input, est.encoding, est.decode_error, strict)
         self.analyze = None if self.default else self._analyzer(est, tokenize)
@@ -392,8 +392,8 @@ def _check_stop_words_consistency(est, settings, tokenize):
         return
     if inconsistent:
         warnings.warn(
-            "Your stop_words may be inconsistent with your preprocessing. Tokenizing the stop words generated "
-            f"tokens {sorted(inconsistent)!r} not in stop_words."
+            "Your stop_words may be inconsistent with your preprocessing. Tokenizing the stop words "
+            f"generated tokens {sorted(inconsistent)!r} not in stop_words."
         )
 
 
@@ -421,7 +421,7 @@ def _csr(data, indices, indptr, n_columns):
     return X
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # BagOfWords
 
 
@@ -484,8 +484,8 @@ class BagOfWords(_Estimator):
 
     def __init__(self, *, input="content", encoding="utf-8", decode_error="strict", lowercase=True,
                  preprocessor=None, tokenizer=None, stop_words=None, token_pattern=DEFAULT_TOKEN_PATTERN,
-                 ngram_range=(1, 1), analyzer="word", max_df=1.0, min_df=1, max_features=None, vocabulary=None,
-                 binary=False, dtype=np.int64):
+                 ngram_range=(1, 1), analyzer="word", max_df=1.0, min_df=1, max_features=None,
+                 vocabulary=None, binary=False, dtype=np.int64):
         self.input = input
         self.encoding = encoding
         self.decode_error = decode_error
@@ -503,16 +503,19 @@ class BagOfWords(_Estimator):
         self.binary = binary
         self.dtype = dtype
 
-    # -- vocabulary -------------------------------------------------------------------------------------------
+    # -- vocabulary ------------------------------------------------------------------------------------
 
     def _validate_vocabulary(self):
-        """Check a given ``vocabulary`` as scikit-learn does; set ``fixed_vocabulary_`` (and ``vocabulary_``)."""
+        """Check a given ``vocabulary`` as scikit-learn does; set ``fixed_vocabulary_`` (and
+        ``vocabulary_``)."""
         vocabulary = self.vocabulary
         if vocabulary is None:
             self.fixed_vocabulary_ = False
             return
         if isinstance(vocabulary, (str, bytes)):
-            raise TypeError(f"vocabulary must be a mapping or an iterable of terms, got {type(vocabulary).__name__}")
+            raise TypeError(
+                f"vocabulary must be a mapping or an iterable of terms, got {type(vocabulary).__name__}"
+            )
         if isinstance(vocabulary, set):
             vocabulary = sorted(vocabulary)
         if isinstance(vocabulary, Mapping):
@@ -529,7 +532,9 @@ class BagOfWords(_Estimator):
                     raise ValueError(f"Duplicate term in vocabulary: {t!r}")
             vocabulary = vocab
         else:
-            raise TypeError(f"vocabulary must be a mapping or an iterable of terms, got {type(vocabulary).__name__}")
+            raise TypeError(
+                f"vocabulary must be a mapping or an iterable of terms, got {type(vocabulary).__name__}"
+            )
         if not vocabulary:
             raise ValueError("empty vocabulary passed to fit")
         self.fixed_vocabulary_ = True
@@ -540,8 +545,8 @@ class BagOfWords(_Estimator):
             self._validate_vocabulary()
             if not self.fixed_vocabulary_:
                 raise _not_fitted(
-                    f"This {type(self).__name__} instance is not fitted yet: call fit or fit_transform first, "
-                    "or pass a vocabulary (Vocabulary not fitted or provided)"
+                    f"This {type(self).__name__} instance is not fitted yet: call fit or fit_transform "
+                    "first, or pass a vocabulary (Vocabulary not fitted or provided)"
                 )
         if len(self.vocabulary_) == 0:
             raise ValueError("Vocabulary is empty")
@@ -556,13 +561,14 @@ class BagOfWords(_Estimator):
         self._table_cache = (vocab, len(vocab), kern, table)
         return table
 
-    # -- counting ---------------------------------------------------------------------------------------------
+    # -- counting --------------------------------------------------------------------------------------
 
     def _count_fixed(self, s, docs):
         if s.default:
             kern = _kernels()
             indptr, indices, counts = kern.count_fixed(
-                docs, s.decode, s.lowercase, s.stop_words, s.min_n, s.max_n, self._lookup_table(kern), s.n_threads
+                docs, s.decode, s.lowercase, s.stop_words, s.min_n, s.max_n, self._lookup_table(kern),
+                s.n_threads
             )
         else:
             indptr, indices, counts = _bow_py.count_analyzed(docs, s.analyze, self.vocabulary_)
@@ -679,7 +685,7 @@ def _limit_features(X, terms, high, low, limit):
     return X, [terms[i] for i in kept]
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # HashingBagOfWords
 
 
@@ -687,8 +693,8 @@ class HashingBagOfWords(_Estimator):
     """Documents to term counts at hashed columns: scikit-learn's ``HashingVectorizer(alternate_sign=False,
     norm=None)``, with the same output. No vocabulary is kept, so nothing needs fitting.
 
-    A term (n-gram) goes to column ``|h| mod n_features`` where ``h`` is the signed 32-bit MurmurHash3 (x86_32,
-    seed 0) of its UTF-8 bytes; terms landing on one column add up.
+    A term (n-gram) goes to column ``|h| mod n_features`` where ``h`` is the signed 32-bit MurmurHash3
+    (x86_32, seed 0) of its UTF-8 bytes; terms landing on one column add up.
 
     Parameters
     ----------
