@@ -1094,6 +1094,17 @@ _SENTIMENT_SHA256 = {
 }
 
 
+def _sentiment_bytes() -> tuple[bytes, str]:
+    """Raw bytes of the bundled sentiment.npz and a name for error messages."""
+    resource = files("pyfastnn").joinpath(_SENTIMENT_RESOURCE)
+    try:
+        return resource.read_bytes(), str(resource)
+    except OSError as exc:
+        raise OSError(
+            f"the bundled data file pyfastnn/{_SENTIMENT_RESOURCE} cannot be read ({exc}); reinstall pyfastnn"
+        ) from exc
+
+
 def load_sentiment() -> tuple[list, np.ndarray, np.ndarray]:
     """Load the bundled review sentences labelled by sentiment.
 
@@ -1115,32 +1126,26 @@ def load_sentiment() -> tuple[list, np.ndarray, np.ndarray]:
     ValueError
         If the bundled file is damaged (missing arrays or a checksum mismatch).
     """
-    resource = files("pyfastnn").joinpath(_SENTIMENT_RESOURCE)
+    raw, resource = _sentiment_bytes()
     hint = "the installation is damaged; reinstall pyfastnn"
-    try:
-        raw = resource.read_bytes()
-    except OSError as exc:
-        raise OSError(
-            f"the bundled data file pyfastnn/{_SENTIMENT_RESOURCE} cannot be read ({exc}); {hint}"
-        ) from exc
     texts: list = []
     labels: list = []
     sources: list = []
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
-            found = sorted(npz.files)
-            if found != sorted(_SENTIMENT_SHA256):
-                raise ValueError(
-                    f"{resource}: expected arrays {sorted(_SENTIMENT_SHA256)}, found {found}; {hint}"
-                )
-            blobs = {name: npz[name].tobytes() for name in _SENTIMENT_SHA256}
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            blobs = {name: npz[name].tobytes() for name in npz.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise ValueError(f"{resource}: not a readable .npz file ({exc}); {hint}") from None
-    for name, blob in blobs.items():
+    if sorted(blobs) != sorted(_SENTIMENT_SHA256):
+        raise ValueError(
+            f"{resource}: expected arrays {sorted(_SENTIMENT_SHA256)}, found {sorted(blobs)}; {hint}"
+        )
+    for name in _SENTIMENT_SHA256:
+        blob = blobs[name]
         digest = hashlib.sha256(blob).hexdigest()
         if digest != _SENTIMENT_SHA256[name]:
             raise ValueError(f"{resource}: {name} corrupted (sha256 {digest}); {hint}")
-        # "\n" only: one imdb sentence holds U+0085 (NEL), a line break to str.splitlines().
+        # "\n" only: two imdb sentences hold U+0085 (NEL), a line break to str.splitlines().
         for line in blob.decode("utf-8").split("\n"):
             if line:
                 sentence, label = line.rsplit("\t", 1)

@@ -25,6 +25,7 @@ What differs from scikit-learn:
 * ``ngram_range`` must satisfy 1 <= min_n <= max_n.
 """
 
+import importlib
 import inspect
 import math
 import numbers
@@ -40,10 +41,10 @@ from ..datasets import _check_bool, _check_dtype
 from . import _bow_py
 
 try:
-    from . import _bow as _compiled
-except ImportError as exc:  # built without a compiler or without Cython
+    _compiled = importlib.import_module("pyfastnn.text._bow")
+except ImportError as exc:  # installed without a compiler, without Cython, or with PYFASTNN_NO_EXTENSION=1
     _compiled = None
-    _COMPILED_ERROR = str(exc)
+    _COMPILED_ERROR = f"the Cython extension pyfastnn.text._bow is not built ({exc})"
 else:
     _COMPILED_ERROR = ""
 
@@ -410,7 +411,12 @@ def _as_dtype(counts, dtype):
 
 def _csr(data, indices, indptr, n_columns):
     """A canonical scipy.sparse.csr_matrix; int32 indices unless the entries need int64 (as scikit-learn)."""
-    import scipy.sparse as sp
+    try:
+        import scipy.sparse as sp
+    except ImportError as exc:
+        raise ImportError(
+            f"pyfastnn.text returns scipy.sparse matrices and needs SciPy: pip install scipy ({exc})"
+        ) from exc
 
     if indptr[-1] > np.iinfo(np.int32).max:
         indices = indices.astype(np.int64)
