@@ -19,7 +19,7 @@ assert os.path.realpath(pf.__file__).startswith(site + os.sep), f"{pf.__file__} 
 assert not pf.backends()["cpp"]["available"], "the C++ extension was installed although PYFASTNN_NO_EXTENSION=1"
 assert pf.get_backend() == "numba", f"expected the numba backend, got {pf.get_backend()}"
 import pyfastnn.text
-assert not pyfastnn.text.kernel_info()["compiled"], "Cython text kernels built despite PYFASTNN_NO_EXTENSION=1"
+assert not pyfastnn.text.kernel_info()["compiled"], "Cython text kernels built despite PYFASTNN_NO_EXTENSION"
 from pyfastnn import _numba
 print(f"numba kernels compiled in {_numba.compile_all():.1f} s")
 PY
