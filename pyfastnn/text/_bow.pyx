@@ -803,31 +803,39 @@ cdef class _Worker:
         cdef uint32_t h, col, prev
         cdef int32_t tid
         cdef int mode = self.mode
+        cdef const int64_t* ts = self.tok_start.data()
+        cdef const int64_t* te = self.tok_end.data()
         self.raw.clear()
-        self.gram_start.clear()
-        self.gram_len.clear()
-        self.gram_hash.clear()
-        for nlen in range(self.min_n, self.max_n + 1):
-            if nlen > ntok:
-                break
+        m = 0
+        for nlen in range(self.min_n, min(self.max_n, ntok) + 1):
+            m += ntok - nlen + 1
+        if <size_t>m > self.gram_hash.size():
+            self.gram_start.resize(m)
+            self.gram_len.resize(m)
+            self.gram_hash.resize(m)
+        cdef int64_t* gs = self.gram_start.data()
+        cdef int64_t* gl = self.gram_len.data()
+        cdef uint32_t* gh = self.gram_hash.data()
+        k = 0
+        for nlen in range(self.min_n, min(self.max_n, ntok) + 1):
             for i in range(ntok - nlen + 1):
-                s = self.tok_start[i]
-                klen = self.tok_end[i + nlen - 1] - s
-                self.gram_start.push_back(s)
-                self.gram_len.push_back(klen)
+                s = ts[i]
+                klen = te[i + nlen - 1] - s
+                gs[k] = s
+                gl[k] = klen
                 if mode == MODE_HASH:
-                    self.gram_hash.push_back(_murmur3(b + s, klen, 0))
+                    gh[k] = _murmur3(b + s, klen, 0)
                 else:
-                    self.gram_hash.push_back(pyfastnn_key_hash(<const char*>(b + s), klen))
+                    gh[k] = pyfastnn_key_hash(<const char*>(b + s), klen)
+                k += 1
         # The table lookups miss the cache for all but the most frequent terms: the slot of the n-gram a few
         # places ahead is requested while this one is looked up.
-        m = self.gram_hash.size()
         for i in range(m):
             if mode != MODE_HASH and i + _PREFETCH_AHEAD < m:
-                self.vocab.prefetch(self.gram_hash[i + _PREFETCH_AHEAD])
-            s = self.gram_start[i]
-            klen = self.gram_len[i]
-            h = self.gram_hash[i]
+                self.vocab.prefetch(gh[i + _PREFETCH_AHEAD])
+            s = gs[i]
+            klen = gl[i]
+            h = gh[i]
             if mode == MODE_HASH:
                 col = _column(h, self.n_features, self.feature_mask)
             elif mode == MODE_FIXED:
