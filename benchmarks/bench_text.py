@@ -3,7 +3,7 @@
 Usage::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_text.py [--docs 100000] [--words 60]
-        [--repeat 5] [--threads 1,2] [--quick]
+        [--repeat 5] [--threads 1,2] [--quick]   # --quick: 10,000 documents
 
 The corpus is generated: ``--docs`` documents of about ``--words`` words each, drawn from a Zipf-distributed
 vocabulary of 30,000 made-up words of 2-9 letters, some capitalised, with punctuation and digits here and
@@ -85,12 +85,14 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--docs", type=int, default=100_000)
     ap.add_argument("--words", type=int, default=60)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=None, help="timed runs per row (default 5; 3 with --quick)")
     ap.add_argument("--threads", default="1,2", help="thread counts for pyfastnn (comma-separated)")
     ap.add_argument("--quick", action="store_true", help="10,000 documents, 3 repeats")
     args = ap.parse_args(argv)
     if args.quick:
-        args.docs, args.repeat = 10_000, 3
+        args.docs = 10_000
+    if args.repeat is None:
+        args.repeat = 3 if args.quick else 5
     threads = [int(t) for t in args.threads.split(",")]
 
     print(f"# bench_text: {' '.join(sys.argv)}")
