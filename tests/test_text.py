@@ -411,7 +411,10 @@ def test_long_document_of_many_tokens(kernels):
 @needs_compiled
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_threads_give_the_same_output(sentences, threads):
-    docs = sentences * 20  # enough characters for the kernels to split the work
+    # Enough characters for the kernels to split the work, and vocabularies that differ between the ranges the
+    # threads get, so merging their tables matters.
+    docs = sentences * 10 + [" ".join(f"w{i}x{j % 97} Ünï{j}" for j in range(60)) for i in range(3000)]
+    docs += sentences[::-1] * 3
     saved = pf.get_num_threads()
     try:
         pf.set_num_threads(1)
@@ -466,11 +469,15 @@ def test_kernel_contract_names():
 
 def test_outputs_are_writable_and_own_their_memory(kernels):
     X = BagOfWords().fit_transform(["a bb cc bb", "dd"])
+    assert X.data.flags.writeable and X.indices.flags.writeable
     X.data[:] = 7
-    X.indices[:] = X.indices  # writable
+    assert X.toarray().tolist() == [[7, 7, 0], [0, 0, 7]]
     H = HashingBagOfWords(n_features=16).fit_transform(["bb cc"])
     H.data *= 2
-    del X, H  # the buffers are released with the arrays (no crash under the sanitizer job)
+    assert H.sum() == 4
+    data = X.data
+    del X, H  # the arrays keep their buffers alive (the sanitizer job would catch a use after free)
+    assert data.tolist() == [7, 7, 7]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -509,6 +516,12 @@ def test_document_types_accepted(kernels):
         pass
 
     compare_count([Text("The Cat"), "the cat", Text("ΟΔΟΣ")], {})
+
+    class Shouting(str):
+        def lower(self):  # scikit-learn calls the document's own lower()
+            return self.upper()
+
+    compare_count([Shouting("The Cat"), "the cat"], {"lowercase": True})
     X = BagOfWords().fit_transform(d for d in ("a bb", "bb cc"))
     assert X.shape == (2, 2)
 
