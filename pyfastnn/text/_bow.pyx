@@ -656,9 +656,11 @@ cdef class _Worker:
                 chars += self.docs.refs[d].length
         # Room for the entries of typical text (a word and its separator take 5+ characters), reserved up
         # front so the vectors are not copied as they grow; untouched reserved pages cost nothing.
+        # Capped (at 3 GiB), so a huge corpus does not ask for more address space than a strict system grants.
+        cdef Py_ssize_t room = min(chars // 5 * (self.max_n - self.min_n + 1) + 16, <Py_ssize_t>1 << 28)
         self.row_nnz.reserve(self.end - self.begin)
-        self.ids.reserve(chars // 5 * (self.max_n - self.min_n + 1) + 16)
-        self.counts.reserve(chars // 5 * (self.max_n - self.min_n + 1) + 16)
+        self.ids.reserve(room)
+        self.counts.reserve(room)
         for d in range(self.begin, self.end):
             r = &self.docs.refs[d]
             # Worst case: every character a 4-byte (2-byte for Latin-1) word character, plus a space, plus the
