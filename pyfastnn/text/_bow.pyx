@@ -163,6 +163,10 @@ cdef Py_ssize_t _MIN_CHARS_PER_THREAD = 1 << 16
 cdef uint8_t _KEEP1[256]
 cdef uint8_t _FOLD1[256]
 cdef bint _LATIN1_FOLD = True
+# For ASCII documents: the byte to write (the character, lower-cased for _ASCII_FOLD, or a space for a
+# non-word character) in the low 8 bits, and 0x100 for a word character.
+cdef uint16_t _ASCII_KEEP[128]
+cdef uint16_t _ASCII_FOLD[128]
 
 
 def _init_tables():
@@ -178,6 +182,9 @@ def _init_tables():
         else:
             _FOLD1[c] = 0
             _LATIN1_FOLD = False
+    for c in range(128):
+        _ASCII_KEEP[c] = (0x100 | _KEEP1[c]) if _KEEP1[c] else 0x20
+        _ASCII_FOLD[c] = (0x100 | _FOLD1[c]) if _FOLD1[c] else 0x20
 
 
 _init_tables()
@@ -550,6 +557,7 @@ cdef class _Worker:
     cdef vector[uint8_t] buf     # UTF-8 of the document's kept tokens, each followed by one space
     cdef vector[int64_t] tok_start
     cdef vector[int64_t] tok_end
+    cdef vector[int64_t] bounds  # ASCII tokenizer: token starts and ends, alternating
     cdef vector[int64_t] gram_start   # the document's n-grams: byte ranges in buf and hashes
     cdef vector[int64_t] gram_len
     cdef vector[uint32_t] gram_hash
@@ -747,44 +755,47 @@ cdef class _Worker:
         return <Py_ssize_t>self.tok_start.size()
 
     cdef Py_ssize_t _tokenize_ascii(self, const uint8_t* s, Py_ssize_t n, bint fold) except -1 nogil:
-        """_tokenize for an ASCII document, without a branch per character: every character goes through the
-        table into buf (a separator as one space, where it follows a word character; later separators are
-        overwritten), and token starts and ends are stored unconditionally, their counts advanced by 0 or 1.
-        The loop exits of the general tokenizer, mispredicted at every token, cost more than this."""
-        cdef const uint8_t* table = &_KEEP1[0]
+        """_tokenize for an ASCII document, without a branch per character: every character goes through a
+        table into buf (a separator as one space where it follows a word character; later separators are
+        overwritten), and each change between word and non-word characters stores its position in ``bounds``
+        unconditionally, the count advanced by 0 or 1 (token starts and ends alternate there). The loop exits
+        of the general tokenizer, mispredicted at every token, cost more than this."""
+        cdef const uint16_t* table = &_ASCII_KEEP[0]
         if fold:
-            table = &_FOLD1[0]
+            table = &_ASCII_FOLD[0]
+        if <size_t>(n + 2) > self.bounds.size():
+            self.bounds.resize(n + 2)
         if <size_t>(n // 2 + 2) > self.tok_start.size():
             self.tok_start.resize(n // 2 + 2)
             self.tok_end.resize(n // 2 + 2)
         cdef uint8_t* out = self.buf.data()
+        cdef int64_t* bd = self.bounds.data()
         cdef int64_t* ts = self.tok_start.data()
         cdef int64_t* te = self.tok_end.data()
-        cdef Py_ssize_t i, pos = 0, ns = 0, ne = 0, k, kept = 0
-        cdef uint32_t c, w, prev = 0, ends
+        cdef Py_ssize_t i, pos = 0, nb = 0, k, kept = 0
+        cdef uint32_t v, w, change, prev = 0
         for i in range(n):
-            c = table[s[i]]
-            w = c != 0
-            ends = prev & (w ^ 1)
-            out[pos] = <uint8_t>(c | ((w ^ 1) << 5))     # a separator is written as 0x20
-            ts[ns] = pos
-            ns += w & (prev ^ 1)
-            te[ne] = pos
-            ne += ends
-            pos += w | ends
+            v = table[s[i]]
+            w = v >> 8
+            change = w ^ prev
+            out[pos] = <uint8_t>v
+            bd[nb] = pos
+            nb += change
+            pos += w | change
             prev = w
         if prev:
-            te[ne] = pos
-            ne += 1
+            bd[nb] = pos
+            nb += 1
             out[pos] = 0x20
         # Keep the tokens of two or more characters that are not stop words.
         cdef bint dropped = False
-        for k in range(ne):
-            if te[k] - ts[k] < 2 or (self.stop is not None and self._is_stop(out + ts[k], te[k] - ts[k])):
+        for k in range(0, nb, 2):
+            if bd[k + 1] - bd[k] < 2 or (self.stop is not None
+                                         and self._is_stop(out + bd[k], bd[k + 1] - bd[k])):
                 dropped = True
                 continue
-            ts[kept] = ts[k]
-            te[kept] = te[k]
+            ts[kept] = bd[k]
+            te[kept] = bd[k + 1]
             kept += 1
         if dropped and self.max_n > 1:
             # n-grams are slices of buf: close the gaps the dropped tokens left (one space between tokens).
