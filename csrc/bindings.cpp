@@ -206,7 +206,6 @@ The GIL is released during the computation.)doc");
         },
         py::arg("n"), "Threads used by the compiled kernels (>= 1).");
     m.def("get_num_threads", &get_num_threads, "Threads used by the compiled kernels.");
-    m.attr("max_threads") = max_threads;
     m.def(
         "_thread_stats",
         [] {

@@ -4,12 +4,15 @@ Chosen once, at import: the environment variable PYFASTNN_BACKEND if set, else t
 cpp → numba → numpy. Naming a backend that is unavailable is an error, never a silent switch.
 """
 
+from __future__ import annotations
+
 import contextlib
 import importlib
 import numbers
 import os
 import threading
 import warnings
+from typing import Any
 
 from . import _ref
 
@@ -109,15 +112,16 @@ def kernels(name=None):
 # Threads
 
 
-# The compiled core's limit (_core.max_threads; a test checks they agree), applied without the core too so
-# that a count means the same on every backend.
+# The compiled core's limit (max_threads in csrc/threads.h; a test checks they agree), applied without the
+# core too so that a count means the same on every backend.
 MAX_THREADS = 256
 
-_threads = {"n": None}  # the count while no compiled core holds it (the core is the truth when it is loaded)
+# The count while no compiled core holds it (the core is the truth once loaded); None until first read.
+_threads: dict[str, int | None] = {"n": None}
 _threads_lock = threading.Lock()
 
 
-def usable_cpus():
+def usable_cpus() -> int:
     """CPUs this process may run on: its affinity mask (``taskset``, cpusets), else the logical CPU count."""
     if hasattr(os, "process_cpu_count"):  # Python 3.13+: the affinity mask on every OS that has one
         return os.process_cpu_count() or 1
@@ -127,7 +131,7 @@ def usable_cpus():
         return os.cpu_count() or 1
 
 
-def _env_limit(name):
+def _env_limit(name: str) -> int | None:
     """The thread limit in environment variable ``name`` (PYFASTNN_NUM_THREADS or OMP_NUM_THREADS), or None.
 
     A bad PYFASTNN_NUM_THREADS raises ImportError (the variable is pyfastnn's own); a bad OMP_NUM_THREADS is
@@ -151,7 +155,7 @@ def _env_limit(name):
     return None
 
 
-def _default_threads():
+def _default_threads() -> int:
     """The thread count when ``set_num_threads`` was never called.
 
     The CPUs this process may run on, at most PYFASTNN_NUM_THREADS when set, else at most OMP_NUM_THREADS
@@ -173,12 +177,12 @@ def _default_threads():
     return min(n, MAX_THREADS)
 
 
-def _thread_core():
+def _thread_core() -> Any:
     """The compiled core, the owner of pyfastnn's only thread pool, or None."""
     return _probe("cpp")[0]
 
 
-def set_num_threads(n):
+def set_num_threads(n: int) -> None:
     """Use ``n`` threads (1 to 256) in the compiled kernels; on error nothing changes.
 
     The numba and numpy backends have no pool of their own: their matrix products thread in NumPy's BLAS
@@ -196,7 +200,7 @@ def set_num_threads(n):
         _threads["n"] = n
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """The threads the compiled kernels use.
 
     Set by ``set_num_threads`` or threadpoolctl's ``threadpool_limits``; by default the CPUs this process may
@@ -204,9 +208,10 @@ def get_num_threads():
     """
     core = _thread_core()
     with _threads_lock:
-        if _threads["n"] is None:
-            _threads["n"] = _default_threads()
+        n = _threads["n"]
+        if n is None:
+            n = _threads["n"] = _default_threads()
             if core is not None:
-                core.set_num_threads(_threads["n"])
+                core.set_num_threads(n)
     # The core, not _threads, once it exists: threadpoolctl changes its count without going through Python.
-    return core.get_num_threads() if core is not None else _threads["n"]
+    return n if core is None else int(core.get_num_threads())

@@ -17,15 +17,19 @@ imported, else as soon as it is: a finder at the head of ``sys.meta_path`` waits
 wraps its loader to register after the module ran, and then leaves ``sys.meta_path``.
 """
 
+from __future__ import annotations
+
 import importlib.util
 import sys
 import warnings
+from types import ModuleType
+from typing import Any
 
 _MODULE = "threadpoolctl"
-_registered = {"with": None}  # the threadpoolctl module the controller was registered with
+_registered: dict[str, ModuleType | None] = {"with": None}  # the threadpoolctl registered with
 
 
-def _register(threadpoolctl):
+def _register(threadpoolctl: ModuleType) -> None:
     """Register the pyfastnn controller with an imported threadpoolctl (no-op before 3.0: no ``register``)."""
     if _registered["with"] is threadpoolctl:
         return
@@ -43,24 +47,24 @@ def _register(threadpoolctl):
 
         # threadpoolctl builds a controller for every library whose name matches, before checking its symbols:
         # so on another package's _core these return None instead of failing.
-        def get_num_threads(self):
+        def get_num_threads(self) -> int | None:
             get = getattr(self.dynlib, "pyfastnn_get_num_threads", None)
             return None if get is None else get()
 
-        def set_num_threads(self, num_threads):
+        def set_num_threads(self, num_threads: int) -> None:
             set_ = getattr(self.dynlib, "pyfastnn_set_num_threads", None)
             if set_ is not None:
                 # threadpoolctl's limits are any positive int (OpenBLAS clamps too); the core takes 1 to 256.
                 set_(min(max(int(num_threads), 1), MAX_THREADS))
 
-        def get_version(self):
+        def get_version(self) -> str | None:
             return __version__ if hasattr(self.dynlib, "pyfastnn_get_num_threads") else None
 
     threadpoolctl.register(PyfastnnController)
     _registered["with"] = threadpoolctl
 
 
-def _register_or_warn(threadpoolctl):
+def _register_or_warn(threadpoolctl: ModuleType) -> None:
     # Runs inside the user's `import threadpoolctl` (or sklearn's): a failure here must not fail that import.
     try:
         _register(threadpoolctl)
@@ -76,28 +80,28 @@ def _register_or_warn(threadpoolctl):
 class _RegisteringLoader:
     """threadpoolctl's own loader, plus the registration once the module has run."""
 
-    def __init__(self, loader):
+    def __init__(self, loader: Any) -> None:
         self._loader = loader
 
-    def create_module(self, spec):
+    def create_module(self, spec: Any) -> Any:
         return self._loader.create_module(spec)
 
-    def exec_module(self, module):
+    def exec_module(self, module: ModuleType) -> None:
         self._loader.exec_module(module)
         _remove_finder()
         _register_or_warn(module)
 
-    def __getattr__(self, name):  # get_source, get_resource_reader, ...: the real loader's
+    def __getattr__(self, name: str) -> Any:  # get_source, get_resource_reader, ...: the real loader's
         if name == "_loader":  # not set yet (copy, pickle): no recursion
             raise AttributeError(name)
         return getattr(self._loader, name)
 
 
 class _WaitForThreadpoolctl:
-    def __init__(self):
+    def __init__(self) -> None:
         self._searching = False
 
-    def find_spec(self, fullname, path=None, target=None):
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
         # Imports of one module are serialised by its import lock, so _searching needs no lock of its own.
         if fullname != _MODULE or self._searching:
             return None
@@ -115,13 +119,13 @@ class _WaitForThreadpoolctl:
 _finder = _WaitForThreadpoolctl()
 
 
-def _remove_finder():
+def _remove_finder() -> None:
     # Not from find_spec: the import system is iterating over sys.meta_path then.
     if _finder in sys.meta_path:
         sys.meta_path.remove(_finder)
 
 
-def install():
+def install() -> None:
     """Register the controller with threadpoolctl now if it is imported, else when it is (idempotent)."""
     module = sys.modules.get(_MODULE)
     if module is not None:

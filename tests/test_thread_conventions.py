@@ -151,8 +151,10 @@ def test_set_num_threads_out_of_range_changes_nothing(bad, restore_threads):
 
 
 @needs_core
-def test_python_and_core_agree_on_the_maximum():
-    assert pf._core.max_threads == _backend.MAX_THREADS
+def test_python_and_core_agree_on_the_maximum(restore_threads):
+    pf._core.set_num_threads(_backend.MAX_THREADS)
+    with pytest.raises(ValueError, match=str(_backend.MAX_THREADS)):
+        pf._core.set_num_threads(_backend.MAX_THREADS + 1)
 
 
 @needs_core
