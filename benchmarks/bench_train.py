@@ -7,7 +7,7 @@ Usage::
     python benchmarks/bench_train.py --profile M:256 --seconds 20     # only the cpp fit loop, for a profiler
 
 One training step = forward, softmax + cross-entropy, backward, plain SGD update (lr 0.01), float32, ReLU
-hidden layers, on the standard shapes of DESIGN.md §4. Columns (samples/s, median over --repeat runs):
+hidden layers, on the standard shapes of docs/benchmarks.md. Columns (samples/s, median over --repeat runs):
 
   cpp fit     pyfastnn "cpp" backend through ``net.fit(X, y, batch_size=B, epochs=E, shuffle=False)``: the
               native epoch loop, how users train (the time includes fit's input checks and per-epoch snapshot)

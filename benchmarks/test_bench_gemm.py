@@ -1,6 +1,6 @@
 """GEMM: the matrix products of one MLP training step, per pyfastnn backend, against NumPy's matmul.
 
-The network is M = [784, 512, 256, 10] (DESIGN.md §4) at batch B = 256; for each layer l (W^l of shape
+The network is M = [784, 512, 256, 10] (docs/benchmarks.md) at batch B = 256; for each layer l (W^l of shape
 (N_l, N_{l-1})) the step does
 
     fwd    Z = A Wᵀ          (B×N_{l-1}) · (N_l×N_{l-1})ᵀ  -> B×N_l       pf.gemm(a, w, out, trans_b=True)

@@ -1,6 +1,6 @@
 """Training throughput: one epoch of SGD per pyfastnn backend and per peer, on the standard shapes.
 
-Cases: implementation × shape (S, M, L of DESIGN.md §4) × batch (1, 8, 32, 256, 1024); L only for batches
+Cases: implementation × shape (S, M, L of docs/benchmarks.md) × batch (1, 8, 32, 256, 1024); L only for batches
 ≥ 32 unless ``--bench-full``. One group per (shape, batch); a benchmarked call is one epoch over a fixed set
 of i.i.d. random rows (already in random order), SGD with lr 0.01, ReLU hidden layers, softmax +
 cross-entropy, float32:

@@ -61,15 +61,17 @@ void softmax_row(std::int64_t n, T* row) {
     for (std::int64_t j = 0; j < n; ++j) row[j] /= sum;
 }
 
-// σ applied in place to a row that already holds z (+ bias).
+// σ applied in place to a row that already holds z (+ bias). NaN in gives NaN out for every unit, as in the
+// reference backend: a NaN must reach the outputs (where it is reported), not turn into a plausible value.
 template <class T>
 void activate_row(act_kind act, std::int64_t n, const T* z, T* out) {
     switch (act) {
         case act_kind::step:
-            for (std::int64_t j = 0; j < n; ++j) out[j] = z[j] > 0 ? T(1) : (z[j] < 0 ? T(0) : T(0.5));
+            for (std::int64_t j = 0; j < n; ++j)
+                out[j] = z[j] > 0 ? T(1) : (z[j] < 0 ? T(0) : (z[j] == 0 ? T(0.5) : z[j]));
             break;
         case act_kind::sign:
-            for (std::int64_t j = 0; j < n; ++j) out[j] = z[j] > 0 ? T(1) : (z[j] < 0 ? T(-1) : T(0));
+            for (std::int64_t j = 0; j < n; ++j) out[j] = z[j] > 0 ? T(1) : (z[j] < 0 ? T(-1) : z[j] * T(0));
             break;
         case act_kind::linear:
             if (out != z) std::copy(z, z + n, out);
@@ -84,7 +86,7 @@ void activate_row(act_kind act, std::int64_t n, const T* z, T* out) {
             for (std::int64_t j = 0; j < n; ++j) out[j] = std::tanh(z[j]);
             break;
         case act_kind::relu:
-            for (std::int64_t j = 0; j < n; ++j) out[j] = z[j] > 0 ? z[j] : T(0);
+            for (std::int64_t j = 0; j < n; ++j) out[j] = z[j] < 0 ? T(0) : z[j];
             break;
         case act_kind::softmax:
             if (out != z) std::copy(z, z + n, out);
@@ -149,19 +151,20 @@ void activation_backward(act_kind act, std::int64_t rows, std::int64_t cols, con
             case act_kind::step:
             case act_kind::sign: {
                 if (!ste) {
-                    std::fill(d, d + cols, T(0));  // σ' = 0 almost everywhere
+                    for (std::int64_t j = 0; j < cols; ++j) d[j] *= T(0);  // σ' = 0 almost everywhere
                     break;
                 }
                 // Straight-through: the derivative of clip(z + 1/2, 0, 1) (step) or clip(z, -1, 1) (sign).
                 const T half_width = act == act_kind::step ? T(0.5) : T(1);
                 const T* zr = z + i * ld_z;
-                for (std::int64_t j = 0; j < cols; ++j) d[j] = std::fabs(zr[j]) < half_width ? d[j] : T(0);
+                for (std::int64_t j = 0; j < cols; ++j)
+                    d[j] = std::fabs(zr[j]) < half_width ? d[j] : d[j] * T(0);
                 break;
             }
             case act_kind::linear:
                 break;
             case act_kind::piecewise_linear:
-                for (std::int64_t j = 0; j < cols; ++j) d[j] = (ar[j] > 0 && ar[j] < 1) ? d[j] : T(0);
+                for (std::int64_t j = 0; j < cols; ++j) d[j] = (ar[j] > 0 && ar[j] < 1) ? d[j] : d[j] * T(0);
                 break;
             case act_kind::sigmoid:
                 for (std::int64_t j = 0; j < cols; ++j) d[j] *= ar[j] * (T(1) - ar[j]);
@@ -170,7 +173,7 @@ void activation_backward(act_kind act, std::int64_t rows, std::int64_t cols, con
                 for (std::int64_t j = 0; j < cols; ++j) d[j] *= T(1) - ar[j] * ar[j];
                 break;
             case act_kind::relu:
-                for (std::int64_t j = 0; j < cols; ++j) d[j] = ar[j] > 0 ? d[j] : T(0);
+                for (std::int64_t j = 0; j < cols; ++j) d[j] = ar[j] > 0 ? d[j] : d[j] * T(0);
                 break;
             case act_kind::softmax: {
                 // Jacobian diag(a) − a aᵀ: the product is a ⊙ (delta − ⟨delta, a⟩).

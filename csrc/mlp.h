@@ -1,7 +1,7 @@
 // The whole network: forward pass, backpropagation and training (forward, loss, backward and update of every
 // layer) in one native call. Portable header.
 //
-// Notation as in DESIGN.md §1, batched: rows are samples. Layer l (0-based here) maps n_in = N_l to
+// Notation as in docs/design.md, batched: rows are samples. Layer l (0-based here) maps n_in = N_l to
 // n_out = N_{l+1}: Z = A_prev Wᵀ + b, A = σ(Z); Δ_prev = (Δ W) ⊙ σ'(Z_prev); ∂C/∂W = Δᵀ A_prev / B.
 #pragma once
 

@@ -1,5 +1,7 @@
 """Argument checks of the public ``pf.gemm`` before it reaches a backend kernel."""
 
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
@@ -7,7 +9,7 @@ import numpy as np
 from . import _backend
 
 
-def _operand(name, x):
+def _operand(name: str, x: object) -> np.ndarray:
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name} must be a NumPy array; got {type(x).__name__}")
     if x.dtype not in (np.float32, np.float64):
@@ -17,7 +19,8 @@ def _operand(name, x):
     return np.ascontiguousarray(x)
 
 
-def gemm(a, b, out, trans_a, trans_b, alpha, beta):
+def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None, trans_a: bool, trans_b: bool, alpha: float,
+         beta: float) -> np.ndarray:
     a = _operand("a", a)
     b = _operand("b", b)
     if a.dtype != b.dtype:
@@ -25,6 +28,9 @@ def gemm(a, b, out, trans_a, trans_b, alpha, beta):
     for name, v in (("alpha", alpha), ("beta", beta)):
         if isinstance(v, bool) or not isinstance(v, numbers.Real):
             raise TypeError(f"{name} must be a real number; got {v!r}")
+    for name, v in (("trans_a", trans_a), ("trans_b", trans_b)):
+        if not isinstance(v, (bool, np.bool_)):  # bool("no") is True: a truthy string would transpose
+            raise TypeError(f"{name} must be True or False; got {type(v).__name__} {v!r}")
     m, k = a.shape[::-1] if trans_a else a.shape
     k2, n = b.shape[::-1] if trans_b else b.shape
     if k != k2:

@@ -125,7 +125,7 @@ def _k_bias_act(z, b, add_bias, code, out):
         for i in range(rows):
             for j in range(cols):
                 v = z[i, j]
-                out[i, j] = 1 if v > 0 else (0 if v < 0 else 0.5)  # H(0) = 1/2
+                out[i, j] = 1 if v > 0 else (0 if v < 0 else (0.5 if v == 0 else v))  # H(0) = 1/2; NaN stays
     elif code == SIGN:
         for i in range(rows):
             for j in range(cols):

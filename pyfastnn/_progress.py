@@ -72,7 +72,8 @@ class Progress:
     total_epochs : int or None
         Number of epochs planned; None when unknown (no bar and no "/total" is shown).
     stream : file-like, optional
-        Where to write; default ``sys.stderr`` (looked up when the reporter is created).
+        Where to write; default ``sys.stderr`` (looked up when the reporter is created). When that is None
+        too (pythonw, some services and notebooks detach it), nothing is written.
     enabled : bool, default True
         False makes every method a no-op.
     mode : {"auto", "bar", "lines"}, default "auto"
@@ -103,8 +104,8 @@ class Progress:
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {list(_MODES)}, got {mode!r}")
         self.total_epochs = total_epochs
-        self.enabled = bool(enabled)
         self.stream = sys.stderr if stream is None else stream
+        self.enabled = bool(enabled) and self.stream is not None
         if self.enabled and not callable(getattr(self.stream, "write", None)):
             raise TypeError(f"stream must have a write() method, got {type(self.stream).__name__}")
         if mode == "auto":

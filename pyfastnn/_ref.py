@@ -1,7 +1,7 @@
 """The NumPy reference backend ("numpy"): the whole mathematics of a multilayer perceptron, written to be read.
 
 This module is the oracle every faster backend is tested against, so it favours the formulas of the classic
-derivation over speed. Notation (see DESIGN.md §1): layer l = 1..L, rows of a batch are samples,
+derivation over speed. Notation (see docs/design.md): layer l = 1..L, rows of a batch are samples,
 
     Z^l = A^{l-1} W^lᵀ + b^l,        A^l = σ_l(Z^l),            A^0 = X
     Δ^L = σ'(Z^L) ⊙ ∇_A C            (the output delta, per sample)
@@ -82,7 +82,7 @@ def gemm(a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Activations σ(z). The derivatives are written in terms of the output a where the output determines them, so
-# z need not be kept (DESIGN.md §1).
+# z need not be kept (docs/design.md, "Activations").
 
 
 def _softmax(z, out):
@@ -93,8 +93,8 @@ def _softmax(z, out):
 
 
 def _forward_step(z, out):
-    # Heaviside with H(0) = 1/2.
-    out[...] = np.where(z > 0, 1.0, np.where(z < 0, 0.0, 0.5))
+    # Heaviside with H(0) = 1/2 (and H(NaN) = NaN, as every unit propagates NaN).
+    np.heaviside(z, 0.5, out=out)
 
 
 def _forward_sigmoid(z, out):
@@ -137,8 +137,14 @@ def _derivative(name, a, z, ste):
     raise KeyError(name)
 
 
+def _check_activation(name):
+    if not isinstance(name, str) or name not in _FORWARD:
+        raise ValueError(f"unknown activation {name!r}; valid names: {', '.join(_FORWARD)}")
+
+
 def activation_forward(name, z, out):
     """out = σ(z) row by row (softmax normalises each row); out may be z itself."""
+    _check_activation(name)
     _FORWARD[name](z, out)
 
 
@@ -147,6 +153,9 @@ def activation_backward(name, a, z, delta, ste):
 
     For softmax the Jacobian is diag(a) − a aᵀ, so the product is a ⊙ (delta − ⟨delta, a⟩).
     """
+    _check_activation(name)
+    if z is None and ste and name in ("step", "sign"):
+        raise ValueError("z is needed for step/sign with ste=True")
     if name == "softmax":
         delta[...] = a * (delta - np.sum(delta * a, axis=-1, keepdims=True))
     else:
@@ -172,6 +181,8 @@ def _log_softmax(z):
 
 def _per_sample_loss(loss, act, a, z, y):
     """C_k for every sample (shape (B,)), computed in float64."""
+    if z is None and (loss, act) in (("binary_cross_entropy", "sigmoid"), ("cross_entropy", "softmax")):
+        raise ValueError(f"z is needed for {loss} with {act} outputs")
     a = a.astype(np.float64, copy=False)
     y = y.astype(np.float64, copy=False)
     if loss == "squared_error":
@@ -190,7 +201,9 @@ def _per_sample_loss(loss, act, a, z, y):
         if act == "softmax":
             return -np.sum(y * _log_softmax(z.astype(np.float64, copy=False)), axis=1)
         return -np.sum(y * np.log(np.clip(a, eps, None)), axis=1)
-    raise KeyError(loss)
+    raise ValueError(
+        f"unknown loss {loss!r}; valid names: squared_error, hinge, binary_cross_entropy, cross_entropy"
+    )
 
 
 def _loss_gradient(loss, a, y):
@@ -284,8 +297,17 @@ def loss_and_output_delta(loss, act, a, z, y, delta, ste, sw=None):
 # The whole network
 
 
+def _check_layers(weights, **lists):
+    """Every per-layer list has one entry per layer: zip would silently stop at the shortest."""
+    for name, items in lists.items():
+        if not isinstance(items, (list, tuple)) or len(items) != len(weights):
+            got = f"{len(items)} entries" if isinstance(items, (list, tuple)) else type(items).__name__
+            raise ValueError(f"{name} must be a list of {len(weights)} entries (one per layer); got {got}")
+
+
 def forward(weights, biases, acts, x, outs, zs):
     """Forward pass: outs[l] = σ(A W^ᵀ + b) layer by layer; zs[l] keeps Z where it is not None."""
+    _check_layers(weights, biases=biases, acts=acts, outs=outs, zs=zs)
     a_prev = x
     for w, b, act, out, z in zip(weights, biases, acts, outs, zs):
         target = out if z is None else z
@@ -301,6 +323,7 @@ def backward(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste
     With sample weights sw (one per row of x) the loss and the gradients are those of the weighted mean.
     """
     n_layers = len(weights)
+    _check_layers(weights, acts=acts, outs=outs, zs=zs, deltas=deltas, dweights=dweights, dbiases=dbiases)
     sw = _check_sample_weight(sw, x.shape[0], x.dtype)
     value = loss_and_output_delta(loss, acts[-1], outs[-1], zs[-1], y, deltas[-1], ste, sw)
     inv_batch = 1.0 / x.shape[0]

@@ -1,6 +1,8 @@
 """The ``pyfastnn`` command: ``train`` (the main job), ``info``, ``bench`` and ``experiment``."""
 
 import argparse
+import json
+import os
 import sys
 import time
 
@@ -36,6 +38,30 @@ def _positive(kind):
     return parse
 
 
+def _batch_size(text):
+    if text == "full":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive int or 'full'; got {text!r}")
+    return value
+
+
+def _check_output(path, option):
+    """Fail before training, not after, when ``path`` cannot be written: its folder must exist and be
+    writable, and the path must not be a folder."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"{option} {path}: is a folder; give a file name")
+    if not os.path.isdir(folder):
+        raise ValueError(f"{option} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {path}: the folder {folder} is not writable")
+
+
 def _build_parser():
     parser = argparse.ArgumentParser(prog="pyfastnn", description="Multilayer perceptrons trained by backpropagation.")
     parser.add_argument("--version", action="version", version=f"pyfastnn {__version__}")
@@ -57,7 +83,8 @@ def _build_parser():
     t.add_argument("--lr", type=_positive(float), default=None, help="learning rate (default 0.05 sgd, 0.001 adam)")
     t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
     t.add_argument("--weight-decay", type=float, default=1e-3, help="L2 penalty on the weights (default 1e-3)")
-    t.add_argument("--batch-size", default="32", help="mini-batch size; 1 = per-sample SGD, 'full' = full-batch GD")
+    t.add_argument("--batch-size", type=_batch_size, default=32,
+                   help="mini-batch size; 1 = per-sample SGD, 'full' = full-batch GD")
     t.add_argument("--epochs", type=_positive(int), default=40, help="number of epochs (default 40)")
     t.add_argument("--test-size", type=float, default=0.25, help="fraction held out for testing (default 0.25)")
     t.add_argument("--no-standardize", action="store_true",
@@ -74,7 +101,10 @@ def _build_parser():
                    help="write the loss and accuracy curves to a PNG (default name pyfastnn-training.png; "
                    "needs matplotlib)")
 
-    sub.add_parser("info", help="version, backends, threads and what the compiled core detected about this CPU")
+    i = sub.add_parser("info", help="version, backends, threads and what the compiled core detected about this CPU")
+    i.add_argument("--json", action="store_true",
+                   help="print one JSON object: version, backend, backends (each with available and reason), "
+                   "threads, cpu_info")
 
     from . import benchmark, experiments  # each adds its own subcommand's options
 
@@ -107,6 +137,10 @@ def train(args):
         _backend.set_backend(args.backend)
     if args.threads:
         _backend.set_num_threads(args.threads)
+    if not args.no_save:
+        _check_output(args.save, "--save")
+    if args.plot:
+        _check_output(args.plot, "--plot")
     x, y, source = _load(args)
     if y.ndim != 1:
         raise ValueError(f"train needs one class label per sample; got labels of shape {y.shape}")
@@ -124,12 +158,16 @@ def train(args):
 
     sizes = [x.shape[1], *args.layers, len(classes)]
     out_act = "softmax" if args.loss == "cross_entropy" else ("sigmoid" if args.loss == "binary_cross_entropy" else "linear")
-    net = MLP(sizes, activation=args.activation, output_activation=out_act, dtype=args.dtype, seed=args.seed)
+    try:
+        net = MLP(sizes, activation=args.activation, output_activation=out_act, dtype=args.dtype,
+                  seed=args.seed)
+    except MemoryError as exc:
+        raise MemoryError(f"the network {sizes} does not fit in memory ({exc})") from None
     if args.optimizer == "sgd":
         optimizer = SGD(lr=args.lr or 0.05, momentum=args.momentum, weight_decay=args.weight_decay)
     else:
         optimizer = Adam(lr=args.lr or 1e-3, weight_decay=args.weight_decay)
-    batch = None if args.batch_size == "full" else int(args.batch_size)
+    batch = None if args.batch_size == "full" else args.batch_size
     targets_train = y_train if args.loss == "cross_entropy" else datasets.one_hot(y_train, len(classes), args.dtype)
     targets_test = y_test if args.loss == "cross_entropy" else datasets.one_hot(y_test, len(classes), args.dtype)
     if args.loss == "hinge":
@@ -150,12 +188,13 @@ def train(args):
     accuracy = net.accuracy(x_test, y_test)
     print(f"trained in {elapsed:.2f} s ({args.epochs * len(y_train) / elapsed:,.0f} samples/s)")
     print(f"test accuracy: {accuracy:.4f}")
-    if args.plot:
-        plot_history(history, args.plot, title=f"{source}: {sizes} {args.activation}, {optimizer}")
-        print(f"curves written to {args.plot}")
+    # Save before plotting: a failing plot must not lose the trained model.
     if not args.no_save:
         net.save(args.save)
         print(f"model saved to {args.save} (load with pyfastnn.load; it takes raw inputs, classes {classes.tolist()})")
+    if args.plot:
+        plot_history(history, args.plot, title=f"{source}: {sizes} {args.activation}, {optimizer}")
+        print(f"curves written to {args.plot}")
     return 0
 
 
@@ -200,9 +239,19 @@ def plot_history(history, path, title=""):
     plt.close(fig)
 
 
-def info(_args):
+def info(args):
     from . import cpu_info
 
+    if args.json:
+        report = {
+            "version": __version__,
+            "backend": _backend.get_backend(),
+            "backends": _backend.backends(),
+            "threads": _backend.get_num_threads(),
+            "cpu_info": cpu_info(),
+        }
+        print(json.dumps(report, indent=2))
+        return 0
     print(f"pyfastnn {__version__}")
     print(f"backend: {_backend.get_backend()}   threads: {_backend.get_num_threads()}")
     for name, state in _backend.backends().items():
@@ -226,6 +275,9 @@ def main(argv=None):
         return {"train": train, "info": info}[args.command](args)
     except (ValueError, TypeError, OSError, FloatingPointError) as exc:
         print(f"pyfastnn {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except MemoryError as exc:
+        print(f"pyfastnn {args.command}: error: not enough memory: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -33,6 +33,7 @@ import itertools
 import math
 import numbers
 import os
+import stat
 import warnings
 import zipfile
 import zlib
@@ -62,6 +63,8 @@ _DIGITS_SHA256 = "87ff0c9e40dc7e2c0e34e7257799c2e3f3aec1a016363bb11cad869ec428a8
 _DIGITS_SHAPE = (1797, 64)
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_GZIP_RATIO = 1100  # deflate expands data at most ~1032 times: a bound on what a gzip file can hold
+_READ_CHUNK = 1 << 24
 _ZIP_MAGIC = b"PK\x03\x04"
 
 # IDX type code -> big-endian element type, as defined with the MNIST files.
@@ -144,11 +147,21 @@ def _check_bool(value: Any, name: str) -> bool:
     raise TypeError(f"{name} must be True or False, got {value!r}")
 
 
+def _open_regular(path: Path) -> Any:
+    """``path`` opened for binary reading, if it is a regular file: a directory fails, and so do devices,
+    pipes and sockets, whose reads could block or never end (/dev/zero)."""
+    mode = path.stat().st_mode
+    if stat.S_ISDIR(mode):
+        raise ValueError(f"{path}: expected a file, found a directory")
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{path}: not a regular file (a device, pipe or socket); expected a data file")
+    return open(path, "rb")
+
+
 def _read_maybe_gzipped(path: Path) -> bytes:
     """The file's bytes, gunzipped when the file starts with the gzip magic (whatever its name)."""
-    if path.is_dir():
-        raise ValueError(f"{path}: expected a file, found a directory")
-    raw = path.read_bytes()
+    with _open_regular(path) as f:
+        raw = f.read()
     if raw[:2] != _GZIP_MAGIC:
         return raw
     try:
@@ -238,36 +251,55 @@ def load_digits(dtype: Any = np.float32, scale: bool = True) -> tuple[np.ndarray
 # --------------------------------------------------------------------------------------------------------
 
 
-def _parse_idx(data: bytes, where: Any) -> np.ndarray:
-    if len(data) < 4:
-        raise ValueError(f"{where}: not an IDX file: {len(data)} bytes, shorter than the 4-byte magic number")
-    if data[0] != 0 or data[1] != 0:
+def _read_idx(f: Any, where: Any, data_size: int | None, gzip_size: int | None) -> np.ndarray:
+    """Read IDX from the stream f: the header, then exactly the data it declares. For a plain file,
+    ``data_size`` (the file's size) is checked against the header before reading; for a gzip stream,
+    ``gzip_size`` (the compressed size) bounds what it can hold, and reading stops at the declared size."""
+    head = f.read(4)
+    if len(head) < 4:
+        raise ValueError(f"{where}: not an IDX file: {len(head)} bytes, shorter than the 4-byte magic number")
+    if head[0] != 0 or head[1] != 0:
         raise ValueError(
-            f"{where}: not an IDX file: first two bytes are 0x{data[0]:02X} 0x{data[1]:02X}, "
+            f"{where}: not an IDX file: first two bytes are 0x{head[0]:02X} 0x{head[1]:02X}, "
             f"expected 0x00 0x00"
         )
-    code, ndim = data[2], data[3]
+    code, ndim = head[2], head[3]
     if code not in _IDX_TYPES:
         raise ValueError(f"{where}: unknown IDX type code 0x{code:02X}; expected one of {_IDX_TYPE_NAMES}")
     if ndim == 0:
         raise ValueError(f"{where}: IDX header gives 0 dimensions; expected at least 1")
     header = 4 + 4 * ndim
-    if len(data) < header:
+    dims = f.read(4 * ndim)
+    if len(dims) < 4 * ndim:
         raise ValueError(
-            f"{where}: truncated IDX header: {ndim} dimensions need {header} header bytes, found {len(data)}"
+            f"{where}: truncated IDX header: {ndim} dimensions need {header} header bytes, "
+            f"found {4 + len(dims)}"
         )
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(dims[4 * i : 4 + 4 * i], "big") for i in range(ndim))
     dt = _IDX_TYPES[code]
     expected = math.prod(shape) * dt.itemsize
-    found = len(data) - header
-    if found != expected:
+    says = (f"{where}: header says shape {shape} of {dt.newbyteorder('=').name}, "
+            f"so expected {expected} bytes of data")
+    if data_size is not None and data_size - header != expected:
+        found = data_size - header
         more = " (more than the header says)" if found > expected else ""
+        raise ValueError(f"{says} after the {header}-byte header, found {found}{more}")
+    if gzip_size is not None and expected > _GZIP_RATIO * gzip_size:
         raise ValueError(
-            f"{where}: header says shape {shape} of {dt.newbyteorder('=').name}, "
-            f"so expected {expected} bytes of data after the {header}-byte header, found {found}{more}"
+            f"{where}: the IDX header declares {expected} bytes of data (shape {shape}), "
+            f"more than a gzip file of {gzip_size} bytes can hold"
         )
+    # Read in chunks into a growing buffer: memory follows the data actually present, not the declared size.
+    data = bytearray()
+    while len(data) < expected:
+        chunk = f.read(min(expected - len(data), _READ_CHUNK))
+        if not chunk:
+            raise ValueError(f"{says} after the {header}-byte header, found {len(data)}")
+        data += chunk
+    if f.read(1):
+        raise ValueError(f"{says} after the {header}-byte header, found more (more than the header says)")
     # Copy into native byte order: a writable array the caller owns, fast for every later kernel.
-    return np.frombuffer(data, dtype=dt, offset=header).reshape(shape).astype(dt.newbyteorder("="))
+    return np.frombuffer(data, dtype=dt).reshape(shape).astype(dt.newbyteorder("="))
 
 
 def load_idx(path: PathLike) -> np.ndarray:
@@ -297,7 +329,17 @@ def load_idx(path: PathLike) -> np.ndarray:
         The message names the file and the problem.
     """
     p = _check_path(path)
-    return _parse_idx(_read_maybe_gzipped(p), p)
+    with _open_regular(p) as f:
+        size = os.fstat(f.fileno()).st_size
+        if f.read(2) != _GZIP_MAGIC:
+            f.seek(0)
+            return _read_idx(f, p, size, None)
+        f.seek(0)
+        try:
+            with gzip.GzipFile(fileobj=f, mode="rb") as g:
+                return _read_idx(g, p, None, size)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ValueError(f"{p}: the file starts like gzip but cannot be decompressed ({exc})") from None
 
 
 def _labels_to_int64(labels: np.ndarray, where: Any) -> np.ndarray:
@@ -413,8 +455,11 @@ def load_csv(
     delimiter : str or None, default ","
         A single character, or None for any run of whitespace.
     skip_header : bool or "auto", default "auto"
-        Whether the first non-blank line is a header. "auto" takes it as one when one of its feature cells
-        is not a number, or when its label cell is not a number but the next line's is.
+        Whether the first non-blank line is a header. "auto" decides by the whole line: it is a header when
+        none of its feature cells is a number (column names), or when they all are (numbered columns) but its
+        label cell is not while the next line's is. A line mixing numbers and text in its feature cells is
+        data, so a typo in the first data line is reported (with a hint to pass skip_header=True if it was a
+        header) instead of dropping that line.
     dtype : numpy floating dtype, default np.float32
         Dtype of ``X``.
     return_classes : bool, default False
@@ -493,9 +538,9 @@ def load_csv(
             raise ValueError(f"{p}: label_column={lab} is out of range for {ncols} columns")
         lab %= ncols
         if skip_header == "auto":
-            feature_text = any(not _is_number(c) for i, c in enumerate(first) if i != lab)
+            numeric = [_is_number(c) for i, c in enumerate(first) if i != lab]
             label_text = not _is_number(first[lab]) and len(head) > 1 and _is_number(head[1][1][lab])
-            has_header = feature_text or label_text
+            has_header = not any(numeric) or (all(numeric) and label_text)
         else:
             has_header = bool(skip_header)
 
@@ -508,7 +553,8 @@ def load_csv(
     if not quoted:
         parsed = _csv_fast(text, delimiter, skip, lab)
     if parsed is None:
-        parsed = _csv_checked(p, text, delimiter, has_header, ncols, lab)
+        hint = skip_header == "auto" and not has_header
+        parsed = _csv_checked(p, text, delimiter, has_header, ncols, lab, hint)
     X, keys, codes = parsed
     y, classes = _labels_from_keys(keys, codes, dt)
     X = X.astype(dt, copy=False)
@@ -573,9 +619,11 @@ def _numeric_labels_finite(keys: list) -> bool:
     return bool(np.isfinite(values).all())
 
 
-def _csv_checked(p: Path, text: str, delimiter: str | None, has_header: bool, ncols: int, lab: int):
+def _csv_checked(p: Path, text: str, delimiter: str | None, has_header: bool, ncols: int, lab: int,
+                 hint: bool = False):
     """Parse cell by cell with line numbers: (X float64, label strings, label codes); ValueError naming
-    the line and column of the first problem."""
+    the line and column of the first problem (with ``hint``, saying how to skip the first line as a header
+    when the problem is there)."""
     try:
         rows = list(_split_rows(text, delimiter))
     except ValueError as exc:
@@ -606,8 +654,9 @@ def _csv_checked(p: Path, text: str, delimiter: str | None, has_header: bool, nc
             try:
                 v = float(c)
             except ValueError:
+                header = f"; if line {lineno} is a header, pass skip_header=True" if hint and r == 0 else ""
                 raise ValueError(
-                    f"{p}: line {lineno}, column {j + 1}: expected a number, found {c!r}"
+                    f"{p}: line {lineno}, column {j + 1}: expected a number, found {c!r}{header}"
                 ) from None
             if not math.isfinite(v):
                 raise ValueError(f"{p}: line {lineno}, column {j + 1}: expected a finite number, found {c!r}")

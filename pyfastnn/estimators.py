@@ -302,8 +302,120 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     Binary targets get one sigmoid output and binary cross-entropy; several classes a softmax layer and
     cross-entropy; a label-indicator matrix (multi-label) one sigmoid output per label. See the module
-    docstring for the parameters that differ from scikit-learn's; ``class_weight`` (dict class → weight or
-    "balanced") weights each sample by its class.
+    docstring for what differs from scikit-learn.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : int or sequence of int, default (100,)
+        Neurons of each hidden layer, input to output: the network is [n_features, *hidden_layer_sizes,
+        n_outputs].
+    activation : {"relu", "identity", "logistic", "tanh", "linear", "sigmoid", "piecewise_linear"}
+        Activation of the hidden layers (default "relu"). scikit-learn's names are read as pyfastnn's
+        ("identity" is "linear", "logistic" is "sigmoid"); "piecewise_linear" is clip(z + 1/2, 0, 1).
+    solver : {"adam", "sgd"}, default "adam"
+        "sgd": stochastic gradient descent with ``momentum`` (Nesterov's when ``nesterovs_momentum``); "adam":
+        Adam with ``beta_1``, ``beta_2``, ``epsilon``. "lbfgs" is not offered.
+    alpha : float >= 0, default 1e-4
+        L2 penalty: each batch of B rows adds 0.5·alpha·‖W‖²/B (the weights, not the biases), as scikit-learn.
+    batch_size : int >= 1 or "auto", default "auto"
+        Rows per update; "auto" is min(200, n_samples). A size above n_samples is clipped, with a warning.
+    learning_rate : {"constant", "invscaling", "adaptive", "step", "exponential"}, default "constant"
+        How the rate changes between epochs, for the sgd solver only. "invscaling": η = η₀/(t + 1)^power_t,
+        t the samples seen; "adaptive": divided by 5 when the training loss (the validation score under
+        ``early_stopping``) has not improved by more than ``tol`` for ``n_iter_no_change`` + 1 epochs, and
+        training ends once that happens at 1e-6; "step": halved every 10 epochs; "exponential": times 0.95
+        every epoch (see :mod:`pyfastnn.schedules`).
+    learning_rate_init : float > 0, default 1e-3
+        The initial learning rate η₀.
+    power_t : float >= 0, default 0.5
+        The exponent of "invscaling".
+    max_iter : int >= 1, default 200
+        The most epochs ``fit`` trains (``partial_fit`` trains one per call).
+    shuffle : bool, default True
+        Visit the samples in a new random order every epoch.
+    random_state : None, int or numpy.random.RandomState, default None
+        Seeds the initial weights, the shuffling and the ``early_stopping`` split. The same seed gives other
+        initial weights than scikit-learn's (pyfastnn initialises He / Glorot itself).
+    tol : float >= 0, default 1e-4
+        ``fit`` stops when the training loss (the validation score under ``early_stopping``) has not improved
+        by more than ``tol`` for ``n_iter_no_change`` + 1 epochs in a row (scikit-learn's count). With the
+        "adaptive" rate, that condition lowers the rate instead.
+    verbose : bool, default False
+        Print each epoch's progress to standard error.
+    warm_start : bool, default False
+        ``fit`` starts from the weights of the previous fit (keeping its dtype) instead of new ones.
+    momentum : float in [0, 1], default 0.9
+        Momentum of the sgd solver.
+    nesterovs_momentum : bool, default True
+        Nesterov's momentum for the sgd solver (when momentum > 0).
+    early_stopping : bool, default False
+        Hold out ``validation_fraction`` of the training data (stratified by class for single-label
+        classification), stop when the validation score (accuracy for the classifier, R² for the regressor)
+        has not improved by more than ``tol`` for ``n_iter_no_change`` + 1 epochs, and end with the weights of
+        the best epoch. ``partial_fit`` ignores it.
+    validation_fraction : float in (0, 1), default 0.1
+        The fraction held out for ``early_stopping``.
+    beta_1, beta_2 : float in [0, 1), default 0.9, 0.999
+        Adam's decay rates of the first and second moment estimates.
+    epsilon : float > 0, default 1e-8
+        Adam's ε (inside the bias correction; scikit-learn's is outside, a ~1e-4 relative difference in the
+        first steps).
+    n_iter_no_change : int >= 1, default 10
+        The patience of ``tol``, ``early_stopping`` and the "adaptive" rate (see those).
+    dtype : None, "float32" or "float64", default None
+        The network's dtype. None: that of X (float32 stays float32, anything else becomes float64); pass
+        float32 data or ``dtype="float32"`` for speed. ``warm_start`` and ``partial_fit`` keep the fitted
+        network's dtype.
+    backend : None, "cpp", "numba" or "numpy", default None
+        The kernels ``fit`` and ``predict`` run on; None: pyfastnn's current backend
+        (``pyfastnn.get_backend()``).
+    callbacks : list of callables or None, default None
+        Each is called as ``cb(epoch, logs)`` after every epoch (``logs``: the epoch's "loss", "lr", "time",
+        and under ``early_stopping`` the validation values); one returning True stops training.
+    class_weight : dict {class label: weight}, "balanced" or None, default None
+        Multiplies each sample's weight (``sample_weight``, else 1) by that of its class; "balanced" uses
+        n_samples / (n_classes · count of the class). Not for multi-label targets.
+
+    Attributes
+    ----------
+    classes_ : ndarray, shape (n_classes,)
+        The class labels (for multi-label targets, the label columns).
+    n_features_in_ : int
+        The number of features seen by ``fit``.
+    feature_names_in_ : ndarray of str, shape (n_features_in_,)
+        The column names of X, when ``fit`` was given X with string column names (a DataFrame).
+    net_ : pyfastnn.MLP
+        The trained network.
+    coefs_ : list of ndarray
+        ``coefs_[i]`` of shape (N_i, N_{i+1}), the sizes of layers i and i + 1 counting the input as layer 0:
+        scikit-learn's layout, transposed views of ``net_.weights`` (writing into them changes the network).
+    intercepts_ : list of ndarray
+        ``intercepts_[i]`` of shape (N_{i+1},): the arrays of ``net_.biases``.
+    n_layers_ : int
+        Layers including the input and the output layer: len(hidden_layer_sizes) + 2.
+    n_outputs_ : int
+        Neurons of the output layer.
+    out_activation_ : str
+        The output activation in scikit-learn's words: "logistic" (one output, or multi-label) or "softmax".
+    loss_ : float
+        The last epoch's training loss.
+    loss_curve_ : list of float
+        The training loss of every epoch (the mean over its batches, each measured before its update),
+        without the L2 penalty, scaled as scikit-learn reports it: the mean over the samples of the
+        cross-entropy (softmax) or binary cross-entropy (summed over the outputs).
+    best_loss_ : float or None
+        The smallest value of ``loss_curve_``; None under ``early_stopping``.
+    validation_scores_ : list of float or None
+        Under ``early_stopping``, the validation score (accuracy) of every epoch; else None.
+    best_validation_score_ : float or None
+        The largest of ``validation_scores_``; None without ``early_stopping``.
+    n_iter_ : int
+        Epochs trained by ``fit`` (or, summed, by the ``partial_fit`` calls since).
+    t_ : int
+        Training samples seen: rows × epochs, summed over calls.
+    history_ : pyfastnn.History
+        What the last ``fit`` or ``partial_fit`` call logged per epoch (``history_["loss"]`` in pyfastnn's
+        scale, ``history_.stop_reason``, ...).
     """
 
     _regression = False
@@ -420,7 +532,115 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multilayer perceptron regressor trained by pyfastnn; scikit-learn's ``MLPRegressor`` interface.
 
     Linear outputs and squared error, scaled like scikit-learn's (½·mean over outputs). See the module
-    docstring for the parameters that differ from scikit-learn's.
+    docstring for what differs from scikit-learn.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : int or sequence of int, default (100,)
+        Neurons of each hidden layer, input to output: the network is [n_features, *hidden_layer_sizes,
+        n_outputs].
+    activation : {"relu", "identity", "logistic", "tanh", "linear", "sigmoid", "piecewise_linear"}
+        Activation of the hidden layers (default "relu"). scikit-learn's names are read as pyfastnn's
+        ("identity" is "linear", "logistic" is "sigmoid"); "piecewise_linear" is clip(z + 1/2, 0, 1).
+    solver : {"adam", "sgd"}, default "adam"
+        "sgd": stochastic gradient descent with ``momentum`` (Nesterov's when ``nesterovs_momentum``); "adam":
+        Adam with ``beta_1``, ``beta_2``, ``epsilon``. "lbfgs" is not offered.
+    alpha : float >= 0, default 1e-4
+        L2 penalty: each batch of B rows adds 0.5·alpha·‖W‖²/B (the weights, not the biases), as scikit-learn.
+    batch_size : int >= 1 or "auto", default "auto"
+        Rows per update; "auto" is min(200, n_samples). A size above n_samples is clipped, with a warning.
+    learning_rate : {"constant", "invscaling", "adaptive", "step", "exponential"}, default "constant"
+        How the rate changes between epochs, for the sgd solver only. "invscaling": η = η₀/(t + 1)^power_t,
+        t the samples seen; "adaptive": divided by 5 when the training loss (the validation score under
+        ``early_stopping``) has not improved by more than ``tol`` for ``n_iter_no_change`` + 1 epochs, and
+        training ends once that happens at 1e-6; "step": halved every 10 epochs; "exponential": times 0.95
+        every epoch (see :mod:`pyfastnn.schedules`).
+    learning_rate_init : float > 0, default 1e-3
+        The initial learning rate η₀.
+    power_t : float >= 0, default 0.5
+        The exponent of "invscaling".
+    max_iter : int >= 1, default 200
+        The most epochs ``fit`` trains (``partial_fit`` trains one per call).
+    shuffle : bool, default True
+        Visit the samples in a new random order every epoch.
+    random_state : None, int or numpy.random.RandomState, default None
+        Seeds the initial weights, the shuffling and the ``early_stopping`` split. The same seed gives other
+        initial weights than scikit-learn's (pyfastnn initialises He / Glorot itself).
+    tol : float >= 0, default 1e-4
+        ``fit`` stops when the training loss (the validation score under ``early_stopping``) has not improved
+        by more than ``tol`` for ``n_iter_no_change`` + 1 epochs in a row (scikit-learn's count). With the
+        "adaptive" rate, that condition lowers the rate instead.
+    verbose : bool, default False
+        Print each epoch's progress to standard error.
+    warm_start : bool, default False
+        ``fit`` starts from the weights of the previous fit (keeping its dtype) instead of new ones.
+    momentum : float in [0, 1], default 0.9
+        Momentum of the sgd solver.
+    nesterovs_momentum : bool, default True
+        Nesterov's momentum for the sgd solver (when momentum > 0).
+    early_stopping : bool, default False
+        Hold out ``validation_fraction`` of the training data (stratified by class for single-label
+        classification), stop when the validation score (accuracy for the classifier, R² for the regressor)
+        has not improved by more than ``tol`` for ``n_iter_no_change`` + 1 epochs, and end with the weights of
+        the best epoch. ``partial_fit`` ignores it.
+    validation_fraction : float in (0, 1), default 0.1
+        The fraction held out for ``early_stopping``.
+    beta_1, beta_2 : float in [0, 1), default 0.9, 0.999
+        Adam's decay rates of the first and second moment estimates.
+    epsilon : float > 0, default 1e-8
+        Adam's ε (inside the bias correction; scikit-learn's is outside, a ~1e-4 relative difference in the
+        first steps).
+    n_iter_no_change : int >= 1, default 10
+        The patience of ``tol``, ``early_stopping`` and the "adaptive" rate (see those).
+    dtype : None, "float32" or "float64", default None
+        The network's dtype. None: that of X (float32 stays float32, anything else becomes float64); pass
+        float32 data or ``dtype="float32"`` for speed. ``warm_start`` and ``partial_fit`` keep the fitted
+        network's dtype.
+    backend : None, "cpp", "numba" or "numpy", default None
+        The kernels ``fit`` and ``predict`` run on; None: pyfastnn's current backend
+        (``pyfastnn.get_backend()``).
+    callbacks : list of callables or None, default None
+        Each is called as ``cb(epoch, logs)`` after every epoch (``logs``: the epoch's "loss", "lr", "time",
+        and under ``early_stopping`` the validation values); one returning True stops training.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        The number of features seen by ``fit``.
+    feature_names_in_ : ndarray of str, shape (n_features_in_,)
+        The column names of X, when ``fit`` was given X with string column names (a DataFrame).
+    net_ : pyfastnn.MLP
+        The trained network.
+    coefs_ : list of ndarray
+        ``coefs_[i]`` of shape (N_i, N_{i+1}), the sizes of layers i and i + 1 counting the input as layer 0:
+        scikit-learn's layout, transposed views of ``net_.weights`` (writing into them changes the network).
+    intercepts_ : list of ndarray
+        ``intercepts_[i]`` of shape (N_{i+1},): the arrays of ``net_.biases``.
+    n_layers_ : int
+        Layers including the input and the output layer: len(hidden_layer_sizes) + 2.
+    n_outputs_ : int
+        Neurons of the output layer.
+    out_activation_ : str
+        The output activation in scikit-learn's words: "identity".
+    loss_ : float
+        The last epoch's training loss.
+    loss_curve_ : list of float
+        The training loss of every epoch (the mean over its batches, each measured before its update),
+        without the L2 penalty, scaled as scikit-learn reports it: ½·squared error averaged over the
+        outputs and the samples.
+    best_loss_ : float or None
+        The smallest value of ``loss_curve_``; None under ``early_stopping``.
+    validation_scores_ : list of float or None
+        Under ``early_stopping``, the validation score (R²) of every epoch; else None.
+    best_validation_score_ : float or None
+        The largest of ``validation_scores_``; None without ``early_stopping``.
+    n_iter_ : int
+        Epochs trained by ``fit`` (or, summed, by the ``partial_fit`` calls since).
+    t_ : int
+        Training samples seen: rows × epochs, summed over calls.
+    history_ : pyfastnn.History
+        What the last ``fit`` or ``partial_fit`` call logged per epoch (``history_["loss"]`` in pyfastnn's
+        scale, ``history_.stop_reason``, ...).
     """
 
     _regression = True

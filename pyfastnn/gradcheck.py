@@ -1,10 +1,23 @@
 """Checking backpropagation against central finite differences."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
-def numerical_gradients(net, x, y, loss=None, eps=1e-6):
-    """Central differences (C(θ+ε) − C(θ−ε)) / 2ε for every weight and bias, computed on a float64 copy."""
+    from .network import MLP
+
+
+def numerical_gradients(net: MLP, x: ArrayLike, y: ArrayLike, loss: str | None = None,
+                        eps: float = 1e-6) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Central differences (C(θ+ε) − C(θ−ε)) / 2ε for every weight and bias, computed on a float64 copy.
+
+    Returns ``[(dW, db)]`` per layer, dW of shape (N_l, N_{l-1}) and db of shape (N_l,), float64.
+    """
     probe = net.astype(np.float64)
     grads = []
     for w, b in zip(probe.weights, probe.biases):
@@ -25,7 +38,7 @@ def numerical_gradients(net, x, y, loss=None, eps=1e-6):
     return grads
 
 
-def gradcheck(net, x, y, loss=None, eps=1e-6):
+def gradcheck(net: MLP, x: ArrayLike, y: ArrayLike, loss: str | None = None, eps: float = 1e-6) -> float:
     """The largest relative difference between backpropagation and central differences.
 
     For every parameter array (each W^l and b^l) the difference is max|g_bp − g_fd| / max(max|g_bp|, max|g_fd|)

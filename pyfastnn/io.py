@@ -7,19 +7,28 @@ File format (version 1): a NumPy ``.npz`` archive (a zip of ``.npy`` arrays) hol
     W0..W{L-1}, b0..b{L-1}   the weights (N_l, N_{l-1}) and biases (N_l,) in the network's dtype
 
 ``sha256`` is the hex digest of the raw bytes of W0, b0, W1, b1, ... in that order: a file whose arrays were
-changed or damaged fails to load. Arrays are read with ``allow_pickle=False``, so a file cannot run code.
+changed or damaged fails to load. Only those members are read, as plain .npy arrays of the recorded dtype
+(never pickled objects, so a file cannot run code), and only after their headers and sizes agree with the
+model header.
 """
 
 import hashlib
 import json
+import math
 import os
+import stat
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
 FORMAT = "pyfastnn.MLP"
 FORMAT_VERSION = 1
+
+_MAX_HEADER_BYTES = 1 << 20  # the JSON header takes a few hundred bytes
+_DEFLATE_RATIO = 1100  # deflate expands at most ~1032 times
+_CHUNK = 1 << 24  # arrays are read 16 MiB at a time
 
 
 def _digest(arrays):
@@ -54,7 +63,7 @@ def save(net, path):
     for l, (w, b) in enumerate(zip(net.weights, net.biases)):
         arrays[f"W{l}"] = w
         arrays[f"b{l}"] = b
-    path = os.fspath(path)
+    path = _check_path(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".pyfastnn-", suffix=".tmp")
     try:
@@ -67,29 +76,134 @@ def save(net, path):
         raise
 
 
+def _check_path(path):
+    """A model path as str: str, bytes or os.PathLike."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"path must be a str, bytes or os.PathLike file path; got {type(path).__name__}")
+    path = os.fsdecode(os.fspath(path))
+    if not path:
+        raise ValueError("path must be a file path; got an empty string")
+    return path
+
+
+def _open_array(archive, path, name, shape, dtype, limit=None):
+    """Member ``name``.npy of ``archive``, open at its data, after checking, from the member's .npy header
+    and its size in the zip directory alone, that it holds exactly an array of ``dtype`` and ``shape`` (a
+    1-D shape of any length when shape is None, of at most ``limit`` bytes).
+
+    Returns (file, shape, fortran_order)."""
+    where = f"{path}: array {name} should be {dtype} {'(n,)' if shape is None else shape}"
+    try:
+        info = archive.getinfo(name + ".npy")
+    except KeyError:
+        raise ValueError(f"{where}; it is missing") from None
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ValueError(
+            f"{path} is not a pyfastnn model file (member {name} uses compression {info.compress_type})"
+        )
+    # Deflate expands data at most ~1032 times (stored data not at all): a member declaring more is forged.
+    most = info.compress_size * (1 if info.compress_type == zipfile.ZIP_STORED else _DEFLATE_RATIO)
+    if info.file_size > most:
+        raise ValueError(f"{path} is not a pyfastnn model file (member {name} declares "
+                         f"{info.file_size} bytes but holds {info.compress_size} compressed bytes)")
+    member = None
+    try:
+        member = archive.open(info)
+        version = np.lib.format.read_magic(member)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f".npy format version {version} (pyfastnn reads 1.0 and 2.0)")
+        if version == (1, 0):
+            got_shape, fortran, got_dtype = np.lib.format.read_array_header_1_0(member)
+        else:
+            got_shape, fortran, got_dtype = np.lib.format.read_array_header_2_0(member)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
+        if member is not None:
+            member.close()
+        raise ValueError(f"{path} is not a pyfastnn model file (member {name}: {exc})") from None
+    size = math.prod(got_shape) * got_dtype.itemsize
+    held = info.file_size - member.tell()
+    problem = None
+    if got_dtype != dtype or (len(got_shape) != 1 if shape is None else got_shape != shape):
+        problem = f"{where}; it is {got_dtype} {got_shape}"
+    elif size != held:
+        problem = f"{where}; its header declares {size} bytes of data but the member holds {held}"
+    elif limit is not None and size > limit:
+        problem = f"{where} of at most {limit} bytes; it declares {size}"
+    if problem is not None:
+        member.close()
+        raise ValueError(problem)
+    return member, got_shape, fortran
+
+
+def _read_into(member, out, path, name):
+    """Fill ``out`` (C-contiguous) from ``member`` in chunks, so no second copy of a large array is made."""
+    view = memoryview(out).cast("B")
+    done = 0
+    try:
+        while done < len(view):
+            n = member.readinto(view[done : done + _CHUNK])
+            if not n:
+                raise ValueError(f"the data ends after {done} of {len(view)} bytes")
+            done += n
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ValueError(f"{path} is not a pyfastnn model file (member {name}: {exc})") from None
+    finally:
+        member.close()
+
+
 def load(path):
-    """Read a network written by :func:`save`. Raises ValueError for a file that is not one, is truncated,
-    was written by a newer format version, or whose arrays do not match their recorded checksum."""
+    """Read a network written by :func:`save`.
+
+    Only the members the format names are read: the header first, then each array's .npy header, checked
+    against the model header and against the member's size before any array is allocated. Other members
+    are ignored without being read.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    IsADirectoryError, PermissionError
+        A directory, or a file this process may not read.
+    ValueError
+        A file that is not a model written by save (not a regular file, not a zip archive, members missing,
+        of the wrong shape or dtype, or declaring more data than they hold), a file written by a newer format
+        version, or arrays that do not match their recorded checksum.
+    """
     from .network import MLP, check_dtype
 
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no such model file: {path}")
+    path = _check_path(path)
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array or a text file
-            raise ValueError("not an .npz archive")
-        with loaded as archive:
-            arrays = {k: archive[k] for k in archive.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path} is not a pyfastnn model file (not a readable .npz archive: {exc})") from None
-    odd = sorted(k for k, v in arrays.items() if not isinstance(v, np.ndarray))
-    if odd:
-        raise ValueError(f"{path} is not a pyfastnn model file (members that are not arrays: {odd})")
-    if "header" not in arrays:
-        raise ValueError(f"{path} is not a pyfastnn model file (no header; arrays found: {sorted(arrays)})")
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such model file: {path}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(f"{path} is a directory, not a pyfastnn model file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(
+            f"{path} is not a regular file (a device, pipe or socket), so not a pyfastnn model file"
+        )
     try:
-        header = json.loads(arrays["header"].tobytes().decode("utf-8"))
+        f = open(path, "rb")
+    except PermissionError:
+        raise PermissionError(f"cannot read the model file {path}: permission denied") from None
+    with f:
+        try:
+            archive = zipfile.ZipFile(f)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            raise ValueError(f"{path} is not a pyfastnn model file (not a .npz archive: {exc})") from None
+        with archive:
+            return _load_archive(archive, path, MLP, check_dtype)
+
+
+def _load_archive(archive, path, MLP, check_dtype):
+    if "header.npy" not in archive.namelist():
+        found = sorted(n.removesuffix(".npy") for n in archive.namelist())
+        raise ValueError(f"{path} is not a pyfastnn model file (no header; arrays found: {found})")
+    member, (length,), _ = _open_array(archive, path, "header", None, np.dtype(np.uint8), _MAX_HEADER_BYTES)
+    with member:
+        raw = member.read(length)
+    try:
+        header = json.loads(raw.decode("utf-8"))
         if not isinstance(header, dict):
             raise ValueError("header is not an object")
     except (ValueError, UnicodeDecodeError) as exc:
@@ -114,22 +228,29 @@ def load(path):
             raise ValueError(f"straight_through must be true or false; got {straight_through!r}")
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{path}: invalid model header: {exc}") from None
-    # Check the arrays against the header before building anything, so a forged header cannot make us allocate.
-    weights, biases = [], []
-    for l in range(len(sizes) - 1):
-        for name, out, shape in ((f"W{l}", weights, (sizes[l + 1], sizes[l])), (f"b{l}", biases, (sizes[l + 1],))):
-            arr = arrays.get(name)
-            if arr is None or arr.shape != shape or arr.dtype != dtype:
-                got = "missing" if arr is None else f"{arr.dtype} {arr.shape}"
-                raise ValueError(f"{path}: array {name} should be {dtype} {shape}; it is {got}")
-            out.append(np.ascontiguousarray(arr).copy())
+    # Every array's .npy header is checked against the model header, and its size against its member's, before
+    # anything is allocated: a forged file cannot make us allocate more than its members hold.
+    members = []
     try:
-        hidden = activations[:-1]
-        net = MLP(sizes, activation=hidden if hidden else "relu", output_activation=activations[-1],
-                  dtype=dtype, init=header.get("init", "auto"), straight_through=straight_through)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: invalid model header: {exc}") from None
-    if _digest([a for pair in zip(weights, biases) for a in pair]) != header.get("sha256"):
+        for l in range(len(sizes) - 1):
+            for name, shape in ((f"W{l}", (sizes[l + 1], sizes[l])), (f"b{l}", (sizes[l + 1],))):
+                members.append((name, *_open_array(archive, path, name, shape, dtype)))
+        try:
+            hidden = activations[:-1]
+            net = MLP(sizes, activation=hidden if hidden else "relu", output_activation=activations[-1],
+                      dtype=dtype, init=header.get("init", "auto"), straight_through=straight_through)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: invalid model header: {exc}") from None
+        for (name, member, shape, fortran), target in zip(members, _interleaved(net)):
+            if fortran:  # column-major data is the row-major data of the transpose
+                buffer = np.empty(shape[::-1], dtype=dtype)
+                _read_into(member, buffer, path, name)
+                np.copyto(target, buffer.T)
+            else:
+                _read_into(member, target, path, name)
+    finally:
+        for _, member, _, _ in members:
+            member.close()
+    if _digest(_interleaved(net)) != header.get("sha256"):
         raise ValueError(f"{path}: the arrays do not match the checksum in the header (file corrupted or edited)")
-    net.weights, net.biases = weights, biases
     return net

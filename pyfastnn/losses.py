@@ -1,6 +1,6 @@
 """Loss functions by public name and the checks of their targets.
 
-Every loss is the batch mean of per-sample costs, each summed over the outputs (DESIGN.md §1):
+Every loss is the batch mean of per-sample costs, each summed over the outputs (docs/design.md, "Losses"):
 
     squared_error          Σ (y − f)²                 (no factor 1/2)
     hinge                  Σ max(0, 1 − y·f)          targets y ∈ {−1, +1}

@@ -63,9 +63,17 @@ def check_inputs(x, n_features, dtype, what="X"):
         raise ValueError(f"{what} is empty: it has no samples")
     if x.shape[1] != n_features:
         raise ValueError(f"{what} has {x.shape[1]} features per sample but the network expects {n_features}")
+    given = x
     x = np.ascontiguousarray(x, dtype=dtype)
     if not np.all(np.isfinite(x)):
-        raise ValueError(f"{what} contains NaN or infinity")
+        if given.dtype.kind == "f" and np.all(np.isfinite(given)):
+            top, limit = float(np.max(np.abs(given))), float(np.finfo(dtype).max)
+            raise ValueError(
+                f"{what} holds values up to {top:.3g}, beyond the {np.dtype(dtype)} range (±{limit:.3g}) of "
+                "this network: scale the data, or use a float64 network"
+            )
+        i, j = np.argwhere(~np.isfinite(x))[0]
+        raise ValueError(f"{what} contains NaN or infinity (first at sample {i}, feature {j})")
     return x, single
 
 
@@ -81,7 +89,28 @@ def check_sample_weight(sample_weight, n, dtype):
         raise ValueError("sample_weight must hold finite weights >= 0")
     if not sw.sum() > 0:
         raise ValueError("the sample weights are all zero: there is nothing to train on")
-    return np.ascontiguousarray(sw, dtype=dtype)
+    return cast_sample_weight(sw, dtype)
+
+
+def cast_sample_weight(sw, dtype):
+    """Finite float64 weights >= 0 (not all zero) in the network's ``dtype``, refusing weights it cannot
+    hold."""
+    info = np.finfo(dtype)
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(sw, dtype=dtype)
+    if not np.all(np.isfinite(out)):
+        k = int(np.flatnonzero(~np.isfinite(out))[0])
+        raise ValueError(
+            f"sample_weight[{k}] = {sw[k]:.3g} overflows {info.dtype} (largest {float(info.max):.3g}); only "
+            "the ratios of the weights matter, so divide them all by a common factor"
+        )
+    if not out.sum(dtype=np.float64) > 0:
+        raise ValueError(
+            f"sample_weight values round to 0 in {info.dtype} (its smallest positive value is "
+            f"{float(info.smallest_subnormal):.3g}); only the ratios of the weights matter, so multiply them "
+            "all by a common factor"
+        )
+    return out
 
 
 def _all_finite(arrays):
@@ -92,6 +121,33 @@ def _all_finite(arrays):
         if not (math.isfinite(np.maximum.reduce(r)) and math.isfinite(np.minimum.reduce(r))):
             return False
     return True
+
+
+# Training counts as diverged when a loss exceeds this many times the level it started from (see
+# MLP._loss_scale). Healthy runs stay below that level; a far too large step passes 1e4 times it in an epoch.
+EXPLOSION = 1e3
+_DATA_SCALE = 1e6  # data beyond this magnitude is named as the likely cause of a divergence
+
+
+def _parameter_names(n_layers, n_arrays):
+    """Names of the arrays ``weights + biases + optimizer.state_arrays()`` (n_arrays in all), for messages."""
+    return ([f"net.weights[{l}]" for l in range(n_layers)] + [f"net.biases[{l}]" for l in range(n_layers)]
+            + ["the optimizer's state"] * (n_arrays - 2 * n_layers))
+
+
+def divergence_cause(before, n_layers, x, y, lr):
+    """Advice for a diverged update, from the arrays ``before`` it (weights + biases + optimizer state of a
+    network of n_layers), the data and the learning rate: parameters that were not finite already, data far
+    from unit scale, or the step size."""
+    for name, a in zip(_parameter_names(n_layers, len(before)), before):
+        if not _all_finite([a]):
+            return (f"{name} already held NaN or infinity before the update (written by hand or by a "
+                    "callback?): re-initialise the network or restore its weights")
+    for what, a in (("inputs X", x), ("targets y", y)):
+        top = float(np.max(np.abs(a)))
+        if top > _DATA_SCALE:
+            return f"the {what} reach magnitude {top:.3g}: scale them (e.g. to mean 0, standard deviation 1)"
+    return f"try a smaller learning rate (lr={lr:g})"
 
 
 class MLP:
@@ -317,6 +373,39 @@ class MLP:
         kernels.forward(self.weights, self.biases, self.activations, x, outs, zs)
         return outs, zs, deltas
 
+    def _null_loss(self, kernels, loss, y):
+        """The loss of all-zero pre-activations on targets y: chance level for the classification losses,
+        the mean of ‖y‖² for squared error with a linear output."""
+        z = np.zeros_like(y)
+        a = np.empty_like(y)
+        kernels.activation_forward(self.output_activation, z, a)
+        return kernels.loss_value(loss, self.output_activation, a, z, y)
+
+    def _loss_scale(self, kernels, loss, x, y):
+        """The scale a loss is compared with to tell an explosion: the larger of the network's current loss on
+        (at most 512 rows of) the data, so a network that starts far off is not blamed for it, and of the null
+        loss, so a network that starts almost exact may still move (and at least 1e-12, never 0)."""
+        step = -(-x.shape[0] // 512)
+        xs, ys = np.ascontiguousarray(x[::step]), np.ascontiguousarray(y[::step])
+        outs, zs, _ = self._forward(kernels, xs)
+        current = kernels.loss_value(loss, self.output_activation, outs[-1], zs[-1], ys)
+        scale = max(self._null_loss(kernels, loss, ys), 1e-12)
+        return max(scale, current) if math.isfinite(current) else scale
+
+    def _output_error(self, x):
+        """Why the outputs for inputs x are not finite, as a FloatingPointError."""
+        params = self.weights + self.biases
+        for name, a in zip(_parameter_names(self.n_layers, len(params)), params):
+            if not _all_finite([a]):
+                return FloatingPointError(f"the outputs are not finite because {name} holds NaN or infinity")
+        top = float(np.max(np.abs(x)))
+        widest = max(float(np.max(np.abs(w))) for w in self.weights)
+        return FloatingPointError(
+            f"the outputs are not finite: the {self.dtype.name} network overflowed (its inputs reach "
+            f"magnitude {top:.3g}, its largest weight is {widest:.3g}); scale the inputs"
+            + (" or use a float64 network" if self.dtype == np.float32 else "")
+        )
+
     def _gradients(self, kernels, x, y, loss):
         """Forward and backward into the reusable buffers; returns the loss."""
         outs, zs, deltas = self._forward(kernels, x)
@@ -348,11 +437,21 @@ class MLP:
         Returns
         -------
         ndarray, shape (B, N_L), or (N_L,) for a 1-D x
+
+        Raises
+        ------
+        FloatingPointError
+            If an output is NaN or infinite (never returned: a NaN would pass for a label or a prediction),
+            naming the cause: a weight or bias that holds NaN or infinity, or inputs so large that the network
+            overflows its dtype.
         """
         self._check_parameters(writable=False)
         x, single = check_inputs(x, self.layer_sizes[0], self.dtype)
         outs, _, _ = self._forward(_backend.kernels(), x)
         y = outs[-1].copy()
+        # One sum is the cheap test (it is finite when every output is, unless they are close to overflowing).
+        if not math.isfinite(np.add.reduce(y, axis=None)) and not np.isfinite(y).all():
+            raise self._output_error(x)
         return y[0] if single else y
 
     predict = forward
@@ -435,8 +534,10 @@ class MLP:
         ``optimizer`` is an Optimizer (kept between calls for its state) or a name; default SGD(lr=0.1),
         created once per network. ``sample_weight`` (B,) weighs the rows (the loss is Σ sᵢℓᵢ / Σ sᵢ). The step
         runs natively in one call (forward, loss, backward and the fused update); if the loss, the new weights
-        or the optimizer's state are not finite, everything is restored and FloatingPointError raised: on any
-        error the network and the optimizer are left as they were.
+        or the optimizer's state are not finite, or the loss is more than 1000 times that of this network's
+        first train_step (and than the loss of all-zero outputs), everything is restored and
+        FloatingPointError raised, naming the likely cause: on any error the network and the optimizer are
+        left as they were.
         """
         self._check_trainable()
         x, y, loss = self._prepare(x, y, loss)
@@ -465,17 +566,28 @@ class MLP:
         )
         if bad_start >= 0:  # the kernel applies no update after a non-finite loss
             raise FloatingPointError(
-                f"the loss is {bad_loss}: training diverged (the weights were not updated); try a smaller learning rate"
+                f"the loss is {bad_loss}: training diverged (the weights were not updated); "
+                + divergence_cause(saved, self.n_layers, x, y, optimizer.lr)
             )
         optimizer.advance(1 if done else 0)
-        if not _all_finite(params + state):
+        value = total / (rows if not sw else float(sw[0].sum(dtype=np.float64)))
+        # The loss is measured before the update, so an explosion shows one step after the update that caused
+        # it; this step is undone, and the message says the weights had already diverged.
+        ref = self.__dict__.get("_first_step_loss")
+        if ref is None and done:
+            ref = self._first_step_loss = value
+        exploded = (ref is not None and value > EXPLOSION * max(ref, 1e-12)
+                    and value > EXPLOSION * self._null_loss(kernels, loss, y))
+        if exploded or not _all_finite(params + state):
             for target, a in zip(params + state, saved):
                 np.copyto(target, a)
             optimizer.advance(-1 if done else 0)
-            raise FloatingPointError(
-                f"this update overflowed {self.dtype.name} (the weights were not updated); try a smaller learning rate"
-            )
-        return total / (rows if not sw else float(sw[0].sum(dtype=np.float64)))
+            what = (f"the loss is {value:.3g}, more than {EXPLOSION:g} times its level at this network's "
+                    f"first train_step ({ref:.3g}): the weights diverged in earlier steps" if exploded
+                    else f"this update overflowed {self.dtype.name}")
+            cause = divergence_cause(saved, self.n_layers, x, y, optimizer.lr)
+            raise FloatingPointError(f"{what} (the weights were not updated); {cause}")
+        return value
 
     def fit(self, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=True, seed=None, tol=None,
             validation_data=None, callbacks=(), progress=True, **options):

@@ -24,11 +24,24 @@ def _check_number(name, value, *, low=None, high=None, low_open=False, high_open
 
 
 class Optimizer:
-    """Base class. Subclasses define ``_init_state`` and ``_apply``."""
+    """Base class. Subclasses define ``_init_state`` and ``_apply``, and in ``_LIMITS`` the range of each
+    numeric hyper-parameter (keywords of ``_check_number``).
+
+    Hyper-parameters are checked whenever they are set, also after construction (a callback lowering ``lr``
+    between epochs), so a bad value is refused where it is written instead of training uphill or failing
+    inside a kernel later."""
+
+    _LIMITS = {}
 
     def __init__(self):
         self._state = None
         self._key = None
+
+    def __setattr__(self, name, value):
+        limits = self._LIMITS.get(name)
+        if limits is not None:
+            value = _check_number(name, value, **limits)
+        object.__setattr__(self, name, value)
 
     def _bind(self, params):
         """(Re)create the state when the optimizer meets a new set of parameters."""
@@ -83,16 +96,33 @@ class SGD(Optimizer):
         L2 penalty on the weights.
     """
 
+    _LIMITS = {
+        "lr": dict(low=0, low_open=True),
+        "momentum": dict(low=0, high=1, high_open=True),
+        "weight_decay": dict(low=0),
+    }
+
     def __init__(self, lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0):
         super().__init__()
-        self.lr = _check_number("lr", lr, low=0, low_open=True)
-        self.momentum = _check_number("momentum", momentum, low=0, high=1, high_open=True)
-        if not isinstance(nesterov, (bool, np.bool_)):
-            raise TypeError(f"nesterov must be a bool; got {type(nesterov).__name__}")
-        if nesterov and self.momentum == 0:
-            raise ValueError("nesterov=True needs momentum > 0")
-        self.nesterov = bool(nesterov)
-        self.weight_decay = _check_number("weight_decay", weight_decay, low=0)
+        self.lr = lr
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weight_decay = weight_decay
+
+    def __setattr__(self, name, value):
+        if name == "nesterov":
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"nesterov must be a bool; got {type(value).__name__}")
+            value = bool(value)
+            if value and self.momentum == 0:
+                raise ValueError("nesterov=True needs momentum > 0")
+        elif name == "momentum":
+            value = _check_number(name, value, **self._LIMITS[name])
+            if value == 0 and getattr(self, "nesterov", False):
+                raise ValueError("nesterov=True needs momentum > 0")
+            if (value == 0) != (getattr(self, "momentum", 0.0) == 0):
+                self.reset()  # velocities appear or disappear: the state is re-created at the next step
+        super().__setattr__(name, value)
 
     def _init_state(self, params):
         return [np.zeros_like(p) for p in params] if self.momentum else [None] * len(params)
@@ -124,13 +154,21 @@ class Adam(Optimizer):
         L2 penalty on the weights, added to the gradient before the moments.
     """
 
+    _LIMITS = {
+        "lr": dict(low=0, low_open=True),
+        "beta1": dict(low=0, high=1, high_open=True),
+        "beta2": dict(low=0, high=1, high_open=True),
+        "eps": dict(low=0, low_open=True),
+        "weight_decay": dict(low=0),
+    }
+
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
         super().__init__()
-        self.lr = _check_number("lr", lr, low=0, low_open=True)
-        self.beta1 = _check_number("beta1", beta1, low=0, high=1, high_open=True)
-        self.beta2 = _check_number("beta2", beta2, low=0, high=1, high_open=True)
-        self.eps = _check_number("eps", eps, low=0, low_open=True)
-        self.weight_decay = _check_number("weight_decay", weight_decay, low=0)
+        self.lr = lr
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.weight_decay = weight_decay
 
     def _init_state(self, params):
         return {"m": [np.zeros_like(p) for p in params], "v": [np.zeros_like(p) for p in params], "t": 0}

@@ -16,11 +16,15 @@ epoch's mini-batches in one native call; within an epoch η is constant.
 ======================  ================================================================================
 """
 
+from __future__ import annotations
+
 import math
 import numbers
+from collections.abc import Mapping
 
 
-def _number(name, value, low, high=None, low_open=True, high_open=True):
+def _number(name: str, value: object, low: float, high: float | None = None, low_open: bool = True,
+            high_open: bool = True) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise TypeError(f"{name} must be a finite real number; got {value!r}")
     value = float(value)
@@ -31,7 +35,7 @@ def _number(name, value, low, high=None, low_open=True, high_open=True):
     return value
 
 
-def _count(name, value):
+def _count(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be an int >= 1; got {value!r}")
     return int(value)
@@ -41,16 +45,22 @@ class LRSchedule:
     """Base class: a constant learning rate."""
 
     stopped = False  # a schedule may end training (ReduceOnPlateau with stop=True)
+    lr0: float  # the optimizer's rate, set by start
+    lr: float  # the current rate
 
-    def start(self, lr):
+    def start(self, lr: float) -> None:
         """Called once by ``fit`` with the optimizer's learning rate η₀."""
         self.lr0 = self.lr = float(lr)
 
-    def after_epoch(self, epoch, logs, samples_seen):
-        """Return the learning rate for the epoch after ``epoch`` (numbered from 1)."""
+    def after_epoch(self, epoch: int, logs: Mapping[str, float], samples_seen: int) -> float:
+        """Return the learning rate for the epoch after ``epoch`` (numbered from 1).
+
+        ``logs`` holds what fit logged for the epoch ("loss", "lr", and with validation data "val_loss",
+        "val_accuracy", "val_score"); ``samples_seen`` counts the samples trained on since fit began.
+        """
         return self.lr
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("lr"))
         return f"{type(self).__name__}({args})"
 
@@ -62,11 +72,11 @@ class Constant(LRSchedule):
 class StepDecay(LRSchedule):
     """η = η₀·gamma^⌊epoch / step_size⌋: multiply by ``gamma`` every ``step_size`` epochs."""
 
-    def __init__(self, step_size=10, gamma=0.5):
+    def __init__(self, step_size: int = 10, gamma: float = 0.5) -> None:
         self.step_size = _count("step_size", step_size)
         self.gamma = _number("gamma", gamma, 0, 1, high_open=False)
 
-    def after_epoch(self, epoch, logs, samples_seen):
+    def after_epoch(self, epoch: int, logs: Mapping[str, float], samples_seen: int) -> float:
         self.lr = self.lr0 * self.gamma ** (epoch // self.step_size)
         return self.lr
 
@@ -74,10 +84,10 @@ class StepDecay(LRSchedule):
 class ExponentialDecay(LRSchedule):
     """η = η₀·gamma^epoch."""
 
-    def __init__(self, gamma=0.95):
+    def __init__(self, gamma: float = 0.95) -> None:
         self.gamma = _number("gamma", gamma, 0, 1, high_open=False)
 
-    def after_epoch(self, epoch, logs, samples_seen):
+    def after_epoch(self, epoch: int, logs: Mapping[str, float], samples_seen: int) -> float:
         self.lr = self.lr0 * self.gamma**epoch
         return self.lr
 
@@ -85,10 +95,10 @@ class ExponentialDecay(LRSchedule):
 class InverseScaling(LRSchedule):
     """η = η₀ / (t + 1)^power_t with t the number of samples trained on so far (scikit-learn's "invscaling")."""
 
-    def __init__(self, power_t=0.5):
+    def __init__(self, power_t: float = 0.5) -> None:
         self.power_t = _number("power_t", power_t, 0, low_open=False)
 
-    def after_epoch(self, epoch, logs, samples_seen):
+    def after_epoch(self, epoch: int, logs: Mapping[str, float], samples_seen: int) -> float:
         self.lr = self.lr0 / (samples_seen + 1) ** self.power_t
         return self.lr
 
@@ -105,7 +115,8 @@ class ReduceOnPlateau(LRSchedule):
 
     MONITORS = ("loss", "val_loss", "val_accuracy", "val_score")
 
-    def __init__(self, factor=0.2, patience=2, tol=1e-4, min_lr=1e-6, monitor="loss", stop=False):
+    def __init__(self, factor: float = 0.2, patience: int = 2, tol: float = 1e-4, min_lr: float = 1e-6,
+                 monitor: str = "loss", stop: bool = False) -> None:
         self.factor = _number("factor", factor, 0, 1)
         self.patience = _count("patience", patience)
         self.tol = _number("tol", tol, 0, low_open=False)
@@ -117,13 +128,13 @@ class ReduceOnPlateau(LRSchedule):
             raise TypeError(f"stop must be True or False; got {stop!r}")
         self.stop = stop
 
-    def start(self, lr):
+    def start(self, lr: float) -> None:
         super().start(lr)
         self.stopped = False
         self._best = math.inf
         self._bad = 0
 
-    def after_epoch(self, epoch, logs, samples_seen):
+    def after_epoch(self, epoch: int, logs: Mapping[str, float], samples_seen: int) -> float:
         if self.monitor not in logs:
             raise ValueError(f"ReduceOnPlateau monitors {self.monitor!r}, which this fit does not log "
                              "(val_* values need validation data; val_score needs a monitor callable)")
@@ -139,7 +150,7 @@ class ReduceOnPlateau(LRSchedule):
         return self.lr
 
 
-SCHEDULES = {
+SCHEDULES: dict[str, type[LRSchedule]] = {
     "constant": Constant,
     "step": StepDecay,
     "exponential": ExponentialDecay,
@@ -148,7 +159,7 @@ SCHEDULES = {
 }
 
 
-def make_schedule(schedule):
+def make_schedule(schedule: str | LRSchedule | None) -> LRSchedule:
     """A schedule from None (constant), a name in SCHEDULES (default parameters) or an LRSchedule."""
     if schedule is None:
         return Constant()

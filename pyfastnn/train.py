@@ -10,7 +10,8 @@ from . import _backend
 from ._progress import Progress
 from .datasets import train_test_split
 from .losses import prepare_targets
-from .network import MLP, check_bool, check_inputs, check_sample_weight, check_seed
+from .network import (EXPLOSION, MLP, cast_sample_weight, check_bool, check_inputs, check_sample_weight,
+                      check_seed, divergence_cause)
 from .optim import SGD, make_optimizer
 from .schedules import make_schedule
 
@@ -123,7 +124,7 @@ def _sample_weights(net, y, loss, sample_weight, class_weight):
         return None
     if not sw.sum() > 0:
         raise ValueError("the sample weights are all zero: there is nothing to train on")
-    return np.ascontiguousarray(sw, dtype=net.dtype)
+    return cast_sample_weight(sw, net.dtype)
 
 
 def _check_validation(net, loss, validation_data):
@@ -217,6 +218,19 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
     -------
     History
         With ``best_epoch`` set under early stopping.
+
+    Raises
+    ------
+    FloatingPointError
+        When an epoch diverges: a non-finite loss or weights, or an epoch loss more than 1000 times its level
+        before training (the larger of the network's loss then and the loss of all-zero outputs), which a
+        far too large step reaches while every value is still finite. The weights and the optimizer's state
+        are restored to the end of the previous epoch, and the message names the likely cause: parameters that
+        were already not finite, data far from unit scale, or the learning rate.
+
+    Callbacks may change the optimizer's hyper-parameters (checked on assignment) and may replace parameter
+    arrays by arrays of the same shape and dtype; ``restore_best`` then restores into the network's current
+    arrays, and the optimizer's state for replaced arrays starts afresh.
     """
     if not isinstance(net, MLP):
         raise TypeError(f"fit trains a pyfastnn.MLP; got {type(net).__name__}")
@@ -258,7 +272,6 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
     rng = np.random.default_rng(seed)
     history = History()
     history.stop_reason = "epochs"
-    params = net.weights + net.biases
     outs, zs, deltas = net._workspace(batch)
     dws, dbs = net._gradient_buffers()
     xbuf = np.empty((batch, x.shape[1]), dtype=net.dtype) if shuffle else None
@@ -267,11 +280,15 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
     if schedule is not None:
         schedule.start(optimizer.lr)
     stopper = _Stopper(early_stopping, monitor, tol, patience)
+    scale = net._loss_scale(kernels, loss, x, y)
     best_params = None
     start = time.perf_counter()
     samples_seen = 0
     try:
         for epoch in range(1, epochs + 1):
+            # The network's current arrays: a callback may have replaced some (then the optimizer's state for
+            # them starts afresh).
+            params = _current_parameters(net, epoch)
             order = rng.permutation(n) if shuffle else None
             spec = optimizer.native_spec(params)
             # A snapshot per epoch (O(parameters), small next to an epoch) lets a diverging epoch be undone.
@@ -282,19 +299,28 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
             )
             batches = -(-done // batch)
             optimizer.advance(batches)
-            if bad_start >= 0 or not all(np.isfinite(p).all() for p in params):
+            epoch_loss = total / weight_total
+            # Divergence: a non-finite loss or weights, or a loss exploding far past where it started (a
+            # too-large step can leave every value finite, e.g. losses of 1e20 and weights of 1e17).
+            exploded = epoch_loss > EXPLOSION * scale
+            if bad_start >= 0 or exploded or not all(np.isfinite(p).all() for p in params):
                 for target, saved in zip(params + optimizer.state_arrays(), snapshot):
                     np.copyto(target, saved)
                 optimizer.advance(-batches)
-                what = (f"the loss was {bad_loss} on the batch starting at sample {bad_start}" if bad_start >= 0
-                        else "the weights stopped being finite")
+                if bad_start >= 0:
+                    what = f"the loss was {bad_loss} on the batch starting at sample {bad_start}"
+                elif exploded:
+                    what = (f"the loss exploded to {epoch_loss:.3g}, more than {EXPLOSION:g} times its level "
+                            f"before training ({scale:.3g})")
+                else:
+                    what = "the weights stopped being finite"
                 kept = f"end of epoch {epoch - 1}" if epoch > 1 else "start of training"
                 raise FloatingPointError(
                     f"training diverged in epoch {epoch}: {what}. The weights were restored to the {kept}; "
-                    "try a smaller learning rate"
+                    + divergence_cause(snapshot, net.n_layers, x, y, optimizer.lr)
                 )
             samples_seen += done
-            logs = {"loss": total / weight_total, "lr": optimizer.lr}
+            logs = {"loss": epoch_loss, "lr": optimizer.lr}
             if x_val is not None:
                 val_outs, val_zs, _ = net._forward(kernels, x_val)
                 logs["val_loss"] = kernels.loss_value(
@@ -330,9 +356,25 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
         if schedule is not None:
             optimizer.lr = schedule.lr0  # a schedule changes the rate for this fit only
     if best_params is not None:
-        for target, saved in zip(params, best_params):
+        # Into the arrays the network has now, which a callback may have replaced since the best epoch.
+        for target, saved in zip(_current_parameters(net, len(history) + 1), best_params):
             np.copyto(target, saved)
     return history
+
+
+def _current_parameters(net, epoch):
+    """net.weights + net.biases, checked again after epoch 1: callbacks may replace arrays, but only by arrays
+    of the same shape, dtype and layout."""
+    if epoch > 1:
+        try:
+            net._check_parameters()
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc}: it was changed during fit, after epoch {epoch - 1} (by a callback?); a callback may "
+                "replace a parameter array only by one of the same shape and dtype (or write into it in "
+                "place)"
+            ) from None
+    return net.weights + net.biases
 
 
 class _Stopper:

@@ -34,7 +34,10 @@ def test_bench_smoke_writes_report_and_plots(tmp_path, capsys):
 
 def test_bench_env_smoke_without_plots(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PYFASTNN_BENCH_SMOKE", "1")
-    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")  # read only for the warning: NumPy is loaded already
+    # Both pinning variables set or cleared here, whatever the machine's environment: the warning names exactly
+    # the ones set. They are read only for the warning (NumPy is loaded already).
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.delenv("OPENBLAS_L2_SIZE", raising=False)
     argv = ["bench", "--no-plots", "--out", str(tmp_path / "new" / "dir"), "--shapes", "s", "--batches", "4",
             "--threads", "1", "--peers", "hand NumPy,numpy-be"]
     assert main(argv) == 0
@@ -43,9 +46,32 @@ def test_bench_env_smoke_without_plots(tmp_path, monkeypatch, capsys):
     assert "| batch | numpy-be | hand NumPy |" in report  # the order of PEERS, whatever the order given
     assert "| 4 |" in report and "threads: 1 for every library" in report
     assert not (tmp_path / "new" / "dir" / "throughput.png").exists()
-    assert "OPENBLAS_CORETYPE=Haswell set" in report
+    assert "OPENBLAS_CORETYPE=Haswell set: it pins" in report
     assert "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYFASTNN_BENCH_SMOKE=1 pyfastnn bench" in report
-    assert "OPENBLAS_CORETYPE=Haswell set" in capsys.readouterr().err
+    assert "OPENBLAS_CORETYPE=Haswell set: it pins" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "env, named",
+    [
+        ({}, None),
+        ({"OPENBLAS_CORETYPE": "Haswell"}, "OPENBLAS_CORETYPE=Haswell set: "),
+        ({"OPENBLAS_L2_SIZE": "512"}, "OPENBLAS_L2_SIZE=512 set: "),
+        ({"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "512"},
+         "OPENBLAS_CORETYPE=Haswell, OPENBLAS_L2_SIZE=512 set: "),
+    ],
+)
+def test_pinning_warning_names_the_variables_set(monkeypatch, env, named):
+    for name in benchmark.PINNING_VARS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    warning = benchmark.pinning_warning("pyfastnn bench")
+    if named is None:
+        assert warning is None
+    else:
+        assert warning.startswith(named)
+        assert warning.endswith("`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE pyfastnn bench`.")
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,7 @@
 """The ``pyfastnn`` command: ``train`` (the README's main job) and ``info``."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -63,3 +65,37 @@ def test_info(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert f"pyfastnn {pf.__version__}" in out and "backend:" in out
+
+
+def test_info_json_reports_the_running_configuration(capsys):
+    assert main(["info", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)  # stdout holds the JSON object and nothing else
+    assert set(report) == {"version", "backend", "backends", "threads", "cpu_info"}
+    assert report["version"] == pf.__version__
+    assert report["backend"] == pf.get_backend()
+    assert report["backends"] == pf.backends()
+    assert report["threads"] == pf.get_num_threads()
+    assert report["cpu_info"] == json.loads(json.dumps(pf.cpu_info()))
+    assert isinstance(report["cpu_info"]["available"], bool)
+
+
+def test_info_json_follows_the_environment(run_python):
+    code = """
+        import sys
+        from pyfastnn.cli import main
+        sys.exit(main(["info", "--json"]))
+    """
+    result = run_python(code, PYFASTNN_BACKEND="numpy", PYFASTNN_NUM_THREADS="1")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["backend"] == "numpy" and report["threads"] == 1
+    assert report["backends"]["numpy"] == {"available": True, "reason": ""}
+    for entry in report["backends"].values():
+        assert entry["available"] == (entry["reason"] == "")
+
+
+def test_info_rejects_unknown_options_with_usage(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["info", "--jsn"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "usage: pyfastnn" in err and "--jsn" in err

@@ -17,7 +17,9 @@ def _data(n=400, d=300, seed=0):
 
 def _train(x, y, batch, seed=0):
     net = pf.MLP([x.shape[1], 257, 3], seed=seed)
-    net.fit(x, y, optimizer=pf.SGD(lr=0.01, momentum=0.9), batch_size=batch, epochs=2, seed=seed, progress=False)
+    lr = 0.01 if batch > 1 else 0.001  # per-sample SGD with momentum diverges at 0.01 (loss 8e3, then 2e8)
+    optimizer = pf.SGD(lr=lr, momentum=0.9)
+    net.fit(x, y, optimizer=optimizer, batch_size=batch, epochs=2, seed=seed, progress=False)
     return net
 
 

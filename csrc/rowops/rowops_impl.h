@@ -67,14 +67,15 @@ inline void bias_relu(std::int64_t rows, std::int64_t cols, T* z, const T* __res
         for (std::int64_t j = 0; j < cols; ++j) {
             const T v = zr[j] + bias[j];
             zr[j] = v;
-            o[j] = v > T(0) ? v : T(0);
+            o[j] = v < T(0) ? T(0) : v;  // NaN stays NaN (max(v, 0) would drop it)
         }
     }
 }
 
 template <class T>
 inline void relu_backward(std::int64_t n, const T* __restrict a, T* __restrict delta) {
-    for (std::int64_t i = 0; i < n; ++i) delta[i] = a[i] > T(0) ? delta[i] : T(0);
+    // times σ' = 0 rather than set to 0, so a NaN delta stays NaN as in the reference backend
+    for (std::int64_t i = 0; i < n; ++i) delta[i] = a[i] > T(0) ? delta[i] : delta[i] * T(0);
 }
 
 // e^x in float without a libm call, so a loop of them vectorises: Cody-Waite reduction x = n ln2 + r,
