@@ -273,3 +273,11 @@ void parallel_run(int requested, team_fn fn, void* ctx) {
 }
 
 }  // namespace pyfastnn
+
+int pyfastnn_get_num_threads() noexcept { return pyfastnn::get_num_threads(); }
+
+int pyfastnn_set_num_threads(int n) noexcept {
+    if (n < 1 || n > pyfastnn::max_threads) return -1;
+    pyfastnn::set_num_threads(n);
+    return 0;
+}

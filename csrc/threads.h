@@ -8,7 +8,9 @@
 namespace pyfastnn {
 
 // Threads that parallel kernels may use (including the calling thread). Default: the CPUs this process may run
-// on. set_num_threads throws std::invalid_argument unless 1 <= n <= max_threads.
+// on (its affinity mask on Linux), at most max_threads; the Python package replaces it at import by its own
+// default, which also honours PYFASTNN_NUM_THREADS and OMP_NUM_THREADS. set_num_threads throws
+// std::invalid_argument unless 1 <= n <= max_threads.
 constexpr int max_threads = 256;
 int get_num_threads();
 void set_num_threads(int n);
@@ -51,3 +53,15 @@ thread_stats get_thread_stats();
 void parallel_run(int requested, team_fn fn, void* ctx);
 
 }  // namespace pyfastnn
+
+// The thread count as plain C functions exported from the extension, for threadpoolctl's pyfastnn controller
+// (pyfastnn/_threadpoolctl.py): threadpoolctl recognises a thread pool among the loaded shared libraries by
+// the symbols it exports and calls them through ctypes. pyfastnn_set_num_threads returns 0, or -1 (changing
+// nothing) unless 1 <= n <= max_threads.
+#if defined(_WIN32)
+#define PYFASTNN_C_EXPORT extern "C" __declspec(dllexport)
+#else
+#define PYFASTNN_C_EXPORT extern "C" __attribute__((visibility("default")))
+#endif
+PYFASTNN_C_EXPORT int pyfastnn_get_num_threads() noexcept;
+PYFASTNN_C_EXPORT int pyfastnn_set_num_threads(int n) noexcept;

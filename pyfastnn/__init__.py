@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 from typing import TYPE_CHECKING, Any
 
-from . import datasets, schedules
+from . import _threadpoolctl, datasets, schedules
 from ._backend import backends, get_backend, get_num_threads, set_backend, set_num_threads, use_backend
 from .activations import ACTIVATIONS
 from .gradcheck import gradcheck
@@ -30,9 +30,10 @@ if TYPE_CHECKING:
     from .estimators import MLPClassifier, MLPRegressor  # loaded lazily at run time (see __getattr__)
 
 
-# Read PYFASTNN_BACKEND and PYFASTNN_NUM_THREADS now, so a bad value fails at import with its name in the message.
+# Read PYFASTNN_BACKEND and the thread variables now: a bad value fails at import, naming the variable.
 get_backend()
 get_num_threads()
+_threadpoolctl.install()  # threadpoolctl sees the thread pool (without pyfastnn importing it)
 
 
 def __getattr__(name: str) -> Any:

@@ -4,11 +4,15 @@ Chosen once, at import: the environment variable PYFASTNN_BACKEND if set, else t
 cpp → numba → numpy. Naming a backend that is unavailable is an error, never a silent switch.
 """
 
+from __future__ import annotations
+
 import contextlib
 import importlib
 import numbers
 import os
 import threading
+import warnings
+from typing import Any
 
 from . import _ref
 
@@ -108,41 +112,106 @@ def kernels(name=None):
 # Threads
 
 
-def _env_threads():
-    raw = os.environ.get("PYFASTNN_NUM_THREADS", "").strip()
-    if not raw:
-        return os.cpu_count() or 1
+# The compiled core's limit (max_threads in csrc/threads.h; a test checks they agree), applied without the
+# core too so that a count means the same on every backend.
+MAX_THREADS = 256
+
+# The count while no compiled core holds it (the core is the truth once loaded); None until first read.
+_threads: dict[str, int | None] = {"n": None}
+_threads_lock = threading.Lock()
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity mask (``taskset``, cpusets), else the logical CPU count."""
+    if hasattr(os, "process_cpu_count"):  # Python 3.13+: the affinity mask on every OS that has one
+        return os.process_cpu_count() or 1
     try:
-        n = int(raw)
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # no affinity API here (macOS, Windows before 3.13)
+        return os.cpu_count() or 1
+
+
+def _env_limit(name: str) -> int | None:
+    """The thread limit in environment variable ``name`` (PYFASTNN_NUM_THREADS or OMP_NUM_THREADS), or None.
+
+    A bad PYFASTNN_NUM_THREADS raises ImportError (the variable is pyfastnn's own); a bad OMP_NUM_THREADS is
+    ignored with a warning, since a variable shared with other libraries must not break ``import pyfastnn``.
+    An OMP_NUM_THREADS list for nested levels ("4,2") counts by its first entry, the outer level.
+    """
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    own = name == "PYFASTNN_NUM_THREADS"
+    try:
+        n = int(raw if own else raw.split(",")[0])
     except ValueError:
-        raise ImportError(f"PYFASTNN_NUM_THREADS must be a positive integer; got {raw!r}") from None
-    if n < 1:
-        raise ImportError(f"PYFASTNN_NUM_THREADS must be a positive integer; got {raw!r}")
-    return n
+        n = 0
+    if n >= 1:
+        return n
+    message = f"{name} must be a positive integer; got {raw!r}"
+    if own:
+        raise ImportError(message)
+    warnings.warn(f"{message}; pyfastnn ignores it", RuntimeWarning, stacklevel=4)
+    return None
 
 
-_threads = {"n": None}
+def _default_threads() -> int:
+    """The thread count when ``set_num_threads`` was never called.
+
+    The CPUs this process may run on, at most PYFASTNN_NUM_THREADS when set, else at most OMP_NUM_THREADS
+    when set (joblib's loky workers, as used by scikit-learn's ``n_jobs``, set it to their share of the CPUs),
+    and at most MAX_THREADS (with a warning when that cap is what decides).
+    """
+    cpus = usable_cpus()
+    own = _env_limit("PYFASTNN_NUM_THREADS")
+    limit = own if own is not None else _env_limit("OMP_NUM_THREADS")
+    n = cpus if limit is None else min(cpus, limit)
+    if own is not None and own > MAX_THREADS:
+        warnings.warn(f"PYFASTNN_NUM_THREADS={own} is above pyfastnn's maximum of {MAX_THREADS} threads; "
+                      f"using at most {MAX_THREADS}", RuntimeWarning, stacklevel=3)
+    elif n > MAX_THREADS:
+        warnings.warn(f"this process may run on {cpus} CPUs but pyfastnn uses at most {MAX_THREADS} threads; "
+                      f"set PYFASTNN_NUM_THREADS (1 to {MAX_THREADS}) to choose the count and silence this "
+                      "warning",
+                      RuntimeWarning, stacklevel=3)
+    return min(n, MAX_THREADS)
 
 
-def set_num_threads(n):
-    """Use at most ``n`` threads in the compiled kernels (the numpy backend leaves threading to NumPy's BLAS)."""
+def _thread_core() -> Any:
+    """The compiled core, the owner of pyfastnn's only thread pool, or None."""
+    return _probe("cpp")[0]
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads (1 to 256) in the compiled kernels; on error nothing changes.
+
+    The numba and numpy backends have no pool of their own: their matrix products thread in NumPy's BLAS
+    (threadpoolctl's user_api "blas").
+    """
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"number of threads must be an int; got {type(n).__name__} {n!r}")
-    if n < 1:
-        raise ValueError(f"number of threads must be >= 1; got {n}")
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"number of threads must be between 1 and {MAX_THREADS}; got {n}")
     n = int(n)
-    _threads["n"] = n
-    for name in ("cpp", "numba"):
-        module = _cache.get(name, (None, None))[0]
-        if module is None and name == "cpp":
-            with contextlib.suppress(ImportError):
-                module = importlib.import_module(_MODULES[name])
-        if module is not None and hasattr(module, "set_num_threads"):
-            module.set_num_threads(n)
+    core = _thread_core()
+    with _threads_lock:
+        if core is not None:
+            core.set_num_threads(n)
+        _threads["n"] = n
 
 
-def get_num_threads():
-    """The thread count set by ``set_num_threads`` or PYFASTNN_NUM_THREADS (default: the number of CPUs)."""
-    if _threads["n"] is None:
-        set_num_threads(_env_threads())
-    return _threads["n"]
+def get_num_threads() -> int:
+    """The threads the compiled kernels use.
+
+    Set by ``set_num_threads`` or threadpoolctl's ``threadpool_limits``; by default the CPUs this process may
+    run on (its affinity mask), at most PYFASTNN_NUM_THREADS, else at most OMP_NUM_THREADS, when set.
+    """
+    core = _thread_core()
+    with _threads_lock:
+        n = _threads["n"]
+        if n is None:
+            n = _threads["n"] = _default_threads()
+            if core is not None:
+                core.set_num_threads(n)
+    # The core, not _threads, once it exists: threadpoolctl changes its count without going through Python.
+    return n if core is None else int(core.get_num_threads())

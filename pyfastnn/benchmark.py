@@ -104,14 +104,7 @@ def cpu_model():
     return platform.processor() or platform.machine() or "unknown"
 
 
-def usable_cpus():
-    """CPUs this process may run on (its affinity mask), else the logical CPU count."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
+usable_cpus = _backend.usable_cpus
 blas_info = _peers.blas_info
 
 
