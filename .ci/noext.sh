@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# CI: the install without the C++ extension (as on a machine with no compiler), in its own fresh virtual
-# environment: pyfastnn must come up on the Numba backend, and the whole suite must pass there.
+# CI: the install without the compiled extensions (as on a machine with no compiler), in its own fresh
+# virtual environment: pyfastnn must come up on the Numba backend and the pure-Python text kernels, and the
+# whole suite must pass there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf .ci-venv-noext
@@ -17,6 +18,8 @@ site = os.path.realpath(sysconfig.get_paths()["purelib"])
 assert os.path.realpath(pf.__file__).startswith(site + os.sep), f"{pf.__file__} is not the installed package"
 assert not pf.backends()["cpp"]["available"], "the C++ extension was installed although PYFASTNN_NO_EXTENSION=1"
 assert pf.get_backend() == "numba", f"expected the numba backend, got {pf.get_backend()}"
+import pyfastnn.text
+assert not pyfastnn.text.kernel_info()["compiled"], "Cython text kernels built despite PYFASTNN_NO_EXTENSION"
 from pyfastnn import _numba
 print(f"numba kernels compiled in {_numba.compile_all():.1f} s")
 PY

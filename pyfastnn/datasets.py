@@ -13,6 +13,10 @@ load_csv
     Delimited text with one label column.
 load_data
     Any of the above, chosen from the path.
+load_sentiment
+    The bundled review sentences labelled by sentiment (3000 texts, 2 classes).
+load_text
+    Delimited text (CSV, TSV) with one text column and one label column.
 train_test_split
     A shuffled, by default stratified, split into a training and a test part.
 one_hot
@@ -46,6 +50,8 @@ __all__ = [
     "load_digits",
     "load_idx",
     "load_idx_pair",
+    "load_sentiment",
+    "load_text",
     "one_hot",
     "train_test_split",
 ]
@@ -1123,3 +1129,261 @@ def one_hot(y: Any, num_classes: int | None = None, dtype: Any = np.float32) -> 
     out = np.zeros((labels.size, k), dtype=dt)
     out[np.arange(labels.size), labels] = 1
     return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# text: the bundled review sentences and a user's own file of texts and labels
+# --------------------------------------------------------------------------------------------------------
+
+_SENTIMENT_RESOURCE = "data/sentiment.npz"
+_SENTIMENT_SHA256 = {
+    "amazon_cells": "47003fc0a0d4840b00e96e715b6189bad09e7443a3da41c4cbe12ffc79f86ae3",
+    "imdb": "aef2e49e3da25714d61175e3a6e68eeef74a20a2f914318dc3be9947ea86512d",
+    "yelp": "891088b9c7235e23fe2814285972f2df823fdc9ff37bf1e1904c7e8ae1001fbb",
+}
+
+
+def _sentiment_bytes() -> tuple[bytes, str]:
+    """Raw bytes of the bundled sentiment.npz and a name for error messages."""
+    resource = files("pyfastnn").joinpath(_SENTIMENT_RESOURCE)
+    try:
+        return resource.read_bytes(), str(resource)
+    except OSError as exc:
+        raise OSError(
+            f"the bundled data file pyfastnn/{_SENTIMENT_RESOURCE} cannot be read ({exc}); reinstall pyfastnn"
+        ) from exc
+
+
+def load_sentiment() -> tuple[list, np.ndarray, np.ndarray]:
+    """Load the bundled review sentences labelled by sentiment.
+
+    The UCI "Sentiment Labelled Sentences" data set (D. Kotzias, M. Denil, N. de Freitas, P. Smyth, KDD 2015;
+    CC BY 4.0, see ``pyfastnn/data/SENTIMENT_LICENSE.txt``): 3000 sentences from product (amazon_cells), movie
+    (imdb) and restaurant (yelp) reviews, 1000 per source, 500 positive and 500 negative each.
+
+    Returns
+    -------
+    texts : list of str, length 3000
+        The sentences as distributed (trailing spaces kept), source by source in file order.
+    y : ndarray of int64, shape (3000,)
+        1 for positive, 0 for negative.
+    source : ndarray of str, shape (3000,)
+        "amazon_cells", "imdb" or "yelp" for each sentence.
+
+    Raises
+    ------
+    ValueError
+        If the bundled file is damaged (missing arrays or a checksum mismatch).
+    """
+    raw, resource = _sentiment_bytes()
+    hint = "the installation is damaged; reinstall pyfastnn"
+    texts: list = []
+    labels: list = []
+    sources: list = []
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+            blobs = {name: npz[name].tobytes() for name in npz.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ValueError(f"{resource}: not a readable .npz file ({exc}); {hint}") from None
+    if sorted(blobs) != sorted(_SENTIMENT_SHA256):
+        raise ValueError(
+            f"{resource}: expected arrays {sorted(_SENTIMENT_SHA256)}, found {sorted(blobs)}; {hint}"
+        )
+    for name in _SENTIMENT_SHA256:
+        blob = blobs[name]
+        digest = hashlib.sha256(blob).hexdigest()
+        if digest != _SENTIMENT_SHA256[name]:
+            raise ValueError(f"{resource}: {name} corrupted (sha256 {digest}); {hint}")
+        # "\n" only: two imdb sentences hold U+0085 (NEL), a line break to str.splitlines().
+        for line in blob.decode("utf-8").split("\n"):
+            if line:
+                sentence, label = line.rsplit("\t", 1)
+                texts.append(sentence)
+                labels.append(int(label))
+                sources.append(name)
+    return texts, np.array(labels, dtype=np.int64), np.array(sources)
+
+
+def _text_rows(text: str, delimiter: str, quotechar: str | None):
+    """Yield (line_number, cells) for every record that is not blank; line numbers are 1-based."""
+    if quotechar is None:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=csv.QUOTE_NONE)
+    else:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quotechar)
+    try:
+        for cells in reader:
+            if cells and not (len(cells) == 1 and not cells[0].strip()):
+                yield reader.line_num, cells
+    except csv.Error as exc:
+        raise ValueError(f"line {reader.line_num}: {exc}") from None
+
+
+def _column_index(column: Any, name: str, header: list | None, ncols: int, where: Any) -> int:
+    if isinstance(column, str):
+        if header is None:
+            raise ValueError(f"{name}={column!r} is a header name, but the file is read without a header")
+        matches = [i for i, cell in enumerate(header) if cell.strip() == column.strip()]
+        if len(matches) != 1:
+            shown = header if len(header) <= 20 else header[:20] + ["..."]
+            what = "is not" if not matches else f"appears {len(matches)} times"
+            raise ValueError(f"{where}: {name} {column!r} {what} in the header: {shown}")
+        return matches[0]
+    if not -ncols <= column < ncols:
+        raise ValueError(f"{where}: {name}={column} is out of range for {ncols} columns")
+    return int(column) % ncols
+
+
+def load_text(
+    path: PathLike,
+    text_column: int | str = 0,
+    label_column: int | str = -1,
+    delimiter: str | None = None,
+    skip_header: bool | str = "auto",
+    quotechar: str | None = "auto",
+    return_classes: bool = False,
+):
+    """Read a delimited file (CSV, TSV) with one text and one label per line.
+
+    Blank lines are skipped. Records are split by the ``csv`` module: only "\\n", "\\r" and "\\r\\n" end a
+    line (not other Unicode line breaks a text may hold); quoted fields may hold delimiters and line breaks.
+    A gzipped file is recognised by its content. Line numbers in error messages count physical lines from 1.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file (UTF-8; a byte-order mark is ignored).
+    text_column, label_column : int or str, default 0 and -1
+        The columns holding the texts and the labels: indices (negative count from the end) or header names
+        (which need a header line).
+    delimiter : str or None, default None
+        A single character; None takes a tab for ``*.tsv`` files, a comma for ``*.csv`` files, and otherwise a
+        tab if the first line has one, else a comma.
+    skip_header : bool or "auto", default "auto"
+        Whether the first record is a header. "auto" takes it as one when a column is named, or when its label
+        is not a number but every other label is (pass True for a header over text labels).
+    quotechar : str or None or "auto", default "auto"
+        The quote character, or None for no quoting (a quote is then an ordinary character). "auto" is '"' for
+        comma-separated files and None otherwise: tab-separated text such as the UCI review sentences holds
+        unbalanced quotes that are part of the text.
+    return_classes : bool, default False
+        Also return the class names (see Returns).
+
+    Returns
+    -------
+    texts : list of str, length n_samples
+        The text cells, unchanged.
+    y : ndarray, shape (n_samples,)
+        int64 when every label is an integer; float32 when the labels are numbers but not all integers; int64
+        codes 0..k-1 when any label is not a number, the codes numbering the distinct labels in sorted order.
+    classes : ndarray of str, shape (k,), or None
+        Only with ``return_classes=True``: ``classes[y[i]]`` is the label of sample i, or None when the labels
+        are numbers.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        Empty file, a record with another number of columns than the first, an empty label, a column outside
+        the record or not in the header, text that is not UTF-8; the message gives the line number.
+    TypeError
+        For arguments of the wrong type.
+    """
+    p = _check_path(path)
+    for name, column in (("text_column", text_column), ("label_column", label_column)):
+        if not isinstance(column, (numbers.Integral, str)) or isinstance(column, (bool, np.bool_)):
+            raise TypeError(f"{name} must be a column index (int) or a header name (str), got {column!r}")
+    if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1
+                                  or delimiter in "\r\n"):
+        raise ValueError(
+            f"delimiter must be one character other than a line break, or None, got {delimiter!r}"
+        )
+    if not (isinstance(skip_header, (bool, np.bool_)) or skip_header == "auto"):
+        raise ValueError(f"skip_header must be True, False or 'auto', got {skip_header!r}")
+    if quotechar != "auto" and quotechar is not None and (
+        not isinstance(quotechar, str) or len(quotechar) != 1 or quotechar in "\r\n" or quotechar == delimiter
+    ):
+        raise ValueError(
+            f"quotechar must be one character other than a line break and the delimiter, None or 'auto', "
+            f"got {quotechar!r}"
+        )
+    return_classes = _check_bool(return_classes, "return_classes")
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such file")
+
+    raw = _read_maybe_gzipped(p)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{p}: not UTF-8 text (byte {exc.start} cannot be decoded)") from None
+    del raw
+    if delimiter is None:
+        ext = os.path.splitext(_idx_stem(p.name).lower())[1]
+        first = next((line for line in text.split("\n") if line.strip()), "")
+        delimiter = "\t" if ext == ".tsv" or (ext != ".csv" and "\t" in first) else ","
+    if quotechar == "auto":
+        quotechar = '"' if delimiter == "," else None
+    elif quotechar == delimiter:
+        raise ValueError(f"quotechar {quotechar!r} is also the delimiter")
+
+    try:
+        rows = list(_text_rows(text, delimiter, quotechar))
+    except ValueError as exc:
+        raise ValueError(f"{p}: {exc}") from None
+    if not rows:
+        raise ValueError(f"{p}: the file has no data (it is empty or blank)")
+    first_line, first = rows[0]
+    ncols = len(first)
+    if ncols < 2:
+        raise ValueError(
+            f"{p}: line {first_line} has 1 column, expected at least 2 (a text and a label); "
+            f"is the delimiter {delimiter!r} right?"
+        )
+    for lineno, cells in rows:
+        if len(cells) != ncols:
+            raise ValueError(
+                f"{p}: line {lineno} has {len(cells)} columns, expected {ncols} like line {first_line}"
+                + ("" if quotechar is None else f" (an unbalanced {quotechar} quote? pass quotechar=None)")
+            )
+
+    named = isinstance(text_column, str) or isinstance(label_column, str)
+    if named and skip_header is False:
+        raise ValueError("a column given by name needs a header line, but skip_header=False")
+    if named or skip_header is True or skip_header is np.True_:
+        has_header = True
+    elif skip_header == "auto":
+        lab = _column_index(label_column, "label_column", None, ncols, p)
+        has_header = (len(rows) > 1 and not _is_number(first[lab].strip())
+                      and all(_is_number(cells[lab].strip()) for _, cells in rows[1:]))
+    else:
+        has_header = False
+    header = first if has_header else None
+    tcol = _column_index(text_column, "text_column", header, ncols, p)
+    lcol = _column_index(label_column, "label_column", header, ncols, p)
+    if tcol == lcol:
+        raise ValueError(f"{p}: text_column and label_column are the same column ({tcol})")
+    if has_header:
+        rows = rows[1:]
+        if not rows:
+            raise ValueError(f"{p}: the file has a header line but no data lines")
+
+    texts = []
+    keys: dict = {}
+    codes = np.empty(len(rows), dtype=np.int64)
+    for r, (lineno, cells) in enumerate(rows):
+        label = cells[lcol].strip()
+        if not label:
+            raise ValueError(f"{p}: line {lineno}, column {lcol + 1}: the label is empty")
+        code = keys.get(label)
+        if code is None:
+            code = keys[label] = len(keys)
+        codes[r] = code
+        texts.append(cells[tcol])
+    names = list(keys)
+    if not _numeric_labels_finite(names):
+        bad = next(k for k in names if not math.isfinite(float(k)))
+        raise ValueError(f"{p}: expected finite labels, found {bad!r}")
+    y, classes = _labels_from_keys(names, codes, np.dtype(np.float32))
+    if return_classes:
+        return texts, y, classes
+    return texts, y

@@ -491,3 +491,99 @@ def test_one_hot_errors():
         one_hot([0], num_classes=2.0)
     with pytest.raises(ValueError, match="ragged"):
         one_hot([[0], [1, 2]])
+
+
+# --------------------------------------------------------------------------------------------------------
+# load_sentiment and load_text
+
+
+def test_load_sentiment():
+    texts, y, source = datasets.load_sentiment()
+    assert len(texts) == 3000 and y.shape == (3000,) and source.shape == (3000,)
+    assert y.dtype == np.int64 and set(np.unique(y)) == {0, 1}
+    for name in ("amazon_cells", "imdb", "yelp"):
+        assert (source == name).sum() == 1000
+        assert y[source == name].sum() == 500
+    assert sum("\x85" in t for t in texts) == 2  # two imdb sentences hold a NEL character, not a line break
+    assert all(isinstance(t, str) and t and "\n" not in t and "\t" not in t for t in texts)
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"amazon_cells": np.zeros(3, np.uint8)}, "expected arrays"),
+    ({"amazon_cells": np.frombuffer(b"bad\t1\n", np.uint8), "imdb": np.zeros(1, np.uint8),
+      "yelp": np.zeros(1, np.uint8)}, "amazon_cells corrupted"),
+])
+def test_load_sentiment_damaged_file(monkeypatch, arrays, message):
+    monkeypatch.setattr(datasets, "_sentiment_bytes", lambda: (_npz_bytes(**arrays), "sentiment.npz"))
+    with pytest.raises(ValueError, match=message):
+        datasets.load_sentiment()
+    monkeypatch.setattr(datasets, "_sentiment_bytes", lambda: (b"not a zip file", "sentiment.npz"))
+    with pytest.raises(ValueError, match="not a readable .npz file"):
+        datasets.load_sentiment()
+
+
+def test_load_text_reads_the_original_files_like_load_sentiment(tmp_path):
+    # The bundled arrays are the distributed files byte for byte: written back out, load_text must read them
+    # (unbalanced quotes, a NEL character inside a sentence) exactly as load_sentiment does.
+    from importlib.resources import files
+
+    texts, y, source = datasets.load_sentiment()
+    with np.load(io.BytesIO(files("pyfastnn").joinpath("data/sentiment.npz").read_bytes())) as npz:
+        for name in ("amazon_cells", "imdb", "yelp"):
+            path = tmp_path / f"{name}_labelled.txt"
+            path.write_bytes(npz[name].tobytes())
+            t, lab = datasets.load_text(path)
+            assert t == [x for x, s in zip(texts, source) if s == name]
+            np.testing.assert_array_equal(lab, y[source == name])
+
+
+def test_load_text_csv_quotes_header_string_labels(tmp_path):
+    p = tmp_path / "reviews.csv"
+    p.write_text('id,review,label\n1,"Great, really great",pos\n2,"He said ""no""\nthen left",neg\n\n'
+                 "3,plain text,pos\n", encoding="utf-8")
+    texts, y, classes = datasets.load_text(p, text_column="review", label_column="label",
+                                              return_classes=True)
+    assert texts == ["Great, really great", 'He said "no"\nthen left', "plain text"]
+    assert list(classes[y]) == ["pos", "neg", "pos"]
+    t2, y2 = datasets.load_text(p, text_column=1, skip_header=True)
+    assert t2 == texts and list(y2) == list(y)
+
+
+def test_load_text_tsv_auto_header_and_gzip(tmp_path):
+    p = tmp_path / "data.tsv.gz"
+    p.write_bytes(gzip.compress('text\tlabel\n"quoted start\t1\nplain\t0\n'.encode("utf-8")))
+    texts, y = datasets.load_text(p)
+    assert texts == ['"quoted start', "plain"] and list(y) == [1, 0]
+
+
+@pytest.mark.parametrize("content, kw, match", [
+    ("", {}, "no data"),
+    ("only one column\n", {}, "1 column"),
+    ("a,1\nb,2,3\n", {}, "line 2 has 3 columns"),
+    ("a,1\nb,\n", {}, "line 2, column 2: the label is empty"),
+    ("a,1\n", {"label_column": 5}, "out of range"),
+    ("t,l\na,1\n", {"label_column": "label"}, "'label' is not in the header"),
+    ("a,1\n", {"text_column": 1}, "same column"),
+    ("a,nan\n", {}, "finite labels"),
+    ('a,1\n"b,2\nc,3\n', {}, "unbalanced"),
+])
+def test_load_text_errors(tmp_path, content, kw, match):
+    p = tmp_path / "bad.csv"
+    p.write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match=match):
+        datasets.load_text(p, **kw)
+
+
+def test_load_text_argument_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        datasets.load_text(tmp_path / "missing.csv")
+    p = tmp_path / "x.csv"
+    p.write_bytes(b"\xff\xfe,1\n")
+    with pytest.raises(ValueError, match="not UTF-8"):
+        datasets.load_text(p)
+    with pytest.raises(TypeError, match="text_column"):
+        datasets.load_text(p, text_column=1.5)
+    with pytest.raises(ValueError, match="delimiter"):
+        datasets.load_text(p, delimiter=";;")
+    with pytest.raises(ValueError, match="quotechar"):
+        datasets.load_text(p, delimiter=",", quotechar=",")
