@@ -210,8 +210,10 @@ def _text_data(args):
         source = "UCI review sentences (bundled)"
     else:
         column = lambda c: int(c) if c.lstrip("-").isdigit() else c  # noqa: E731
-        texts, y = datasets.load_text(args.data, text_column=column(args.text_column),
-                                      label_column=column(args.label_column))
+        texts, y, names = datasets.load_text(args.data, text_column=column(args.text_column),
+                                             label_column=column(args.label_column), return_classes=True)
+        if names is not None:
+            y = names[y]  # the labels as the file writes them, so the model predicts them
         source = args.data
     classes, y = np.unique(np.asarray(y), return_inverse=True)
     if len(classes) < 2:
