@@ -828,8 +828,8 @@ def _sweep_target(ctx, name, data, deep, make_shallow, starts, epochs):
     Shallow networks stay within half as many units as training points, where the least-squares output layer
     is well determined.
 
-    Also returns the convergence check: the shallow network matched to the largest deep budget, the first
-    seed's kept start trained for twice the epochs — its test error then, against the one in its row.
+    Also returns the convergence check, family -> numbers: the largest deep network and its shallow twin, the
+    first seed's kept start trained for twice the epochs — the test error then, against the one in its row.
     """
     max_width = min(x.shape[0] for x, _, _, _ in data.values()) // 2
     networks = [("deep", sizes) for sizes in deep] + [("shallow", make_shallow(_n_params(s))) for s in deep]
@@ -840,16 +840,18 @@ def _sweep_target(ctx, name, data, deep, make_shallow, starts, epochs):
             break
         rows += _compare_families(ctx, name, data, [("shallow", sizes)], starts, epochs)
 
-    row = rows[2 * len(deep) - 1]  # the shallow twin of the largest deep network
     s = next(iter(data))
     x_train, y_train, x_test, y_test = data[s]
-    start = row["start"][0]
-    longer = _train_regressor(row["sizes"], x_train, y_train, 1000 * s + start, 2 * epochs, starts[start])
-    check = {"sizes": row["sizes"], "params": row["params"], "epochs": epochs, "test": row["test"][0],
-             "test_longer": _rms(longer, x_test, y_test)}
-    ctx.log(f"{name}: convergence check, shallow {_sizes_text(row['sizes'])} trained {2 * epochs} instead of "
-            f"{epochs} epochs: test RMS {check['test']:.2e} -> {check['test_longer']:.2e}")
-    return rows, check
+    checks = {}
+    for family, row in (("shallow", rows[2 * len(deep) - 1]), ("deep", rows[len(deep) - 1])):
+        start = row["start"][0]
+        longer = _train_regressor(row["sizes"], x_train, y_train, 1000 * s + start, 2 * epochs, starts[start])
+        checks[family] = {"sizes": row["sizes"], "params": row["params"], "epochs": epochs,
+                          "test": row["test"][0], "test_longer": _rms(longer, x_test, y_test)}
+        ctx.log(f"{name}: convergence check, {family} {_sizes_text(row['sizes'])} trained {2 * epochs} "
+                f"instead of {epochs} epochs: test RMS {row['test'][0]:.2e} -> "
+                f"{checks[family]['test_longer']:.2e}")
+    return rows, checks
 
 
 def _compositional_comparison(ctx):
@@ -857,7 +859,7 @@ def _compositional_comparison(ctx):
     ks = (2, 4) if quick else _TENT_KS
     seeds = [ctx.seed] if quick else [ctx.seed + i for i in range(3)]
     starts = _LEARNING_RATES[:1] if quick else _LEARNING_RATES
-    tent_n, tent_epochs, tent_widths = (256, 10, (4,)) if quick else (2048, 1000, (4, 8, 16))
+    tent_n, tent_epochs, tent_widths = (256, 10, (4,)) if quick else (2048, 2000, (4, 8, 16))
     tree_n, tree_epochs, tree_widths = (512, 4, (8,)) if quick else (16384, 150, (8, 16, 32))
     grid = np.linspace(0.0, 1.0, 8193)[:, None]  # 128 test points per linear piece at k = 6
 
@@ -954,16 +956,14 @@ def _compositional_lines(targets, settings):
                      f"{_params_text(t['deep_params_to_tolerance'])}, shallow "
                      f"{_params_text(t['shallow_params_to_tolerance'])} parameters: shallow / deep = "
                      f"{_factor_text(t['factor'])}")
-    checks = [t["convergence"] for t in targets]
-    lines.append("convergence check: the shallow net with the largest deep budget (first seed) trained twice "
-                 "as long, test RMS: " + "; ".join(
-                     f"{t['name']} {_sizes_text(c['sizes'])} {c['test']:.2e} -> {c['test_longer']:.2e} "
-                     f"({100 * (c['test_longer'] / c['test'] - 1):+.0f}%)" for t, c in zip(targets, checks)))
+        lines.append(f"{'':<10} converged? trained for 2E epochs (first seed), test RMS " + ", ".join(
+            f"{family} {_sizes_text(c['sizes'])} {c['test']:.2e} -> {c['test_longer']:.2e} "
+            f"({100 * (c['test_longer'] / c['test'] - 1):+.0f}%)" for family, c in t["convergence"].items()))
     return lines
 
 
 def _deep_vs_shallow_figure(ctx, targets, digit_rows, digit_seeds):
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     tents = [t for t in targets if t["k"] is not None]
     n_panels = len(targets) + 2
@@ -977,27 +977,32 @@ def _deep_vs_shallow_figure(ctx, targets, digit_rows, digit_seeds):
             spread = [med - [min(r["test"]) for r in rows], [max(r["test"]) for r in rows] - med]
             label = "one hidden layer" if family == "shallow" else "deep, equal widths"
             ax.errorbar([r["params"] for r in rows], med, yerr=spread, marker=marker, color=colors[family],
-                        capsize=3, label=f"{label}, trained")
-        ax.axhline(0.0, color="black", linewidth=1.2, label="error 0: the exact constructions")
+                        capsize=3, label=f"{label}, trained (median and min-max over the seeds)")
+        ax.axhline(0.0, color="black", linewidth=1.2, label="error 0")
         ax.plot([t["exact_deep_params"]], [0.0], "*", color=colors["deep"], markersize=14, clip_on=False,
-                zorder=5, label=f"deep construction, {t['exact_deep_params']} parameters")
+                zorder=5, label="the deep construction (exact)")
+        exact = f"exact with deep {t['exact_deep_params']}, shallow "
         if t["exact_shallow_sizes"] is not None:
             ax.plot([t["exact_shallow_params"]], [0.0], "*", color=colors["shallow"], markersize=14,
-                    clip_on=False, zorder=5,
-                    label=f"fewest exact 1 hidden layer, {t['exact_shallow_params']}")
+                    clip_on=False, zorder=5, label="the fewest-parameter exact one hidden layer")
+            exact += f"{t['exact_shallow_params']} params"
+        else:
+            exact += "never"
         ax.axhline(_TOLERANCE, color="gray", linestyle=":", linewidth=1, label=f"test RMS {_TOLERANCE:g}")
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_yscale("symlog", linthresh=1e-4, linscale=0.4)  # linear near 0, so error 0 can be drawn
         ax.set_ylim(0.0, 1.0)
         ax.set_xlabel("parameters (weights + biases)")
-        ax.set_ylabel("test RMS error (median, min-max over seeds)")
-        pieces = f" ({t['pieces']} linear pieces)" if t["pieces"] else " (8 inputs)"
-        ax.set_title(f"{t['name']}{pieces}\nparameters for test RMS <= {_TOLERANCE:g}, shallow / deep: "
-                     f"{_factor_text(t['factor'])}", fontsize=8.5)
+        ax.set_ylabel("test RMS error")
+        pieces = f"{t['pieces']} pieces" if t["pieces"] else "8 inputs"
+        ax.set_title(f"{t['name']} ({pieces}): {exact}\ntrained, shallow / deep for RMS <= {_TOLERANCE:g}: "
+                     f"{_factor_text(t['factor'])}", fontsize=8)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=6)
+    # one legend for the panels of the compositional targets (the first has every kind of mark)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize=8)
 
     ax = axes[len(targets)]
     ks = [t["k"] for t in tents]
@@ -1018,6 +1023,7 @@ def _deep_vs_shallow_figure(ctx, targets, digit_rows, digit_seeds):
         ax.plot([], [], "o" if family == "shallow" else "s", color=colors[family],
                 label=f"{name}, trained: test RMS <= {_TOLERANCE:g}")
     ax.plot([], [], "^", color="gray", fillstyle="none", label="not reached: more than the largest budget")
+    ax.plot([], [], "v", color="gray", fillstyle="none", label="reached at the smallest budget: at most it")
     ax.set_yscale("log")
     ax.set_xticks(ks)
     ax.set_xlabel("k (t^k has 2^k linear pieces)")
