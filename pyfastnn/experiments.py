@@ -551,8 +551,8 @@ def _tent_shallow_network(k):
 
     No one-hidden-layer ReLU network is exact with fewer units. It needs a kink at each of the 2^k - 1 inner
     breakpoints; with 2^k - 1 units each unit a relu(w x + b) sits at one of them and changes the slope by
-    a|w| = ±2^(k+1), so the slope left of every kink (minus the sum of the changes made by the units with
-    negative w) is a multiple of 2^(k+1), never the 2^k with which t^k starts.
+    a|w| = ±2^(k+1); the slope left of every kink, which is minus the sum of the changes made by the units
+    with negative w, is then a multiple of 2^(k+1), never the 2^k with which t^k starts.
     """
     m = 2**k
     net = MLP([1, m, 1], activation="relu", output_activation="linear", dtype=np.float64)
