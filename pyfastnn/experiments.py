@@ -10,7 +10,8 @@ matmat            a batch of samples (matrix-matrix products) is processed faste
                   at a time (matrix-vector products), in the forward pass and in a training step
 gd-sgd-minibatch  full-batch gradient descent vs per-sample SGD vs mini-batch SGD: which reaches a target loss
                   first, in epochs and in seconds
-deep-vs-shallow   a thin deep network against a wide shallow one with the same number of parameters
+deep-vs-shallow   a thin deep network against a wide shallow one with the same number of parameters: on
+                  compositional targets (the sawtooth t^k, exact and trained; a tree of |a - b|), on digits
 linear-collapse   with linear activations a deep network is one linear map (of rank at most its narrowest
                   layer)
 approximation     one hidden layer of tanh units fits a continuous 1-D function, better the wider it is
@@ -77,8 +78,8 @@ def _require_matplotlib():
         ) from None
 
 
-def _figure(ncols=1, width=6.4, height=4.6):
-    """A matplotlib Figure on its own Agg canvas, and its ``ncols`` axes side by side."""
+def _figure(ncols=1, width=6.4, height=4.6, nrows=1):
+    """A matplotlib Figure on its own Agg canvas, and its ``nrows`` x ``ncols`` axes (a list, row by row)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -87,7 +88,7 @@ def _figure(ncols=1, width=6.4, height=4.6):
     except TypeError:  # matplotlib < 3.6
         fig = Figure(figsize=(width, height), constrained_layout=True)
     FigureCanvasAgg(fig)
-    return fig, [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+    return fig, [fig.add_subplot(nrows, ncols, i + 1) for i in range(nrows * ncols)]
 
 
 class _Context:
@@ -125,8 +126,9 @@ def _settings_text(settings):
             f"{settings['threads']} threads")
 
 
-def _verdict(held, reason):
-    return f"claim held on this run: {'YES' if held else 'NO'} — {reason}"
+def _verdict(held, reason, part=None):
+    """The verdict line; ``part`` names the part of a claim it judges when an experiment judges several."""
+    return f"claim held on this run{f' ({part})' if part else ''}: {'YES' if held else 'NO'} — {reason}"
 
 
 def _digits(seed, dtype=np.float32, test_size=0.25):
@@ -175,8 +177,9 @@ _BUSY_LIMIT = 0.25  # a timed run during which other processes used more than th
 
 def _median_rate(work, min_time, repeats, retries):
     """Median samples/s of ``work(k) -> samples`` over ``repeats`` runs, and the CPUs other processes used
-    during each kept run (None entries where unknown). k grows until one run lasts at least ``min_time`` s; a run disturbed by
-    other processes (> _BUSY_LIMIT CPUs) is redone up to ``retries`` times, keeping the least disturbed."""
+    during each kept run (None entries where unknown). k grows until one run lasts at least ``min_time`` s; a
+    run disturbed by other processes (> _BUSY_LIMIT CPUs) is redone up to ``retries`` times, keeping the least
+    disturbed."""
     work(1)  # warm-up: workspaces, caches, the thread pool
     k = 1
     while True:
@@ -472,7 +475,18 @@ def _gd_sgd_minibatch(ctx):
 # deep-vs-shallow
 # ------------------------------------------------------------------------------------------------------------
 
-_DEPTH = 4  # hidden layers of the deep network
+_DEPTH = 4  # hidden layers of the deep network on the digits
+_TENT_KS = (2, 3, 4, 5, 6)
+_TREE_INPUTS = 8
+_TOLERANCE = 0.01  # "the same error" on the compositional targets: test RMS <= 1% of their range, [0, 1]
+# The trained comparison is judged on the targets for which one hidden layer needs at least this many times
+# the parameters of the deep construction to be exact (t^k from k = 4 on, 49 vs 25, and the tree): at k = 2
+# (13 vs 13) theory predicts no edge, at k = 3 (25 vs 19) one too small to show through the noise of training.
+_EXACT_MARGIN = 1.5
+# The constructions' largest error in float64 that still counts as exact: rounding in the shallow one's sum of
+# 2^k terms as large as 2^(k+1) stays near 1e-12 at k = 6, a single wrong weight is off by far more than 1e-3.
+_EXACT_LIMIT = 1e-9
+_LEARNING_RATES = (1e-3, 3e-3)  # Adam's rate in the starts of each trained network; the better start is kept
 
 
 def _n_params(sizes):
@@ -495,8 +509,274 @@ def _deep_sizes(width):
     return [64] + [width] * _DEPTH + [10]
 
 
-@_experiment("deep-vs-shallow", "a thin deep vs a wide shallow network with equal parameter counts on digits")
-def _deep_vs_shallow(ctx):
+def _sizes_text(sizes):
+    """1-4x3-1 for [1, 4, 4, 4, 1]: runs of equal hidden widths written once."""
+    hidden, parts = sizes[1:-1], []
+    i = 0
+    while i < len(hidden):
+        j = i
+        while j < len(hidden) and hidden[j] == hidden[i]:
+            j += 1
+        parts.append(f"{hidden[i]}x{j - i}" if j - i > 2 else "-".join(map(str, hidden[i:j])))
+        i = j
+    return "-".join([str(sizes[0])] + parts + [str(sizes[-1])])
+
+
+# ---- the compositional targets and their exact networks --------------------------------------------------
+
+
+def _tent(x, k):
+    """t^k(x), the k-fold composition of the tent map t(x) = 2 min(x, 1 - x) on [0, 1]: a sawtooth of 2^k
+    linear pieces between 0 and 1 (Telgarsky, "Benefits of depth in neural networks", COLT 2016)."""
+    for _ in range(k):
+        x = 2.0 * np.minimum(x, 1.0 - x)
+    return x
+
+
+def _tent_network(k):
+    """t^k exactly, as a ReLU network with k hidden layers of 2 units and a linear output (6k + 1 parameters,
+    float64). Each hidden layer holds relu(s) and relu(s - 1/2) of s = t^(l-1)(x); s lies in [0, 1], where
+    t(s) = 2 relu(s) - 4 relu(s - 1/2), which the next layer reads with the weights (2, -4)."""
+    net = MLP([1] + [2] * k + [1], activation="relu", output_activation="linear", dtype=np.float64)
+    fold = np.array([2.0, -4.0])
+    for layer in range(k):
+        net.weights[layer][...] = 1.0 if layer == 0 else fold  # every row: s, or the fold of the layer below
+        net.biases[layer][...] = (0.0, -0.5)
+    net.weights[k][...] = fold
+    net.biases[k][...] = 0.0
+    return net
+
+
+def _tent_shallow_network(k):
+    """t^k exactly with one hidden layer: 2^k units relu(x - j/2^k), j = 0 .. 2^k - 1, each weighted by the
+    change of slope at its kink (3 * 2^k + 1 parameters, float64).
+
+    No one-hidden-layer ReLU network is exact with fewer units. It needs a kink at each of the 2^k - 1 inner
+    breakpoints; with 2^k - 1 units each unit a relu(w x + b) sits at one of them and changes the slope by
+    a|w| = ±2^(k+1); the slope left of every kink, which is minus the sum of the changes made by the units
+    with negative w, is then a multiple of 2^(k+1), never the 2^k with which t^k starts.
+    """
+    m = 2**k
+    net = MLP([1, m, 1], activation="relu", output_activation="linear", dtype=np.float64)
+    net.weights[0][...] = 1.0
+    net.biases[0][...] = -np.arange(m) / m
+    slopes = m * (-1.0) ** np.arange(m)  # the slope of t^k on [j/m, (j+1)/m]
+    net.weights[1][0] = np.diff(slopes, prepend=0.0)
+    net.biases[1][...] = 0.0
+    return net
+
+
+def _abs_tree(x):
+    """|u - v| applied along a binary tree over the inputs, (B, 2^m) -> (B, 1); for 8 inputs
+
+        ||x1 - x2| - |x3 - x4|| - ||x5 - x6| - |x7 - x8|||,
+
+    a hierarchically compositional function as in Poggio et al., "Why and when can deep - but not shallow -
+    networks avoid the curse of dimensionality", 2017.
+    """
+    while x.shape[1] > 1:
+        x = np.abs(x[:, 0::2] - x[:, 1::2])
+    return x
+
+
+def _abs_tree_network(n_inputs):
+    """``_abs_tree`` exactly: hidden layers of n, n/2, ..., 2 units, a pair relu(u - v), relu(v - u) per node
+    of the tree (their sum is |u - v|), linear output; for 8 inputs 8-8-4-2-1, 121 parameters, float64.
+
+    No one-hidden-layer ReLU network of any width is exact for 8 inputs. With a = x1 - x2, b = x3 - x4,
+    c = x5 - x6 and d = x7 - x8, the root is kinked on the hyperplane a - b = c - d where a > b > 0 and
+    c > d > 0, but smooth on it where a > -b > 0 and c > d > 0 (there the root's argument is 2b != 0), whereas
+    a kink of a one-hidden-layer network crosses the whole (convex) domain with the same jump of slope.
+    """
+    levels = n_inputs.bit_length() - 1
+    sizes = [n_inputs] + [n_inputs >> level for level in range(levels)] + [1]
+    net = MLP(sizes, activation="relu", output_activation="linear", dtype=np.float64)
+    node = np.eye(n_inputs)  # the tree's values at this level as linear maps of the layer below
+    for w, b in zip(net.weights[:-1], net.biases[:-1]):
+        diff = node[0::2] - node[1::2]
+        w[0::2] = diff
+        w[1::2] = -diff
+        b[...] = 0.0
+        node = np.kron(np.eye(w.shape[0] // 2), [1.0, 1.0])
+    net.weights[-1][...] = node
+    net.biases[-1][...] = 0.0
+    return net
+
+
+def _max_error(net, x, truth):
+    return float(np.max(np.abs(net.forward(x).astype(np.float64) - truth)))
+
+
+def _rms(net, x, truth):
+    return float(np.sqrt(np.mean((net.forward(x).astype(np.float64) - truth) ** 2)))
+
+
+# ---- training a regression network -------------------------------------------------------------------------
+
+
+def _spread_kinks(net, x, rng):
+    """Move every hidden unit's kink to a random point of the range its pre-activation takes on ``x`` (the
+    bias becomes -(lo + u (hi - lo)), u uniform in [0, 1]). With the default zero biases every first-layer
+    kink of a network on inputs in [0, 1] sits at the corner 0, and a unit can start dead on all of the data.
+    """
+    h = x.astype(np.float64)
+    for w, b in zip(net.weights[:-1], net.biases[:-1]):
+        z = h @ w.T.astype(np.float64)
+        lo, hi = z.min(axis=0), z.max(axis=0)
+        b[...] = -(lo + rng.uniform(0.0, 1.0, lo.shape) * (hi - lo))
+        h = np.maximum(z + b, 0.0)
+
+
+def _fit_output_layer(net, x, y):
+    """Set the linear output layer to the least-squares fit of y on the last hidden layer's activations over x
+    (float64): the convex part of the training problem, solved exactly. Singular values below 1e-6 of the
+    largest are dropped, since the weights are stored in float32."""
+    h = x.astype(np.float64)
+    for w, b in zip(net.weights[:-1], net.biases[:-1]):
+        h = np.maximum(h @ w.T.astype(np.float64) + b, 0.0)
+    features = np.hstack([h, np.ones((h.shape[0], 1))])
+    coef = np.linalg.lstsq(features, y.astype(np.float64), rcond=1e-6)[0]
+    net.weights[-1][...] = coef[:-1].T
+    net.biases[-1][...] = coef[-1]
+
+
+def _train_regressor(sizes, x, y, seed, epochs, lr):
+    """A ReLU network with a linear output trained on (x, y) by squared error (float32): kinks spread over the
+    data (``_spread_kinks``), output layer fitted by least squares, Adam (lr, batch 32) for ``epochs`` epochs
+    and at lr/10 for epochs // 4 more, output layer refit."""
+    net = MLP(sizes, activation="relu", output_activation="linear", dtype=np.float32, seed=seed)
+    _spread_kinks(net, x, np.random.default_rng(seed))
+    _fit_output_layer(net, x, y)
+    optimizer = Adam(lr=lr)
+    net.fit(x, y, loss="squared_error", optimizer=optimizer, batch_size=32, epochs=epochs, seed=seed,
+            progress=False)
+    optimizer.lr = lr / 10
+    net.fit(x, y, loss="squared_error", optimizer=optimizer, batch_size=32, epochs=max(1, epochs // 4),
+            seed=seed + 1, progress=False)
+    _fit_output_layer(net, x, y)
+    return net
+
+
+def _compare_families(ctx, target, data, networks, starts, epochs):
+    """Train each network in ``networks`` (family, sizes) on every seed's data from each of ``starts``
+    (learning rates; start i also has its own initial weights), keeping per seed the start with the least
+    training error. ``data`` maps seed -> (x_train, y_train, x_test, y_test).
+
+    Returns one row per network: family, sizes, params, per seed the kept start and its train and test RMS
+    error, and the median test error over the seeds.
+    """
+    rows = []
+    for family, sizes in networks:
+        runs = []
+        for s, (x_train, y_train, x_test, y_test) in data.items():
+            best = None
+            for i, lr in enumerate(starts):
+                net = _train_regressor(sizes, x_train, y_train, 1000 * s + i, epochs, lr)
+                train = _rms(net, x_train, y_train)
+                if best is None or train < best[1]:
+                    best = (i, train, _rms(net, x_test, y_test))
+            runs.append(best)
+        start, train, test = (list(v) for v in zip(*runs))
+        rows.append({"family": family, "sizes": sizes, "params": _n_params(sizes), "start": start,
+                     "train": train, "test": test, "median": float(np.median(test))})
+        ctx.log(f"{target}: {family} {_sizes_text(sizes)} ({rows[-1]['params']} parameters): test RMS "
+                f"{rows[-1]['median']:.2e} (median of {len(test)} seed(s), best of {len(starts)} start(s))")
+    return rows
+
+
+# ---- the verdicts, computed from the numbers ---------------------------------------------------------------
+
+
+def _params_to_reach(points, tolerance):
+    """Bounds (low, high) on the parameters a family needs for an error <= tolerance, from its (params, error)
+    points: at the first budget that reaches it, interpolated log-log with the budget before (low = high);
+    (0, p) if already the smallest budget p reaches it; (largest budget, inf) if none does."""
+    points = sorted(points)
+    for i, (p, e) in enumerate(points):
+        if e <= tolerance:
+            if i == 0:
+                return 0.0, float(p)
+            p0, e0 = points[i - 1]
+            t = math.log(e0 / tolerance) / math.log(e0 / max(e, 1e-300))
+            value = math.exp(math.log(p0) + t * math.log(p / p0))
+            return value, value
+    return float(points[-1][0]), math.inf
+
+
+def _depth_factor(deep, shallow):
+    """Bounds (low, high) on shallow / deep parameters for the same error from two ``_params_to_reach``
+    results; None when neither family reached the tolerance."""
+    if math.isinf(deep[1]) and math.isinf(shallow[1]):
+        return None
+    low = shallow[0] / deep[1]  # x / inf = 0
+    high = shallow[1] / deep[0] if deep[0] > 0 else math.inf
+    return low, high
+
+
+def _factor_text(factor):
+    if factor is None:
+        return "neither family reached it"
+    low, high = factor
+    if low == high:
+        return f"{low:.2g}x"
+    if math.isinf(high):
+        return "undecided" if low == 0 else f">= {low:.2g}x"
+    return f"<= {high:.2g}x" if low == 0 else f"{low:.2g}x to {high:.2g}x"
+
+
+def _params_text(bounds):
+    low, high = bounds
+    if low == high:
+        return f"~{low:.0f}"
+    return f"> {low:.0f}" if math.isinf(high) else f"<= {high:.0f}"
+
+
+def _exact_verdict(tents):
+    """(held, reason): the constructions are exact in float64 and one hidden layer needs more parameters than
+    the deep construction, by a factor that grows with k."""
+    worst = max(max(t["exact_deep_error"], t["exact_shallow_error"]) for t in tents)
+    factors = [t["exact_shallow_params"] / t["exact_deep_params"] for t in tents]
+    growing = all(b > a for a, b in zip(factors, factors[1:]))
+    held = worst <= _EXACT_LIMIT and factors[-1] > 1 and growing
+    per_k = ", ".join(f"k={t['k']}: {t['exact_shallow_params']} vs {t['exact_deep_params']} ({f:.1f}x)"
+                      for t, f in zip(tents, factors))
+    return held, (f"for error 0 one hidden layer needs (at the fewest) / the deep construction needs {per_k} "
+                  f"parameters; largest error of the constructions {worst:.1e} "
+                  f"({'<=' if worst <= _EXACT_LIMIT else '>'} {_EXACT_LIMIT:g}, float64)")
+
+
+def _trained_verdict(targets, tolerance):
+    """(held, reason): on every target where one hidden layer needs >= _EXACT_MARGIN times the deep
+    construction's parameters to be exact and some family reached the tolerance, the shallow family needed
+    more parameters than the deep one for test RMS <= tolerance (the lower bound of the factor > 1); at least
+    one such target."""
+    judged = [t for t in targets if t["exact_shallow_params"] >= _EXACT_MARGIN * t["exact_deep_params"]]
+    decided = [t for t in judged if t["factor"] is not None]
+    wins = [t for t in decided if t["factor"][0] > 1]
+    held = bool(decided) and len(wins) == len(decided)
+    per_target = "; ".join(f"{t['name']}: {_factor_text(t['factor'])} (shallow "
+                           f"{_params_text(t['shallow_params_to_tolerance'])}, deep "
+                           f"{_params_text(t['deep_params_to_tolerance'])})" for t in targets)
+    return held, (f"for test RMS <= {tolerance:g} the shallow family needed this multiple of the deep "
+                  f"family's parameters: {per_target}. Depth won on {len(wins)} of the {len(decided)} "
+                  f"targets judged (those where one hidden layer needs >= {_EXACT_MARGIN:g}x the deep "
+                  "construction's parameters to be exact, and some family reached the tolerance)")
+
+
+def _digits_verdict(rows):
+    """(held, reason): the deep network had the higher mean test accuracy at every budget."""
+    deep_wins = sum(r["winner"] == "deep" for r in rows)
+    shown = ", ".join(f"{r['budget'] // 1000}k: {r['deep']['mean']:.3f} vs {r['shallow']['mean']:.3f}"
+                      for r in rows)
+    return deep_wins == len(rows), (f"the deep network had the higher mean test accuracy at {deep_wins} of "
+                                    f"{len(rows)} parameter budgets (deep vs shallow: {shown}; the claim: "
+                                    "deep wins at every budget)")
+
+
+# ---- the experiment ----------------------------------------------------------------------------------------
+
+
+def _digits_comparison(ctx):
     budgets = (2_000, 8_000) if ctx.quick else (2_000, 8_000, 30_000, 100_000)
     seeds = [ctx.seed] if ctx.quick else [ctx.seed + i for i in range(3)]
     epochs = 3 if ctx.quick else 40
@@ -519,29 +799,14 @@ def _deep_vs_shallow(ctx):
             row[kind] = {"sizes": sizes, "params": net.n_parameters, "accuracy": test_acc,
                          "mean": float(np.mean(test_acc)), "std": float(np.std(test_acc)),
                          "train_accuracy": float(np.mean(train_acc))}
-            ctx.log(f"budget {budget}: {kind} {sizes} ({net.n_parameters} parameters): test accuracy "
+            ctx.log(f"digits, budget {budget}: {kind} {sizes} ({net.n_parameters} parameters): test accuracy "
                     f"{np.mean(test_acc):.4f} (mean of {len(seeds)} seed(s))")
         d, s = row["deep"]["mean"], row["shallow"]["mean"]
         row["winner"] = "deep" if d > s else ("shallow" if s > d else "tie")
         rows.append(row)
 
-    fig, (ax,) = _figure()
-    for kind, marker in (("shallow", "o"), ("deep", "s")):
-        label = "shallow 64-H-10" if kind == "shallow" else f"deep 64-{'-'.join(['h'] * _DEPTH)}-10"
-        ax.errorbar([r[kind]["params"] for r in rows], [r[kind]["mean"] for r in rows],
-                    yerr=[r[kind]["std"] for r in rows], marker=marker, capsize=3, label=label)
-    ax.set_xscale("log")
-    ax.set_xlabel("number of parameters (weights + biases)")
-    ax.set_ylabel(f"test accuracy (mean ± sd over {len(seeds)} seed(s))")
-    ax.set_title(f"Deep vs shallow at equal parameter counts, digits, relu, float32\n"
-                 f"{_settings_text(ctx.settings)}", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-
-    deep_wins = sum(r["winner"] == "deep" for r in rows)
-    held = deep_wins == len(rows)
     lines = [
-        ("digits, stratified 75/25 split and standardization per seed; relu hidden, softmax + cross-entropy, "
+        ("digits: stratified 75/25 split and standardization per seed; relu hidden, softmax + cross-entropy, "
          f"float32; Adam lr {lr:g}, batch 32, {epochs} epochs; seeds {seeds} (split, initial weights, "
          "shuffling)"),
         (f"{'budget':>7} | {'shallow':<11} {'params':>6} {'test acc':>15} {'train':>6} | {'deep':<21} "
@@ -557,10 +822,258 @@ def _deep_vs_shallow(ctx):
             f"{'-'.join(map(str, dp['sizes'])):<21} {dp['params']:>6} {dp['mean']:>6.4f} ± {dp['std']:.4f} "
             f"{dp['train_accuracy']:>6.4f} | {r['winner']}{noise}"
         )
-    lines.append(_verdict(held, f"the deep network had the higher mean test accuracy at {deep_wins} of "
-                                f"{len(rows)} parameter budgets (the claim: deep beats shallow at equal "
-                                "parameter counts, at every budget)"))
-    return fig, lines, held, {"seeds": seeds, "epochs": epochs, "rows": rows}
+    return rows, seeds, epochs, lines
+
+
+def _sweep_target(ctx, name, data, deep, make_shallow, starts, epochs):
+    """``_compare_families`` rows for the deep networks ``deep`` and a shallow one with as many parameters for
+    each (``make_shallow(params)`` gives its sizes), then for shallow ones with 2x and 4x the largest deep
+    budget while the shallow family has not reached the tolerance: enough to see how many parameters it needs.
+    Shallow networks stay within half as many units as training points, where the least-squares output layer
+    is well determined.
+
+    Also returns the convergence check, family -> numbers: the largest deep network and its shallow twin, the
+    first seed's kept start trained for twice the epochs — the test error then, against the one in its row.
+    """
+    max_width = min(x.shape[0] for x, _, _, _ in data.values()) // 2
+    networks = [("deep", sizes) for sizes in deep] + [("shallow", make_shallow(_n_params(s))) for s in deep]
+    rows = _compare_families(ctx, name, data, networks, starts, epochs)
+    for factor in (2, 4):
+        sizes = make_shallow(factor * _n_params(deep[-1]))
+        if sizes[1] > max_width or any(r["family"] == "shallow" and r["median"] <= _TOLERANCE for r in rows):
+            break
+        rows += _compare_families(ctx, name, data, [("shallow", sizes)], starts, epochs)
+
+    s = next(iter(data))
+    x_train, y_train, x_test, y_test = data[s]
+    checks = {}
+    for family, row in (("shallow", rows[2 * len(deep) - 1]), ("deep", rows[len(deep) - 1])):
+        start = row["start"][0]
+        longer = _train_regressor(row["sizes"], x_train, y_train, 1000 * s + start, 2 * epochs, starts[start])
+        checks[family] = {"sizes": row["sizes"], "params": row["params"], "epochs": epochs,
+                          "test": row["test"][0], "test_longer": _rms(longer, x_test, y_test)}
+        ctx.log(f"{name}: convergence check, {family} {_sizes_text(row['sizes'])} trained {2 * epochs} "
+                f"instead of {epochs} epochs: test RMS {row['test'][0]:.2e} -> "
+                f"{checks[family]['test_longer']:.2e}")
+    return rows, checks
+
+
+def _compositional_comparison(ctx):
+    quick = ctx.quick
+    ks = (2, 4) if quick else _TENT_KS
+    seeds = [ctx.seed] if quick else [ctx.seed + i for i in range(3)]
+    starts = _LEARNING_RATES[:1] if quick else _LEARNING_RATES
+    tent_n, tent_epochs, tent_widths = (256, 10, (4,)) if quick else (2048, 2000, (4, 8, 16))
+    tree_n, tree_epochs, tree_widths = (512, 4, (8,)) if quick else (16384, 150, (8, 16, 32))
+    grid = np.linspace(0.0, 1.0, 8193)[:, None]  # 128 test points per linear piece at k = 6
+
+    targets = []
+    for k in ks:
+        name = f"t^{k}"
+        data = {}
+        for s in seeds:
+            x = np.random.default_rng(s).uniform(0.0, 1.0, (tent_n, 1)).astype(np.float32)
+            data[s] = (x, _tent(x.astype(np.float64), k), grid, _tent(grid, k))
+        exact_deep, exact_shallow = _tent_network(k), _tent_shallow_network(k)
+        check = np.concatenate([grid, data[seeds[0]][0].astype(np.float64)])
+        target = {
+            "name": name, "k": k, "pieces": 2**k,
+            "exact_deep_sizes": exact_deep.layer_sizes, "exact_deep_params": exact_deep.n_parameters,
+            "exact_deep_error": _max_error(exact_deep, check, _tent(check, k)),
+            "exact_shallow_sizes": exact_shallow.layer_sizes,
+            "exact_shallow_params": exact_shallow.n_parameters,
+            "exact_shallow_error": _max_error(exact_shallow, check, _tent(check, k)),
+        }
+        deep = [[1] + [w] * k + [1] for w in tent_widths]
+        target["rows"], target["convergence"] = _sweep_target(
+            ctx, name, data, deep, lambda p: [1, max(1, round((p - 1) / 3)), 1], starts, tent_epochs)
+        targets.append(target)
+
+    data = {}
+    for s in seeds:
+        rng = np.random.default_rng(s)
+        x_train = rng.uniform(0.0, 1.0, (tree_n, _TREE_INPUTS)).astype(np.float32)
+        x_test = rng.uniform(0.0, 1.0, (tree_n // 2, _TREE_INPUTS)).astype(np.float32)
+        data[s] = (x_train, _abs_tree(x_train.astype(np.float64)),
+                   x_test, _abs_tree(x_test.astype(np.float64)))
+    exact_tree = _abs_tree_network(_TREE_INPUTS)
+    x_test = data[seeds[0]][2].astype(np.float64)
+    tree = {
+        "name": "|a-b| tree", "k": None, "pieces": None,
+        "exact_deep_sizes": exact_tree.layer_sizes, "exact_deep_params": exact_tree.n_parameters,
+        "exact_deep_error": _max_error(exact_tree, x_test, _abs_tree(x_test)),
+        "exact_shallow_sizes": None, "exact_shallow_params": math.inf, "exact_shallow_error": None,
+    }
+    deep = [[_TREE_INPUTS] + [w] * 3 + [1] for w in tree_widths]
+    tree["rows"], tree["convergence"] = _sweep_target(
+        ctx, tree["name"], data, deep,
+        lambda p: [_TREE_INPUTS, max(1, round((p - 1) / (_TREE_INPUTS + 2))), 1], starts, tree_epochs)
+    targets.append(tree)
+
+    for t in targets:
+        for family in ("deep", "shallow"):
+            points = [(r["params"], r["median"]) for r in t["rows"] if r["family"] == family]
+            t[f"{family}_params_to_tolerance"] = _params_to_reach(points, _TOLERANCE)
+        t["factor"] = _depth_factor(t["deep_params_to_tolerance"], t["shallow_params_to_tolerance"])
+
+    settings = {"seeds": seeds, "learning_rates": list(starts), "tent_train_points": tent_n,
+                "tent_epochs": tent_epochs, "tree_train_points": tree_n, "tree_epochs": tree_epochs,
+                "test_grid": grid.shape[0], "tolerance": _TOLERANCE}
+    return targets, settings
+
+
+def _compositional_lines(targets, settings):
+    s = settings
+    rates = " and ".join(f"{lr:g}" for lr in s["learning_rates"])
+    lines = [
+        ("compositional targets: relu hidden units, linear output, squared error, float32. Training: every "
+         "hidden unit's kink moved to a random point of the data, output layer fitted by least squares, Adam "
+         "batch 32 for E epochs then at a tenth of the rate for E/4, output layer refit; per seed (training "
+         f"sample, initial weights, shuffling; seeds {s['seeds']}) the better of {len(s['learning_rates'])} "
+         f"start(s) by training error, at Adam rate {rates} with their own initial weights"),
+        (f"t^k: the tent map t(x) = 2 min(x, 1 - x) composed k times on [0, 1] (2^k linear pieces); "
+         f"{s['tent_train_points']} training points uniform in [0, 1] per seed, test on a grid of "
+         f"{s['test_grid']} points; E = {s['tent_epochs']}; deep: k hidden layers of equal width"),
+        (f"|a-b| tree: ||x1-x2| - |x3-x4|| - ||x5-x6| - |x7-x8||| on [0, 1]^8; {s['tree_train_points']} "
+         f"training and half as many test points per seed; E = {s['tree_epochs']}; deep: 3 hidden layers of "
+         "equal width"),
+        (f"the same error: median test RMS <= {s['tolerance']:g} (1% of the targets' range); the parameters "
+         "a family needs for it are interpolated log-log between its two budgets around the crossing"),
+        (f"{'target':<10} {'family':<7} {'sizes':<14} {'params':>6} {'train RMS':>9} {'test RMS median':>15} "
+         "[min, max] over seeds"),
+    ]
+    for t in targets:
+        exact = (f"exact: deep {_sizes_text(t['exact_deep_sizes'])} {t['exact_deep_params']} parameters (max "
+                 f"error {t['exact_deep_error']:.1e})")
+        if t["exact_shallow_sizes"] is not None:
+            exact += (f", one hidden layer {_sizes_text(t['exact_shallow_sizes'])} "
+                      f"{t['exact_shallow_params']} (the fewest; max error {t['exact_shallow_error']:.1e})")
+        else:
+            exact += ", one hidden layer: no width is exact"
+        pieces = f" ({t['pieces']} pieces)" if t["pieces"] else ""
+        lines.append(f"{t['name']}{pieces}: {exact}")
+        for r in t["rows"]:
+            lines.append(f"{t['name']:<10} {r['family']:<7} {_sizes_text(r['sizes']):<14} {r['params']:>6} "
+                         f"{float(np.median(r['train'])):>9.2e} {r['median']:>15.2e} "
+                         f"[{min(r['test']):.2e}, {max(r['test']):.2e}]")
+        lines.append(f"{'':<10} for test RMS <= {s['tolerance']:g}: deep "
+                     f"{_params_text(t['deep_params_to_tolerance'])}, shallow "
+                     f"{_params_text(t['shallow_params_to_tolerance'])} parameters: shallow / deep = "
+                     f"{_factor_text(t['factor'])}")
+        lines.append(f"{'':<10} converged? trained for 2E epochs (first seed), test RMS " + ", ".join(
+            f"{family} {_sizes_text(c['sizes'])} {c['test']:.2e} -> {c['test_longer']:.2e} "
+            f"({100 * (c['test_longer'] / c['test'] - 1):+.0f}%)" for family, c in t["convergence"].items()))
+    return lines
+
+
+def _deep_vs_shallow_figure(ctx, targets, digit_rows, digit_seeds):
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    tents = [t for t in targets if t["k"] is not None]
+    n_panels = len(targets) + 2
+    ncols = math.ceil(n_panels / 2)
+    fig, axes = _figure(ncols=ncols, nrows=2, width=4.3 * ncols, height=8.6)
+    colors = {"shallow": "C0", "deep": "C1"}
+    for ax, t in zip(axes, targets):
+        for family, marker in (("shallow", "o"), ("deep", "s")):
+            rows = [r for r in t["rows"] if r["family"] == family]
+            med = np.array([r["median"] for r in rows])
+            spread = [med - [min(r["test"]) for r in rows], [max(r["test"]) for r in rows] - med]
+            label = "one hidden layer" if family == "shallow" else "deep, equal widths"
+            ax.errorbar([r["params"] for r in rows], med, yerr=spread, marker=marker, color=colors[family],
+                        capsize=3, label=f"{label}, trained (median and min-max over the seeds)")
+        ax.axhline(0.0, color="black", linewidth=1.2, label="error 0")
+        ax.plot([t["exact_deep_params"]], [0.0], "*", color=colors["deep"], markersize=14, clip_on=False,
+                zorder=5, label="the deep construction (exact)")
+        exact = f"exact with deep {t['exact_deep_params']}, shallow "
+        if t["exact_shallow_sizes"] is not None:
+            ax.plot([t["exact_shallow_params"]], [0.0], "*", color=colors["shallow"], markersize=14,
+                    clip_on=False, zorder=5, label="the fewest-parameter exact one hidden layer")
+            exact += f"{t['exact_shallow_params']} params"
+        else:
+            exact += "never"
+        ax.axhline(_TOLERANCE, color="gray", linestyle=":", linewidth=1, label=f"test RMS {_TOLERANCE:g}")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_yscale("symlog", linthresh=1e-4, linscale=0.4)  # linear near 0, so error 0 can be drawn
+        ax.set_ylim(0.0, 1.0)
+        ax.set_xlabel("parameters (weights + biases)")
+        ax.set_ylabel("test RMS error")
+        pieces = f"{t['pieces']} pieces" if t["pieces"] else "8 inputs"
+        ax.set_title(f"{t['name']} ({pieces}): {exact}\ntrained, shallow / deep for RMS <= {_TOLERANCE:g}: "
+                     f"{_factor_text(t['factor'])}", fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+    # one legend for the panels of the compositional targets (the first has every kind of mark)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize=8)
+
+    ax = axes[len(targets)]
+    ks = [t["k"] for t in tents]
+    ax.plot(ks, [t["exact_shallow_params"] for t in tents], "o--", color=colors["shallow"],
+            label="one hidden layer, exact (fewest: 3·2^k + 1)")
+    ax.plot(ks, [t["exact_deep_params"] for t in tents], "s--", color=colors["deep"],
+            label="deep construction, exact (6k + 1)")
+    for family in ("shallow", "deep"):
+        for t in tents:
+            low, high = t[f"{family}_params_to_tolerance"]
+            if low == high:
+                ax.plot(t["k"], low, "o" if family == "shallow" else "s", color=colors[family], markersize=8)
+            elif math.isinf(high):  # not reached: at least the largest budget
+                ax.plot(t["k"], low, "^", color=colors[family], markersize=9, fillstyle="none")
+            else:  # reached at the smallest budget: at most it
+                ax.plot(t["k"], high, "v", color=colors[family], markersize=9, fillstyle="none")
+        name = "one hidden layer" if family == "shallow" else "deep"
+        ax.plot([], [], "o" if family == "shallow" else "s", color=colors[family],
+                label=f"{name}, trained: test RMS <= {_TOLERANCE:g}")
+    ax.plot([], [], "^", color="gray", fillstyle="none", label="not reached: more than the largest budget")
+    ax.plot([], [], "v", color="gray", fillstyle="none", label="reached at the smallest budget: at most it")
+    ax.set_yscale("log")
+    ax.set_xticks(ks)
+    ax.set_xlabel("k (t^k has 2^k linear pieces)")
+    ax.set_ylabel("parameters needed")
+    ax.set_title("sawtooth t^k: parameters for error 0 and for test RMS <= 0.01", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=6.5)
+
+    ax = axes[len(targets) + 1]
+    for kind, marker in (("shallow", "o"), ("deep", "s")):
+        label = "shallow 64-H-10" if kind == "shallow" else f"deep 64-{'-'.join(['h'] * _DEPTH)}-10"
+        ax.errorbar([r[kind]["params"] for r in digit_rows], [r[kind]["mean"] for r in digit_rows],
+                    yerr=[r[kind]["std"] for r in digit_rows], marker=marker, color=colors[kind], capsize=3,
+                    label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters (weights + biases)")
+    ax.set_ylabel(f"test accuracy (mean ± sd over {len(digit_seeds)} seed(s))")
+    ax.set_title("digits (8x8), relu, softmax", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    for ax in axes[n_panels:]:
+        ax.axis("off")
+    fig.suptitle("Thin deep vs wide shallow ReLU networks at equal parameter counts: compositional targets "
+                 f"and digits\n{_settings_text(ctx.settings)}", fontsize=10)
+    return fig
+
+
+@_experiment("deep-vs-shallow", "a thin deep vs a wide shallow network with equal parameter counts: "
+                                "compositional targets (sawtooth t^k, |a-b| tree) and digits")
+def _deep_vs_shallow(ctx):
+    targets, settings = _compositional_comparison(ctx)
+    digit_rows, digit_seeds, digit_epochs, digit_lines = _digits_comparison(ctx)
+    tents = [t for t in targets if t["k"] is not None]
+    parts = {
+        "sawtooth, exact constructions": _exact_verdict(tents),
+        "compositional targets, trained": _trained_verdict(targets, _TOLERANCE),
+        "digits": _digits_verdict(digit_rows),
+    }
+    fig = _deep_vs_shallow_figure(ctx, targets, digit_rows, digit_seeds)
+    lines = (_compositional_lines(targets, settings) + digit_lines
+             + [_verdict(held, reason, part) for part, (held, reason) in parts.items()])
+    verdicts = {part: held for part, (held, _) in parts.items()}
+    return fig, lines, all(verdicts.values()), {
+        "seeds": digit_seeds, "epochs": digit_epochs, "rows": digit_rows,
+        "compositional": {"targets": targets, **settings}, "verdicts": verdicts,
+    }
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -856,9 +1369,11 @@ def run_experiment(name, out_dir=DEFAULT_OUT, quick=False, seed=0, progress=True
     Returns
     -------
     dict
-        ``name``, ``claim`` (the one-line description), ``held`` (whether the claim held on this run),
-        ``summary`` (the text the command prints), ``png`` (the plot's path), ``settings`` (backend, threads,
-        ...), ``quick``, ``seed``, ``seconds``, and the experiment's own numbers (named as in its summary).
+        ``name``, ``claim`` (the one-line description), ``held`` (whether the claim held on this run; for an
+        experiment that judges several parts of its claim, whether every part held, each in ``verdicts``, part
+        → bool), ``summary`` (the text the command prints), ``png`` (the plot's path), ``settings`` (backend,
+        threads, ...), ``quick``, ``seed``, ``seconds``, and the experiment's own numbers (named as in its
+        summary).
 
     Raises
     ------
@@ -955,7 +1470,12 @@ def run(args):
     for n in names:
         result = run_experiment(n, args.out, quick=args.quick, seed=args.seed)
         print(result["summary"] + ("\n" if len(names) > 1 else ""), flush=True)
-        verdicts.append(f"{n} {'held' if result['held'] else 'did NOT hold'}")
+        parts = result.get("verdicts")
+        if parts:  # an experiment judging several parts of its claim reports each
+            verdicts.append(f"{n} " + ", ".join(f"{'held' if held else 'did NOT hold'} ({part})"
+                                                 for part, held in parts.items()))
+        else:
+            verdicts.append(f"{n} {'held' if result['held'] else 'did NOT hold'}")
     if len(names) > 1:
         print("claims on this run: " + "; ".join(verdicts))
     return 0
