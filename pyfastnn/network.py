@@ -84,7 +84,7 @@ def _all_finite(arrays):
     """Whether every element is finite: the maximum and minimum of each array (plain ufunc reductions, no
     temporary arrays) are NaN or ±inf if any element is."""
     for a in arrays:
-        r = a.reshape(-1)
+        r = a.ravel(order="K")  # a view in memory order: no copy of an embedding table (F-contiguous W¹)
         if not (math.isfinite(np.maximum.reduce(r)) and math.isfinite(np.minimum.reduce(r))):
             return False
     return True

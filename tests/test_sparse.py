@@ -494,3 +494,12 @@ def test_cli_trains_on_a_saved_sparse_matrix(tmp_path, run_python, backend_name)
     net = pf.load(model)
     assert net.layer_sizes[0] == 500 and net.embedding_layout
     assert main(["train", "--data", str(tmp_path / "x.npz"), "--quiet", "--no-save"]) == 1  # no labels: an error
+
+
+def test_gradcheck_on_sparse_input_and_the_embedding_layout(backend_name):
+    rng = np.random.default_rng(0)
+    x = sp.csr_matrix(rng.random((6, 12)) * (rng.random((6, 12)) < 0.3))
+    net = pf.MLP([12, 5, 3], activation="tanh", dtype=np.float64, seed=0)
+    net.fit(x, [0, 1, 2, 0, 1, 2], epochs=1, progress=False)  # switches W¹ to the embedding layout
+    assert net.embedding_layout
+    assert pf.gradcheck(net, x, [0, 1, 2, 0, 1, 2]) < 1e-6
