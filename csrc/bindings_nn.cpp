@@ -353,21 +353,27 @@ T* dense_x_of(arrays<T>& keep, const py::handle& x, std::int64_t n_in, py::ssize
     return keep.get(x, "x", {*rows, n_in}, false);
 }
 
+// The input of forward / backward / train_epoch: a dense array (returned; *sx untouched) or a CSR (checked into
+// *sx; returns null). *rows: its number of rows.
+template <class T>
+T* x_of(arrays<T>& keep, const py::handle& x, std::int64_t n_in, py::ssize_t* rows, csr_view<T>* sx) {
+    if (is_csr(x)) {
+        *sx = csr_of<T>(keep, x, n_in);
+        *rows = sx->rows;
+        return nullptr;
+    }
+    return dense_x_of<T>(keep, x, n_in, rows);
+}
+
 template <class T>
 void forward_t(const py::list& weights, const py::list& biases, const py::list& acts, const py::object& x,
                const py::object& outs, const py::object& zs) {
     arrays<T> keep;
     auto net = layers_of<T>(keep, weights, biases, acts, false);
     py::ssize_t rows = 0;
-    T* xp = nullptr;
     csr_view<T> sx{};
+    T* xp = x_of<T>(keep, x, net[0].n_in, &rows, &sx);
     const bool sparse = is_csr(x);
-    if (sparse) {
-        sx = csr_of<T>(keep, x, net[0].n_in);
-        rows = sx.rows;
-    } else {
-        xp = dense_x_of<T>(keep, x, net[0].n_in, &rows);
-    }
     auto buf = buffers_of<T>(keep, net, outs, zs, nullptr, rows, true, false);
     if (rows == 0) return;
     py::gil_scoped_release nogil;
@@ -382,15 +388,9 @@ double backward_t(const py::list& weights, const py::list& acts, const std::stri
     auto net = layers_of<T>(keep, weights, py::none(), acts, false);
     loss_kind lk = loss_of(loss);
     py::ssize_t rows = 0;
-    T* xp = nullptr;
     csr_view<T> sx{};
+    T* xp = x_of<T>(keep, x, net[0].n_in, &rows, &sx);
     const bool sparse = is_csr(x);
-    if (sparse) {
-        sx = csr_of<T>(keep, x, net[0].n_in);
-        rows = sx.rows;
-    } else {
-        xp = dense_x_of<T>(keep, x, net[0].n_in, &rows);
-    }
     if (rows == 0) throw py::value_error("x has no samples");
     T* yp = keep.get(y, "y", {rows, net.back().n_out}, false);
     const T* sp = sample_weights_of<T>(keep, sw, rows);
@@ -471,15 +471,9 @@ py::tuple train_epoch_t(const py::list& weights, const py::list& biases, const p
     auto net = layers_of<T>(keep, weights, biases, acts, true);
     loss_kind lk = loss_of(loss);
     py::ssize_t n = 0;
-    T* xp = nullptr;
     csr_view<T> sx{};
+    T* xp = x_of<T>(keep, x, net[0].n_in, &n, &sx);
     const bool sparse = is_csr(x);
-    if (sparse) {
-        sx = csr_of<T>(keep, x, net[0].n_in);
-        n = sx.rows;
-    } else {
-        xp = dense_x_of<T>(keep, x, net[0].n_in, &n);
-    }
     if (n == 0) throw py::value_error("x has no samples");
     if (batch < 1) throw py::value_error("batch must be >= 1; got " + std::to_string(batch));
     const py::ssize_t cap = std::min<py::ssize_t>(batch, n);

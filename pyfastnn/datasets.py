@@ -177,15 +177,18 @@ def _read_maybe_gzipped(path: Path) -> bytes:
 # --------------------------------------------------------------------------------------------------------
 
 
-def _digits_bytes() -> tuple[bytes, str]:
-    """Raw bytes of the bundled digits.npz and a name for error messages."""
-    resource = files("pyfastnn").joinpath(_DIGITS_RESOURCE)
+def _bundled_bytes(name: str) -> tuple[bytes, str]:
+    """Raw bytes of the bundled data file ``name`` (under pyfastnn/) and a name for error messages."""
+    resource = files("pyfastnn").joinpath(name)
     try:
         return resource.read_bytes(), str(resource)
     except OSError as exc:
-        raise OSError(
-            f"the bundled data file pyfastnn/{_DIGITS_RESOURCE} cannot be read ({exc}); reinstall pyfastnn"
-        ) from exc
+        raise OSError(f"the bundled data file pyfastnn/{name} cannot be read ({exc}); reinstall pyfastnn") from exc
+
+
+def _digits_bytes() -> tuple[bytes, str]:
+    """Raw bytes of the bundled digits.npz and a name for error messages."""
+    return _bundled_bytes(_DIGITS_RESOURCE)
 
 
 def _parse_digits(raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -1212,13 +1215,7 @@ _SENTIMENT_SHA256 = {
 
 def _sentiment_bytes() -> tuple[bytes, str]:
     """Raw bytes of the bundled sentiment.npz and a name for error messages."""
-    resource = files("pyfastnn").joinpath(_SENTIMENT_RESOURCE)
-    try:
-        return resource.read_bytes(), str(resource)
-    except OSError as exc:
-        raise OSError(
-            f"the bundled data file pyfastnn/{_SENTIMENT_RESOURCE} cannot be read ({exc}); reinstall pyfastnn"
-        ) from exc
+    return _bundled_bytes(_SENTIMENT_RESOURCE)
 
 
 def load_sentiment() -> tuple[list, np.ndarray, np.ndarray]:
