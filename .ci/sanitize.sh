@@ -20,4 +20,4 @@ python -c "
 import pyfastnn._core as c, pyfastnn.text._bow as b
 assert c.__file__.startswith('$work') and b.__file__.startswith('$work'), (c.__file__, b.__file__)"
 python -m pytest -q -p no:cacheprovider tests/test_gemm.py tests/test_kernels.py tests/test_math.py tests/test_errors.py \
-    tests/test_text.py
+    tests/test_sparse.py tests/test_sparse_cpp.py tests/test_text.py

@@ -41,18 +41,25 @@ std::string want_str(const std::vector<py::ssize_t>& shape) {
     return s + ")";
 }
 
+std::string type_name(const py::handle& h) { return std::string(py::str(py::type::of(h).attr("__name__"))); }
+
+// The memory order of an array that goes with a layer's weights: C (row-major), or F for the first layer's
+// weights stored as an embedding table (the transpose of a C-contiguous table).
+enum class layout { c, f };
+
 // Holds references to every array an entry point uses, so none can be freed while the GIL is released.
 template <class T>
 class arrays {
 public:
-    // A C-contiguous array of dtype T with the given shape (-1: any size; a leading -2: at least `min_rows`).
-    T* get(py::handle h, const std::string& what, const std::vector<py::ssize_t>& shape, bool writable,
-           py::ssize_t min_rows = 0) {
-        if (!py::isinstance<py::array>(h))
-            throw py::type_error(what + " must be a NumPy array; got " + std::string(py::str(py::type::of(h).attr("__name__"))));
+    // A contiguous array (C order, or F order for layout::f) of dtype U with the given shape (-1: any size; a
+    // leading -2: at least `min_rows`).
+    template <class U = T>
+    U* get(py::handle h, const std::string& what, const std::vector<py::ssize_t>& shape, bool writable,
+           py::ssize_t min_rows = 0, layout order = layout::c) {
+        if (!py::isinstance<py::array>(h)) throw py::type_error(what + " must be a NumPy array; got " + type_name(h));
         py::array a = py::reinterpret_borrow<py::array>(h);
-        if (!same_dtype(a.dtype(), py::dtype::of<T>()))
-            throw py::type_error(what + " must have dtype " + std::string(py::str(py::dtype::of<T>())) + "; got " +
+        if (!same_dtype(a.dtype(), py::dtype::of<U>()))
+            throw py::type_error(what + " must have dtype " + std::string(py::str(py::dtype::of<U>())) + "; got " +
                                  std::string(py::str(a.dtype())));
         bool ok = a.ndim() == py::ssize_t(shape.size());
         std::size_t i = 0;
@@ -68,10 +75,14 @@ public:
             if (min_rows) want += " with at least " + std::to_string(min_rows) + " rows";
             throw py::value_error(what + " must have shape " + want + "; got " + shape_str(a));
         }
-        if (!(a.flags() & py::array::c_style)) throw py::value_error(what + " must be C-contiguous");
+        if (order == layout::c && !(a.flags() & py::array::c_style))
+            throw py::value_error(what + " must be C-contiguous");
+        if (order == layout::f && !(a.flags() & py::array::f_style))
+            throw py::value_error(what + " must be F-contiguous (the transpose of a C-contiguous array), in the "
+                                  "layout of the weights it goes with");
         if (writable && !a.writeable()) throw py::value_error(what + " must be writable");
         keep_.push_back(a);
-        return static_cast<T*>(const_cast<void*>(a.data()));
+        return static_cast<U*>(const_cast<void*>(a.data()));
     }
 
 private:
@@ -93,6 +104,19 @@ loss_kind loss_of(const std::string& name) {
 
 bool needs_z(act_kind act, bool ste) { return ste && (act == act_kind::step || act == act_kind::sign); }
 
+bool is_float64(const py::handle& h, const char* what);
+
+// A sparse x comes as the contract's CSR, a named tuple.
+bool is_csr(const py::handle& x) { return py::isinstance<py::tuple>(x); }
+
+// The dtype of a network call: x's for a dense x, else (a CSR) the weights'; the CSR's data must match it.
+bool network_is_float64(const py::list& weights, const py::handle& x) {
+    if (!is_csr(x) && !py::isinstance<py::array>(x))
+        throw py::type_error("x must be a NumPy array or a CSR (indptr, indices, data, n_cols); got " + type_name(x));
+    if (!is_csr(x) || weights.size() == 0) return is_float64(x, "x");
+    return is_float64(weights[0], "weights[0]");
+}
+
 bool is_float64(const py::handle& h, const char* what) {
     if (!py::isinstance<py::array>(h)) throw py::type_error(std::string(what) + " must be a NumPy array");
     py::dtype dt = py::reinterpret_borrow<py::array>(h).dtype();
@@ -110,6 +134,14 @@ py::list as_list(const py::handle& h, const char* what, std::size_t n) {
                               std::to_string(l.size()));
     return l;
 }
+
+// Whether a 2-D array is the transpose of a C-contiguous array and not C-contiguous itself (an array with a
+// dimension of 1 is both; it is the same memory either way and counts as C).
+bool table_layout(const py::array& a) {
+    return (a.flags() & py::array::f_style) && !(a.flags() & py::array::c_style);
+}
+
+layout layout_of(const py::array& a) { return table_layout(a) ? layout::f : layout::c; }
 
 // The layers from the weights (and biases, if given); checks that the sizes chain.
 template <class T>
@@ -131,7 +163,12 @@ std::vector<layer_view<T>> layers_of(arrays<T>& keep, const py::list& weights, c
             throw py::value_error("weights" + idx + " has " + std::to_string(n_in) + " columns but layer " +
                                   std::to_string(l - 1) + " has " + std::to_string(net[l - 1].n_out) + " outputs");
         if (n_out < 1 || n_in < 1) throw py::value_error("weights" + idx + " must not be empty");
-        net[l].w = keep.get(wh, "weights" + idx, {n_out, n_in}, writable);
+        // The first layer may be stored as an embedding table: weights[0] is then E.T, E C-contiguous (n_in, n_out).
+        net[l].table = l == 0 && table_layout(wa);
+        if (l == 0 && !net[l].table && !(wa.flags() & py::array::c_style))
+            throw py::value_error("weights[0] must be C-contiguous, or the transpose of a C-contiguous (" +
+                                  std::to_string(n_in) + ", " + std::to_string(n_out) + ") table");
+        net[l].w = keep.get(wh, "weights" + idx, {n_out, n_in}, writable, 0, net[l].table ? layout::f : layout::c);
         net[l].b = biases.is_none() ? nullptr : keep.get(b[l], "biases" + idx, {n_out}, writable);
         net[l].n_out = n_out;
         net[l].n_in = n_in;
@@ -189,7 +226,8 @@ std::vector<T*> grads_of(arrays<T>& keep, const std::vector<layer_view<T>>& net,
     std::vector<T*> out;
     for (std::size_t l = 0; l < nl; ++l) {
         const std::string idx = "[" + std::to_string(l) + "]";
-        out.push_back(keep.get(lw[l], "dweights" + idx, {net[l].n_out, net[l].n_in}, true));
+        out.push_back(keep.get(lw[l], "dweights" + idx, {net[l].n_out, net[l].n_in}, true, 0,
+                               net[l].table ? layout::f : layout::c));
     }
     for (std::size_t l = 0; l < nl; ++l) {
         const std::string idx = "[" + std::to_string(l) + "]";
@@ -258,31 +296,102 @@ double loss_t(const std::string& loss, const std::string& act_name, const py::ar
 
 // ---- whole-network entry points ------------------------------------------------------------------------------
 
+// A sparse x: the contract's CSR (indptr int64 (rows + 1,), indices int32 (nnz,), data T (nnz,), n_cols), checked
+// entry by entry, so that no index can lead the kernels outside x's arrays or the first layer's weights.
 template <class T>
-void forward_t(const py::list& weights, const py::list& biases, const py::list& acts, const py::array& x,
-               const py::object& outs, const py::object& zs) {
-    arrays<T> keep;
-    auto net = layers_of<T>(keep, weights, biases, acts, false);
-    if (x.ndim() != 2) throw py::value_error("x must be 2-D (samples, features); got " + shape_str(x));
-    const py::ssize_t rows = x.shape(0);
-    T* xp = keep.get(x, "x", {rows, net[0].n_in}, false);
-    auto buf = buffers_of<T>(keep, net, outs, zs, nullptr, rows, true, false);
-    if (rows == 0) return;
-    py::gil_scoped_release nogil;
-    mlp_forward<T>(net, xp, rows, buf);
+csr_view<T> csr_of(arrays<T>& keep, const py::handle& x, std::int64_t n_in) {
+    py::tuple t = py::reinterpret_borrow<py::tuple>(x);
+    if (t.size() != 4)
+        throw py::type_error("x must be a NumPy array or a CSR (indptr, indices, data, n_cols); got a tuple of " +
+                             std::to_string(t.size()) + " items");
+    csr_view<T> v{};
+    v.indptr = keep.template get<std::int64_t>(t[0], "x.indptr", {-1}, false);
+    v.indices = keep.template get<std::int32_t>(t[1], "x.indices", {-1}, false);
+    v.data = keep.template get<T>(t[2], "x.data", {-1}, false);
+    const py::ssize_t n_ptr = py::reinterpret_borrow<py::array>(t[0]).shape(0);
+    const py::ssize_t nnz = py::reinterpret_borrow<py::array>(t[1]).shape(0);
+    const py::ssize_t n_data = py::reinterpret_borrow<py::array>(t[2]).shape(0);
+    try {
+        v.n_cols = t[3].cast<std::int64_t>();
+    } catch (const py::cast_error&) {
+        throw py::type_error("x.n_cols must be an integer; got " + type_name(t[3]));
+    }
+    if (v.n_cols != n_in)
+        throw py::value_error("x has " + std::to_string(v.n_cols) + " columns but weights[0] takes " +
+                              std::to_string(n_in) + " inputs");
+    if (n_data != nnz)
+        throw py::value_error("x.data has " + std::to_string(n_data) + " entries for " + std::to_string(nnz) +
+                              " indices");
+    if (n_ptr < 1) throw py::value_error("x.indptr must hold rows + 1 offsets; it is empty");
+    v.rows = n_ptr - 1;
+    // The kernels number a batch's rows in int32.
+    if (v.rows > INT32_MAX) throw py::value_error("x has more than 2**31 - 1 rows: split it");
+    if (v.indptr[0] != 0) throw py::value_error("x.indptr must start at 0; got " + std::to_string(v.indptr[0]));
+    for (std::int64_t i = 0; i < v.rows; ++i)
+        if (v.indptr[i + 1] < v.indptr[i])
+            throw py::value_error("x.indptr must not decrease; indptr[" + std::to_string(i + 1) + "] = " +
+                                  std::to_string(v.indptr[i + 1]) + " < indptr[" + std::to_string(i) +
+                                  "] = " + std::to_string(v.indptr[i]));
+    if (v.indptr[v.rows] != nnz)
+        throw py::value_error("x.indptr must end at nnz = " + std::to_string(nnz) + "; got " +
+                              std::to_string(v.indptr[v.rows]));
+    for (py::ssize_t p = 0; p < nnz; ++p)
+        if (v.indices[p] < 0 || v.indices[p] >= n_in)
+            throw py::value_error("x.indices[" + std::to_string(p) + "] = " + std::to_string(v.indices[p]) +
+                                  " is outside 0.." + std::to_string(n_in - 1));
+    return v;
+}
+
+// Dense x: a C-contiguous (rows, n_in) array of dtype T.
+template <class T>
+T* dense_x_of(arrays<T>& keep, const py::handle& x, std::int64_t n_in, py::ssize_t* rows) {
+    if (!py::isinstance<py::array>(x))
+        throw py::type_error("x must be a NumPy array or a CSR (indptr, indices, data, n_cols); got " + type_name(x));
+    py::array a = py::reinterpret_borrow<py::array>(x);
+    if (a.ndim() != 2) throw py::value_error("x must be 2-D (samples, features); got " + shape_str(a));
+    *rows = a.shape(0);
+    return keep.get(x, "x", {*rows, n_in}, false);
+}
+
+// The input of forward / backward / train_epoch: a dense array (returned; *sx untouched) or a CSR (checked into
+// *sx; returns null). *rows: its number of rows.
+template <class T>
+T* x_of(arrays<T>& keep, const py::handle& x, std::int64_t n_in, py::ssize_t* rows, csr_view<T>* sx) {
+    if (is_csr(x)) {
+        *sx = csr_of<T>(keep, x, n_in);
+        *rows = sx->rows;
+        return nullptr;
+    }
+    return dense_x_of<T>(keep, x, n_in, rows);
 }
 
 template <class T>
-double backward_t(const py::list& weights, const py::list& acts, const std::string& loss, const py::array& x,
+void forward_t(const py::list& weights, const py::list& biases, const py::list& acts, const py::object& x,
+               const py::object& outs, const py::object& zs) {
+    arrays<T> keep;
+    auto net = layers_of<T>(keep, weights, biases, acts, false);
+    py::ssize_t rows = 0;
+    csr_view<T> sx{};
+    T* xp = x_of<T>(keep, x, net[0].n_in, &rows, &sx);
+    const bool sparse = is_csr(x);
+    auto buf = buffers_of<T>(keep, net, outs, zs, nullptr, rows, true, false);
+    if (rows == 0) return;
+    py::gil_scoped_release nogil;
+    mlp_forward<T>(net, xp, sparse ? &sx : nullptr, rows, buf);
+}
+
+template <class T>
+double backward_t(const py::list& weights, const py::list& acts, const std::string& loss, const py::object& x,
                   const py::array& y, const py::object& outs, const py::object& zs, const py::object& deltas,
                   const py::object& dweights, const py::object& dbiases, bool ste, const py::object& sw) {
     arrays<T> keep;
     auto net = layers_of<T>(keep, weights, py::none(), acts, false);
     loss_kind lk = loss_of(loss);
-    if (x.ndim() != 2) throw py::value_error("x must be 2-D (samples, features); got " + shape_str(x));
-    const py::ssize_t rows = x.shape(0);
+    py::ssize_t rows = 0;
+    csr_view<T> sx{};
+    T* xp = x_of<T>(keep, x, net[0].n_in, &rows, &sx);
+    const bool sparse = is_csr(x);
     if (rows == 0) throw py::value_error("x has no samples");
-    T* xp = keep.get(x, "x", {rows, net[0].n_in}, false);
     T* yp = keep.get(y, "y", {rows, net.back().n_out}, false);
     const T* sp = sample_weights_of<T>(keep, sw, rows);
     auto buf = buffers_of<T>(keep, net, outs, zs, &deltas, rows, true, ste);
@@ -290,7 +399,7 @@ double backward_t(const py::list& weights, const py::list& acts, const std::stri
     const std::size_t nl = net.size();
     std::vector<T*> dw(grads.begin(), grads.begin() + nl), db(grads.begin() + nl, grads.end());
     py::gil_scoped_release nogil;
-    return mlp_backward<T>(net, lk, xp, yp, rows, buf, dw, db, ste, sp);
+    return mlp_backward<T>(net, lk, xp, sparse ? &sx : nullptr, yp, rows, buf, dw, db, ste, sp);
 }
 
 std::vector<py::ssize_t> dims_of(const py::handle& h, const std::string& what) {
@@ -318,9 +427,10 @@ void sgd_update_t(const py::list& params, const py::list& grads, const py::objec
     for (std::size_t i = 0; i < n; ++i) {
         const std::string idx = "[" + std::to_string(i) + "]";
         const auto dims = dims_of(params[i], "params" + idx);
-        pp.push_back(keep.get(params[i], "params" + idx, dims, true));
-        gp.push_back(keep.get(g[i], "grads" + idx, dims, false));
-        vp.push_back(momentum != 0.0 ? keep.get(v[i], "velocities" + idx, dims, true) : nullptr);
+        const layout order = layout_of(py::reinterpret_borrow<py::array>(params[i]));
+        pp.push_back(keep.get(params[i], "params" + idx, dims, true, 0, order));
+        gp.push_back(keep.get(g[i], "grads" + idx, dims, false, 0, order));
+        vp.push_back(momentum != 0.0 ? keep.get(v[i], "velocities" + idx, dims, true, 0, order) : nullptr);
         sizes.push_back(count_of(dims));
     }
     py::gil_scoped_release nogil;
@@ -339,10 +449,11 @@ void adam_update_t(const py::list& params, const py::list& grads, const py::list
     for (std::size_t i = 0; i < n; ++i) {
         const std::string idx = "[" + std::to_string(i) + "]";
         const auto dims = dims_of(params[i], "params" + idx);
-        pp.push_back(keep.get(params[i], "params" + idx, dims, true));
-        gp.push_back(keep.get(g[i], "grads" + idx, dims, false));
-        mp.push_back(keep.get(m[i], "ms" + idx, dims, true));
-        vp.push_back(keep.get(v[i], "vs" + idx, dims, true));
+        const layout order = layout_of(py::reinterpret_borrow<py::array>(params[i]));
+        pp.push_back(keep.get(params[i], "params" + idx, dims, true, 0, order));
+        gp.push_back(keep.get(g[i], "grads" + idx, dims, false, 0, order));
+        mp.push_back(keep.get(m[i], "ms" + idx, dims, true, 0, order));
+        vp.push_back(keep.get(v[i], "vs" + idx, dims, true, 0, order));
         sizes.push_back(count_of(dims));
     }
     py::gil_scoped_release nogil;
@@ -352,19 +463,20 @@ void adam_update_t(const py::list& params, const py::list& grads, const py::list
 
 template <class T>
 py::tuple train_epoch_t(const py::list& weights, const py::list& biases, const py::list& acts, const std::string& loss,
-                        const py::array& x, const py::array& y, const py::object& order, std::int64_t batch,
+                        const py::object& x, const py::array& y, const py::object& order, std::int64_t batch,
                         const py::object& outs, const py::object& zs, const py::object& deltas,
                         const py::object& dweights, const py::object& dbiases, const py::object& xbuf,
                         const py::object& ybuf, bool ste, const py::tuple& opt, const py::object& sw) {
     arrays<T> keep;
     auto net = layers_of<T>(keep, weights, biases, acts, true);
     loss_kind lk = loss_of(loss);
-    if (x.ndim() != 2) throw py::value_error("x must be 2-D (samples, features); got " + shape_str(x));
-    const py::ssize_t n = x.shape(0);
+    py::ssize_t n = 0;
+    csr_view<T> sx{};
+    T* xp = x_of<T>(keep, x, net[0].n_in, &n, &sx);
+    const bool sparse = is_csr(x);
     if (n == 0) throw py::value_error("x has no samples");
     if (batch < 1) throw py::value_error("batch must be >= 1; got " + std::to_string(batch));
     const py::ssize_t cap = std::min<py::ssize_t>(batch, n);
-    T* xp = keep.get(x, "x", {n, net[0].n_in}, false);
     T* yp = keep.get(y, "y", {n, net.back().n_out}, false);
     const T* sp = sample_weights_of<T>(keep, sw, n);
     auto buf = buffers_of<T>(keep, net, outs, zs, &deltas, cap, false, ste);
@@ -387,12 +499,14 @@ py::tuple train_epoch_t(const py::list& weights, const py::list& biases, const p
             if (op[i] < 0 || op[i] >= n)
                 throw py::value_error("order[" + std::to_string(i) + "] = " + std::to_string(op[i]) +
                                       " is not a row index in 0.." + std::to_string(n - 1));
-        xb = keep.get(xbuf, "xbuf", {-2, net[0].n_in}, true, cap);
+        if (!sparse) xb = keep.get(xbuf, "xbuf", {-2, net[0].n_in}, true, cap);  // sparse rows are read in place
         yb = keep.get(ybuf, "ybuf", {-2, net.back().n_out}, true, cap);
     }
 
-    // opt = (kind, lr, momentum, nesterov, weight_decay, beta1, beta2, eps, step, state)
-    if (opt.size() != 10) throw py::value_error("opt must be (kind, lr, momentum, nesterov, weight_decay, beta1, beta2, eps, step, state)");
+    // opt = (kind, lr, momentum, nesterov, weight_decay, beta1, beta2, eps, step, state, lazy)
+    if (opt.size() != 11)
+        throw py::value_error("opt must be (kind, lr, momentum, nesterov, weight_decay, beta1, beta2, eps, step, state, "
+                              "lazy); got " + std::to_string(opt.size()) + " items");
     optimizer_spec<T> spec;
     const std::string kind = opt[0].cast<std::string>();
     if (kind == "sgd") spec.kind = optimizer_kind::sgd;
@@ -406,6 +520,7 @@ py::tuple train_epoch_t(const py::list& weights, const py::list& biases, const p
     spec.beta2 = opt[6].cast<double>();
     spec.eps = opt[7].cast<double>();
     spec.step = opt[8].cast<std::int64_t>();
+    spec.lazy = opt[10].cast<bool>();
     const bool stateful = spec.kind == optimizer_kind::adam || spec.momentum != 0.0;
     if (stateful) {
         const std::size_t want = spec.kind == optimizer_kind::adam ? 4 * nl : 2 * nl;
@@ -415,13 +530,15 @@ py::tuple train_epoch_t(const py::list& weights, const py::list& biases, const p
             const bool is_bias = (i / nl) % 2 == 1;
             const std::string what = "optimizer state[" + std::to_string(i) + "]";
             spec.state.push_back(is_bias ? keep.get(state[i], what, {net[l].n_out}, true)
-                                         : keep.get(state[i], what, {net[l].n_out, net[l].n_in}, true));
+                                         : keep.get(state[i], what, {net[l].n_out, net[l].n_in}, true, 0,
+                                                    net[l].table ? layout::f : layout::c));
         }
     }
     epoch_result res;
     {
         py::gil_scoped_release nogil;
-        res = mlp_train_epoch<T>(net, lk, xp, yp, n, op, batch, buf, dw, db, xb, yb, ste, spec, sp);
+        res = mlp_train_epoch<T>(net, lk, xp, sparse ? &sx : nullptr, yp, n, op, batch, buf, dw, db, xb, yb, ste, spec,
+                                 sp);
     }
     return py::make_tuple(res.loss_sum, res.samples_done, res.bad_batch_start, res.bad_loss);
 }
@@ -465,26 +582,28 @@ void register_nn(py::module_& m) {
         "Batch-mean loss; with sample weights sw (one per row) the weighted mean Σ s_k C_k / Σ s_k (0 when Σ s = 0).");
     m.def(
         "forward",
-        [](const py::list& weights, const py::list& biases, const py::list& acts, const py::array& x,
+        [](const py::list& weights, const py::list& biases, const py::list& acts, const py::object& x,
            const py::object& outs, const py::object& zs) {
-            if (is_float64(x, "x")) forward_t<double>(weights, biases, acts, x, outs, zs);
+            if (network_is_float64(weights, x)) forward_t<double>(weights, biases, acts, x, outs, zs);
             else forward_t<float>(weights, biases, acts, x, outs, zs);
         },
         arg("weights"), arg("biases"), arg("acts"), arg("x"), arg("outs"), arg("zs"),
-        "Forward pass: outs[l] = σ(A Wᵀ + b); zs[l] keeps Z where it is not None.");
+        "Forward pass: outs[l] = σ(A Wᵀ + b); zs[l] keeps Z where it is not None. x: an array (B, N_0) or a CSR "
+        "(indptr, indices, data, n_cols); weights[0] C-contiguous or the transpose of a C-contiguous table.");
     m.def(
         "backward",
-        [](const py::list& weights, const py::list& acts, const std::string& loss, const py::array& x, const py::array& y,
+        [](const py::list& weights, const py::list& acts, const std::string& loss, const py::object& x, const py::array& y,
            const py::object& outs, const py::object& zs, const py::object& deltas, const py::object& dweights,
            const py::object& dbiases, bool ste, const py::object& sw) {
-            return is_float64(x, "x")
+            return network_is_float64(weights, x)
                        ? backward_t<double>(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste, sw)
                        : backward_t<float>(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste, sw);
         },
         arg("weights"), arg("acts"), arg("loss"), arg("x"), arg("y"), arg("outs"), arg("zs"), arg("deltas"),
         arg("dweights"), arg("dbiases"), arg("ste"), arg("sw") = py::none(),
         "Backpropagation after forward; returns the batch-mean loss. With sample weights sw (one per row of x) the "
-        "loss and the gradients are those of the weighted mean.");
+        "loss and the gradients are those of the weighted mean. For a sparse x (a CSR) dweights[0] is still the "
+        "whole gradient (zero outside the columns x uses), in weights[0]'s layout.");
     m.def(
         "sgd_update",
         [](const py::list& params, const py::list& grads, const py::object& velocities, double lr, double momentum,
@@ -508,10 +627,10 @@ void register_nn(py::module_& m) {
     m.def(
         "train_epoch",
         [](const py::list& weights, const py::list& biases, const py::list& acts, const std::string& loss,
-           const py::array& x, const py::array& y, const py::object& order, std::int64_t batch, const py::object& outs,
+           const py::object& x, const py::array& y, const py::object& order, std::int64_t batch, const py::object& outs,
            const py::object& zs, const py::object& deltas, const py::object& dweights, const py::object& dbiases,
            const py::object& xbuf, const py::object& ybuf, bool ste, const py::tuple& opt, const py::object& sw) {
-            return is_float64(x, "x")
+            return network_is_float64(weights, x)
                        ? train_epoch_t<double>(weights, biases, acts, loss, x, y, order, batch, outs, zs, deltas, dweights,
                                                dbiases, xbuf, ybuf, ste, opt, sw)
                        : train_epoch_t<float>(weights, biases, acts, loss, x, y, order, batch, outs, zs, deltas, dweights,
@@ -522,7 +641,9 @@ void register_nn(py::module_& m) {
         arg("opt"), arg("sw") = py::none(),
         "One epoch of mini-batch training in native code; returns (loss_sum, samples_done, bad_batch_start, bad_loss). "
         "With sample weights sw (one per row of x, gathered through order) each batch minimises its weighted-mean loss, "
-        "loss_sum is Σ batch loss × batch weight sum, and a batch of weight sum 0 is skipped (no update at all).");
+        "loss_sum is Σ batch loss × batch weight sum, and a batch of weight sum 0 is skipped (no update at all). A sparse "
+        "x (a CSR) is read through order in place (xbuf unused); its first layer moves only the rows of the table "
+        "the batch uses (exactly the dense update for plain SGD; lazy momentum / Adam when opt's lazy is true).");
 }
 
 }  // namespace pyfastnn

@@ -1,5 +1,6 @@
 // The whole network (see mlp.h): forward, backward and training epochs over all layers, built from the GEMM
-// driver and the elementwise kernels. No allocation here: every buffer belongs to the caller.
+// driver and the elementwise kernels (the first layer on sparse rows: sparse.cpp). No allocation per batch: every
+// buffer belongs to the caller, and the few scratch arrays are per thread and only grow.
 #include "mlp.h"
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include "gemm/gemm.h"
 #include "optim.h"
 #include "rowops/rowops.h"
+#include "sparse.h"
 #include "threads.h"
 
 namespace pyfastnn {
@@ -62,6 +64,51 @@ template <class T>
 void small_batch_forward(const layer_view<T>& L, const T* x, std::int64_t rows, T* z) {
     small_fwd_ctx<T> c{&L, x, rows, z};
     parallel_run(per_sample_threads(L.n_out, L.n_in), small_fwd_worker<T>, &c);
+}
+
+// The same for a first layer stored as a table E = Wᵀ: threads split E's columns (W's rows), in whole vectors.
+template <class T>
+void table_fwd_worker(void* p, const team& t) {
+    auto& c = *static_cast<small_fwd_ctx<T>*>(p);
+    const layer_view<T>& L = *c.L;
+    constexpr std::int64_t lanes = 32 / sizeof(T);
+    const std::int64_t vectors = (L.n_out + lanes - 1) / lanes;
+    const std::int64_t c0 = std::min(L.n_out, vectors * t.tid / t.nthreads * lanes);
+    const std::int64_t c1 = std::min(L.n_out, vectors * (t.tid + 1) / t.nthreads * lanes);
+    active_rowops<T>().table_small_forward(c.rows, L.n_in, c1 - c0, L.w + c0, L.n_out, c.x, c.z + c0, L.n_out);
+}
+
+template <class T>
+void table_small_batch_forward(const layer_view<T>& L, const T* x, std::int64_t rows, T* z) {
+    small_fwd_ctx<T> c{&L, x, rows, z};
+    parallel_run(per_sample_threads(L.n_out, L.n_in), table_fwd_worker<T>, &c);
+}
+
+template <class T>
+struct table_rank_k_ctx {
+    const layer_view<T>* L;
+    std::int64_t rows;
+    const T* delta;
+    const T* a;
+    T eta, decay;
+};
+
+template <class T>
+void table_rank_k_worker(void* p, const team& t) {
+    auto& c = *static_cast<table_rank_k_ctx<T>*>(p);
+    const layer_view<T>& L = *c.L;
+    std::int64_t j0, j1;
+    split_rows(L.n_in, t.tid, t.nthreads, &j0, &j1);
+    active_rowops<T>().table_rank_k(c.rows, j1 - j0, L.n_out, L.w + j0 * L.n_out, c.a + j0, L.n_in, c.delta, c.eta,
+                                    c.decay);
+}
+
+// Plain SGD on a table-layout first layer for a small batch: E ← decay·E − eta·A_prevᵀ Δ in one pass over E,
+// threads splitting E's rows (no Δ_prev: nothing is below the first layer).
+template <class T>
+void table_rank_k_update(const layer_view<T>& L, std::int64_t rows, const T* delta, const T* a, T eta, T decay) {
+    table_rank_k_ctx<T> c{&L, rows, delta, a, eta, decay};
+    parallel_run(per_sample_threads(L.n_out, L.n_in), table_rank_k_worker<T>, &c);
 }
 
 template <class T>
@@ -132,17 +179,51 @@ void rank_k_update(const layer_view<T>& L, std::int64_t rows, const T* delta, co
     }
 }
 
-// Z = A_prev Wᵀ (+ b, σ): one GEMM with W read transposed in place, then the bias + activation pass.
+// Z = A_prev Wᵀ (+ b, σ): one GEMM with W read transposed in place (a table E = Wᵀ as it is), then the bias +
+// activation pass; small batches take the row kernels.
 template <class T>
 void layer_forward(const layer_view<T>& L, const T* a_prev, std::int64_t rows, T* z, T* out) {
     T* target = z != nullptr ? z : out;
     if (rows <= small_batch_max) {
-        small_batch_forward(L, a_prev, rows, target);
-        bias_activation_forward<T>(L.act, rows, L.n_out, target, L.n_out, nullptr, out, L.n_out);
+        // The row kernel adds the bias itself; the table's leaves it to the activation pass.
+        if (L.table) {
+            table_small_batch_forward(L, a_prev, rows, target);
+        } else {
+            small_batch_forward(L, a_prev, rows, target);
+        }
+        bias_activation_forward<T>(L.act, rows, L.n_out, target, L.n_out, L.table ? L.b : nullptr, out, L.n_out);
         return;
     }
-    gemm<T>(false, true, rows, L.n_out, L.n_in, T(1), a_prev, L.n_in, L.w, L.n_in, T(0), target, L.n_out);
+    if (L.table) {
+        gemm<T>(false, false, rows, L.n_out, L.n_in, T(1), a_prev, L.n_in, L.w, L.n_out, T(0), target, L.n_out);
+    } else {
+        gemm<T>(false, true, rows, L.n_out, L.n_in, T(1), a_prev, L.n_in, L.w, L.n_in, T(0), target, L.n_out);
+    }
     bias_activation_forward(L.act, rows, L.n_out, target, L.n_out, L.b, out, L.n_out);
+}
+
+// dst ← beta·dst + alpha·Δᵀ A_prev in the layer's layout (a table gets alpha·A_prevᵀ Δ): with alpha = 1/B and
+// beta = 0 the weight gradient, with alpha = −η/B and beta = 1 − ηλ the whole plain-SGD step in one GEMM.
+template <class T>
+void weight_gemm(const layer_view<T>& L, std::int64_t rows, const T* delta, const T* a_prev, T alpha, T beta,
+                 T* dst) {
+    if (L.table) {
+        gemm<T>(true, false, L.n_in, L.n_out, rows, alpha, a_prev, L.n_in, delta, L.n_out, beta, dst, L.n_out);
+    } else {
+        gemm<T>(true, false, L.n_out, L.n_in, rows, alpha, delta, L.n_out, a_prev, L.n_in, beta, dst, L.n_in);
+    }
+}
+
+// The update of a layer's bias from its gradient db (biases are not decayed).
+template <class T>
+void update_bias(const layer_view<T>& L, const T* db, std::size_t l, std::size_t nl, optimizer_spec<T>& opt) {
+    if (opt.kind == optimizer_kind::sgd) {
+        sgd_update(L.n_out, L.b, db, opt.momentum != 0.0 ? opt.state[nl + l] : nullptr, opt.lr, opt.momentum,
+                   opt.nesterov, 0.0);
+    } else {
+        adam_update(L.n_out, L.b, db, opt.state[nl + l], opt.state[3 * nl + l], opt.step, opt.lr, opt.beta1,
+                    opt.beta2, opt.eps, 0.0);
+    }
 }
 
 // Δ_prev = (Δ W) ⊙ σ'(prev layer).
@@ -166,10 +247,20 @@ bool all_finite(const T* p, std::int64_t n) {
     return acc == T(0);
 }
 
-// One update of every layer from a batch whose forward pass and output delta are done.
+// The sparse input of a batch: x's rows and, for plain SGD, the first layer's scale (W¹ = s·E; sparse.h).
 template <class T>
-void backward_update(const std::vector<layer_view<T>>& net, const T* x, std::int64_t rows, const mlp_buffers<T>& buf,
-                     const std::vector<T*>& dw, const std::vector<T*>& db, bool ste, optimizer_spec<T>& opt) {
+struct sparse_batch {
+    const csr_view<T>* x;
+    batch_rows rows;
+    double* scale;
+};
+
+// One update of every layer from a batch whose forward pass and output delta are done. The input is dense rows
+// x, or sparse rows when sb is not null.
+template <class T>
+void backward_update(const std::vector<layer_view<T>>& net, const T* x, const sparse_batch<T>* sb, std::int64_t rows,
+                     const mlp_buffers<T>& buf, const std::vector<T*>& dw, const std::vector<T*>& db, bool ste,
+                     optimizer_spec<T>& opt) {
     const std::size_t nl = net.size();
     const bool plain_sgd = opt.kind == optimizer_kind::sgd && opt.momentum == 0.0;
     if (opt.kind == optimizer_kind::adam) ++opt.step;
@@ -179,9 +270,25 @@ void backward_update(const std::vector<layer_view<T>>& net, const T* x, std::int
         const T* a_prev = l == 0 ? x : buf.outs[l - 1];
         T* delta = buf.deltas[l];
         T* delta_prev = l == 0 ? nullptr : buf.deltas[l - 1];
+        if (l == 0 && sb != nullptr) {
+            const bool adam = opt.kind == optimizer_kind::adam;
+            T* state1 = opt.state.empty() ? nullptr : opt.state[0];
+            T* state2 = adam ? opt.state[2 * nl] : nullptr;
+            sparse_weight_update(L, *sb->x, sb->rows, delta, dw[0], opt, state1, state2, sb->scale);
+            column_sums(rows, L.n_out, delta, L.n_out, inv_rows, db[0]);
+            update_bias(L, db[0], 0, nl, opt);
+            continue;
+        }
         if (plain_sgd) {
             const T eta = T(opt.lr), decay = T(1) - T(opt.lr) * T(opt.weight_decay);
-            if (rows <= rank_k_max) {
+            if (L.table && rows <= small_batch_max) {
+                // Only the first layer is a table: no Δ_prev to make, so up to 8 rows gain over the GEMM.
+                table_rank_k_update(L, rows, delta, a_prev, eta * inv_rows, decay);
+                column_sums(rows, L.n_out, delta, L.n_out, inv_rows, db[l]);
+                update_bias(L, db[l], l, nl, opt);
+                continue;
+            }
+            if (rows <= rank_k_max && !L.table) {
                 rank_k_update(L, rows, delta, a_prev, eta * inv_rows, decay, delta_prev);
                 if (delta_prev != nullptr)
                     activation_backward(net[l - 1].act, rows, L.n_in, a_prev, L.n_in, buf.zs[l - 1], L.n_in,
@@ -190,43 +297,62 @@ void backward_update(const std::vector<layer_view<T>>& net, const T* x, std::int
             }
             // Δ_prev needs the old W, so it comes first; then W ← decay·W − (η/B) Δᵀ A_prev in one GEMM.
             if (delta_prev != nullptr) propagate_delta(L, net[l - 1], rows, delta, a_prev, buf.zs[l - 1], delta_prev, ste);
-            gemm<T>(true, false, L.n_out, L.n_in, rows, -eta * inv_rows, delta, L.n_out, a_prev, L.n_in, decay, L.w,
-                    L.n_in);
+            weight_gemm(L, rows, delta, a_prev, -eta * inv_rows, decay, L.w);
             column_sums(rows, L.n_out, delta, L.n_out, inv_rows, db[l]);
-            for (std::int64_t i = 0; i < L.n_out; ++i) L.b[i] -= eta * db[l][i];
+            update_bias(L, db[l], l, nl, opt);
             continue;
         }
         if (delta_prev != nullptr) propagate_delta(L, net[l - 1], rows, delta, a_prev, buf.zs[l - 1], delta_prev, ste);
-        gemm<T>(true, false, L.n_out, L.n_in, rows, inv_rows, delta, L.n_out, a_prev, L.n_in, T(0), dw[l], L.n_in);
+        weight_gemm(L, rows, delta, a_prev, inv_rows, T(0), dw[l]);
         column_sums(rows, L.n_out, delta, L.n_out, inv_rows, db[l]);
         const std::int64_t nw = L.n_out * L.n_in;
         if (opt.kind == optimizer_kind::sgd) {
             sgd_update(nw, L.w, dw[l], opt.state[l], opt.lr, opt.momentum, opt.nesterov, opt.weight_decay);
-            sgd_update(L.n_out, L.b, db[l], opt.state[nl + l], opt.lr, opt.momentum, opt.nesterov, 0.0);
         } else {
             adam_update(nw, L.w, dw[l], opt.state[l], opt.state[2 * nl + l], opt.step, opt.lr, opt.beta1, opt.beta2,
                         opt.eps, opt.weight_decay);
-            adam_update(L.n_out, L.b, db[l], opt.state[nl + l], opt.state[3 * nl + l], opt.step, opt.lr, opt.beta1,
-                        opt.beta2, opt.eps, 0.0);
         }
+        update_bias(L, db[l], l, nl, opt);
+    }
+}
+
+// Layer 0's forward pass on sparse rows: Z¹ = s·X W¹ᵀ by the gather, then the bias + activation pass.
+template <class T>
+void sparse_layer_forward(const layer_view<T>& L, const csr_view<T>& x, const batch_rows& br, double scale, T* z,
+                          T* out) {
+    T* target = z != nullptr ? z : out;
+    sparse_forward(L, x, br, T(scale), target);
+    bias_activation_forward(L.act, br.count, L.n_out, target, L.n_out, L.b, out, L.n_out);
+}
+
+template <class T>
+void forward_layers(const std::vector<layer_view<T>>& net, const T* x, const sparse_batch<T>* sb, std::int64_t rows,
+                    const mlp_buffers<T>& buf) {
+    const T* a_prev = x;
+    for (std::size_t l = 0; l < net.size(); ++l) {
+        if (l == 0 && sb != nullptr) {
+            sparse_layer_forward(net[0], *sb->x, sb->rows, *sb->scale, buf.zs[0], buf.outs[0]);
+        } else {
+            layer_forward(net[l], a_prev, rows, buf.zs[l], buf.outs[l]);
+        }
+        a_prev = buf.outs[l];
     }
 }
 
 }  // namespace
 
 template <class T>
-void mlp_forward(const std::vector<layer_view<T>>& net, const T* x, std::int64_t rows, const mlp_buffers<T>& buf) {
-    const T* a_prev = x;
-    for (std::size_t l = 0; l < net.size(); ++l) {
-        layer_forward(net[l], a_prev, rows, buf.zs[l], buf.outs[l]);
-        a_prev = buf.outs[l];
-    }
+void mlp_forward(const std::vector<layer_view<T>>& net, const T* x, const csr_view<T>* sx, std::int64_t rows,
+                 const mlp_buffers<T>& buf) {
+    double scale = 1.0;
+    const sparse_batch<T> sb{sx, batch_rows{nullptr, 0, rows}, &scale};
+    forward_layers(net, x, sx != nullptr ? &sb : nullptr, rows, buf);
 }
 
 template <class T>
-double mlp_backward(const std::vector<layer_view<T>>& net, loss_kind loss, const T* x, const T* y, std::int64_t rows,
-                    const mlp_buffers<T>& buf, const std::vector<T*>& dw, const std::vector<T*>& db, bool ste,
-                    const T* sw) {
+double mlp_backward(const std::vector<layer_view<T>>& net, loss_kind loss, const T* x, const csr_view<T>* sx,
+                    const T* y, std::int64_t rows, const mlp_buffers<T>& buf, const std::vector<T*>& dw,
+                    const std::vector<T*>& db, bool ste, const T* sw) {
     const std::size_t nl = net.size();
     const layer_view<T>& out = net[nl - 1];
     // The weights enter only here, through the output delta; everything below is the unweighted backward pass.
@@ -236,8 +362,11 @@ double mlp_backward(const std::vector<layer_view<T>>& net, loss_kind loss, const
     for (std::size_t l = nl; l-- > 0;) {
         const layer_view<T>& L = net[l];
         const T* a_prev = l == 0 ? x : buf.outs[l - 1];
-        gemm<T>(true, false, L.n_out, L.n_in, rows, inv_rows, buf.deltas[l], L.n_out, a_prev, L.n_in, T(0), dw[l],
-                L.n_in);
+        if (l == 0 && sx != nullptr) {
+            sparse_weight_gradient(L, *sx, batch_rows{nullptr, 0, rows}, buf.deltas[0], dw[0]);
+        } else {
+            weight_gemm(L, rows, buf.deltas[l], a_prev, inv_rows, T(0), dw[l]);
+        }
         column_sums(rows, L.n_out, buf.deltas[l], L.n_out, inv_rows, db[l]);
         if (l > 0) propagate_delta(L, net[l - 1], rows, buf.deltas[l], a_prev, buf.zs[l - 1], buf.deltas[l - 1], ste);
     }
@@ -245,11 +374,15 @@ double mlp_backward(const std::vector<layer_view<T>>& net, loss_kind loss, const
 }
 
 template <class T>
-epoch_result mlp_train_epoch(const std::vector<layer_view<T>>& net, loss_kind loss, const T* x, const T* y,
-                             std::int64_t n, const std::int64_t* order, std::int64_t batch,
-                             const mlp_buffers<T>& buf, const std::vector<T*>& dw, const std::vector<T*>& db,
-                             T* xbuf, T* ybuf, bool ste, optimizer_spec<T>& opt, const T* sw) {
+epoch_result mlp_train_epoch(const std::vector<layer_view<T>>& net, loss_kind loss, const T* x,
+                             const csr_view<T>* sx, const T* y, std::int64_t n, const std::int64_t* order,
+                             std::int64_t batch, const mlp_buffers<T>& buf, const std::vector<T*>& dw,
+                             const std::vector<T*>& db, T* xbuf, T* ybuf, bool ste, optimizer_spec<T>& opt,
+                             const T* sw) {
     epoch_result res;
+    // Plain SGD on sparse rows keeps W¹ = s·E during the call (sparse.h); E holds W¹ again whenever we return.
+    double scale = 1.0;
+    sparse_batch<T> sb{sx, batch_rows{nullptr, 0, 0}, &scale};
     const std::int64_t n_in = net.front().n_in, n_out = net.back().n_out;
     const layer_view<T>& out = net.back();
     const std::size_t nl = net.size();
@@ -270,19 +403,20 @@ epoch_result mlp_train_epoch(const std::vector<layer_view<T>>& net, loss_kind lo
             weight = weight_sum(rows, swb, sw_index);
             if (!(weight > 0)) continue;
         }
-        const T* xb = x + lo * n_in;
+        const T* xb = sx != nullptr ? nullptr : x + lo * n_in;
         const T* yb = y + lo * n_out;
         if (order != nullptr) {
-            // Gather the shuffled rows into one contiguous batch.
+            // Gather the shuffled rows into one contiguous batch; sparse rows are read in place through order.
             for (std::int64_t r = 0; r < rows; ++r) {
                 const std::int64_t src = order[lo + r];
-                std::memcpy(xbuf + r * n_in, x + src * n_in, sizeof(T) * std::size_t(n_in));
+                if (sx == nullptr) std::memcpy(xbuf + r * n_in, x + src * n_in, sizeof(T) * std::size_t(n_in));
                 std::memcpy(ybuf + r * n_out, y + src * n_out, sizeof(T) * std::size_t(n_out));
             }
-            xb = xbuf;
+            if (sx == nullptr) xb = xbuf;
             yb = ybuf;
         }
-        mlp_forward(net, xb, rows, buf);
+        sb.rows = batch_rows{order != nullptr ? order + lo : nullptr, lo, rows};
+        forward_layers(net, xb, sx != nullptr ? &sb : nullptr, rows, buf);
         const T* a_out = buf.outs[nl - 1];
         const T* z_out = buf.zs[nl - 1];
         T* d_out = buf.deltas[nl - 1];
@@ -296,24 +430,26 @@ epoch_result mlp_train_epoch(const std::vector<layer_view<T>>& net, loss_kind lo
         if (!std::isfinite(value) || !all_finite(buf.deltas[nl - 1], rows * out.n_out)) {
             res.bad_batch_start = lo;
             res.bad_loss = value;
-            return res;
+            break;
         }
-        backward_update(net, xb, rows, buf, dw, db, ste, opt);
+        backward_update(net, xb, sx != nullptr ? &sb : nullptr, rows, buf, dw, db, ste, opt);
         res.loss_sum += value * weight;
         res.samples_done += rows;
     }
+    if (sx != nullptr) fold_scale(net[0], &scale);
     return res;
 }
 
 #define PYFASTNN_INSTANTIATE(T)                                                                                   \
-    template void mlp_forward<T>(const std::vector<layer_view<T>>&, const T*, std::int64_t, const mlp_buffers<T>&); \
-    template double mlp_backward<T>(const std::vector<layer_view<T>>&, loss_kind, const T*, const T*, std::int64_t, \
-                                    const mlp_buffers<T>&, const std::vector<T*>&, const std::vector<T*>&, bool,   \
-                                    const T*);                                                                   \
-    template epoch_result mlp_train_epoch<T>(const std::vector<layer_view<T>>&, loss_kind, const T*, const T*,     \
-                                             std::int64_t, const std::int64_t*, std::int64_t, const mlp_buffers<T>&, \
-                                             const std::vector<T*>&, const std::vector<T*>&, T*, T*, bool,          \
-                                             optimizer_spec<T>&, const T*);
+    template void mlp_forward<T>(const std::vector<layer_view<T>>&, const T*, const csr_view<T>*, std::int64_t,    \
+                                 const mlp_buffers<T>&);                                                       \
+    template double mlp_backward<T>(const std::vector<layer_view<T>>&, loss_kind, const T*, const csr_view<T>*,   \
+                                    const T*, std::int64_t, const mlp_buffers<T>&, const std::vector<T*>&,         \
+                                    const std::vector<T*>&, bool, const T*);                                       \
+    template epoch_result mlp_train_epoch<T>(const std::vector<layer_view<T>>&, loss_kind, const T*,               \
+                                             const csr_view<T>*, const T*, std::int64_t, const std::int64_t*,      \
+                                             std::int64_t, const mlp_buffers<T>&, const std::vector<T*>&,          \
+                                             const std::vector<T*>&, T*, T*, bool, optimizer_spec<T>&, const T*);
 
 PYFASTNN_INSTANTIATE(float)
 PYFASTNN_INSTANTIATE(double)

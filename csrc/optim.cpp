@@ -25,26 +25,47 @@ void sgd_update(std::int64_t n, T* p, const T* g, T* v, double lr, double moment
 }
 
 template <class T>
-void adam_update(std::int64_t n, T* p, const T* g, T* m, T* v, std::int64_t step, double lr, double beta1,
-                 double beta2, double eps, double weight_decay) {
-    const T b1 = T(beta1), b2 = T(beta2), one_b1 = T(1 - beta1), one_b2 = T(1 - beta2), wd = T(weight_decay);
-    const T c1 = T(1 - std::pow(beta1, double(step))), c2 = T(1 - std::pow(beta2, double(step)));
-    const T eta = T(lr), e = T(eps);
+adam_constants<T> adam_constants_of(std::int64_t step, double lr, double beta1, double beta2, double eps,
+                                    double weight_decay) {
+    return {T(beta1),
+            T(beta2),
+            T(1 - beta1),
+            T(1 - beta2),
+            T(1 - std::pow(beta1, double(step))),
+            T(1 - std::pow(beta2, double(step))),
+            T(lr),
+            T(eps),
+            T(weight_decay),
+            weight_decay != 0.0};
+}
+
+template <class T>
+void adam_apply(std::int64_t n, T* p, const T* g, T* m, T* v, const adam_constants<T>& k) {
     for (std::int64_t i = 0; i < n; ++i) {
-        const T gi = weight_decay != 0.0 ? g[i] + wd * p[i] : g[i];
-        m[i] = m[i] * b1 + one_b1 * gi;
-        v[i] = v[i] * b2 + one_b2 * (gi * gi);
-        const T m_hat = m[i] / c1;
-        const T v_hat = v[i] / c2;
-        p[i] -= eta * m_hat / (std::sqrt(v_hat) + e);
+        const T gi = k.decay ? g[i] + k.wd * p[i] : g[i];
+        m[i] = m[i] * k.b1 + k.one_b1 * gi;
+        v[i] = v[i] * k.b2 + k.one_b2 * (gi * gi);
+        const T m_hat = m[i] / k.c1;
+        const T v_hat = v[i] / k.c2;
+        p[i] -= k.eta * m_hat / (std::sqrt(v_hat) + k.eps);
     }
 }
 
-template void sgd_update<float>(std::int64_t, float*, const float*, float*, double, double, bool, double);
-template void sgd_update<double>(std::int64_t, double*, const double*, double*, double, double, bool, double);
-template void adam_update<float>(std::int64_t, float*, const float*, float*, float*, std::int64_t, double,
-                                 double, double, double, double);
-template void adam_update<double>(std::int64_t, double*, const double*, double*, double*, std::int64_t, double,
-                                  double, double, double, double);
+template <class T>
+void adam_update(std::int64_t n, T* p, const T* g, T* m, T* v, std::int64_t step, double lr, double beta1,
+                 double beta2, double eps, double weight_decay) {
+    adam_apply(n, p, g, m, v, adam_constants_of<T>(step, lr, beta1, beta2, eps, weight_decay));
+}
+
+#define PYFASTNN_INSTANTIATE(T)                                                                                 \
+    template void sgd_update<T>(std::int64_t, T*, const T*, T*, double, double, bool, double);                \
+    template void adam_update<T>(std::int64_t, T*, const T*, T*, T*, std::int64_t, double, double, double,     \
+                                 double, double);                                                              \
+    template adam_constants<T> adam_constants_of<T>(std::int64_t, double, double, double, double, double);     \
+    template void adam_apply<T>(std::int64_t, T*, const T*, T*, T*, const adam_constants<T>&);
+
+PYFASTNN_INSTANTIATE(float)
+PYFASTNN_INSTANTIATE(double)
+#undef PYFASTNN_INSTANTIATE
 
 }  // namespace pyfastnn

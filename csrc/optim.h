@@ -17,4 +17,19 @@ template <class T>
 void adam_update(std::int64_t n, T* p, const T* g, T* m, T* v, std::int64_t step, double lr, double beta1,
                  double beta2, double eps, double weight_decay);
 
+// One Adam step's constants (bias corrections included), worked out once for a step that updates many arrays
+// or rows: the per-row update of a sparse layer would otherwise pay two pow() per row.
+template <class T>
+struct adam_constants {
+    T b1, b2, one_b1, one_b2, c1, c2, eta, eps, wd;
+    bool decay;
+};
+
+template <class T>
+adam_constants<T> adam_constants_of(std::int64_t step, double lr, double beta1, double beta2, double eps,
+                                    double weight_decay);
+
+template <class T>
+void adam_apply(std::int64_t n, T* p, const T* g, T* m, T* v, const adam_constants<T>& k);
+
 }  // namespace pyfastnn

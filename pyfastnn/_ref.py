@@ -45,7 +45,27 @@ updates made is still ceil(samples_done / batch).
 
 ``zs[l]`` is None where layer l+1 does not need its pre-activation kept: only the output layer (for the stable
 log-sigmoid / log-softmax losses) and step/sign layers trained with the straight-through estimator need it.
+
+Sparse input (docs/sparse.md). ``x`` of forward, backward and train_epoch may be a :class:`CSR`: rows in
+compressed sparse row form, indptr int64 (rows + 1), indices int32, data of the network's dtype, n_cols = N_0.
+Duplicate entries of a row add up and the order of a row's entries does not matter, as in scipy. Only the first
+layer sees the difference: Z¹ = X W¹ᵀ + b¹ sums the columns of W¹ that a row's entries pick, ∂C/∂W¹ = Δ¹ᵀ X / B,
+and nothing below Z¹ is needed. train_epoch reads a sparse x's rows through ``order`` (xbuf is None then).
+
+The first layer's weights come in either of two layouts, and every kernel that takes weights accepts both:
+``weights[0]`` C-contiguous (N_1, N_0), or the transpose of a C-contiguous (N_0, N_1) table E (an F-contiguous
+array: the embedding layout, in which the column of W¹ a sparse entry picks is one contiguous row of E). The
+arrays that go with weights[0] (dweights[0], the optimizer state of W¹) have its layout. Other layers are
+C-contiguous.
+
+The optimizer tuple ``opt`` of train_epoch is (kind, lr, momentum, nesterov, weight_decay, beta1, beta2, eps,
+step, state, lazy). ``lazy`` matters only for a sparse x with a stateful optimizer (momentum or Adam): then only
+the rows of E (columns of W¹) that occur among the batch's stored entries are updated, with their velocities /
+moments, as PyTorch's SparseAdam does; other rows keep their weights and state. Adam's step count is global.
+With ``lazy`` False, or plain SGD, the update is exactly the dense formulas' (weight decay included).
 """
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -61,6 +81,59 @@ KERNELS = (
     "adam_update",
     "train_epoch",
 )
+
+
+
+class CSR(NamedTuple):
+    """Rows of a sparse input in compressed sparse row form, as the kernels take them.
+
+    Row i holds the entries data[indptr[i]:indptr[i+1]] in the columns indices[indptr[i]:indptr[i+1]].
+    """
+
+    indptr: np.ndarray  # int64, (rows + 1,), indptr[0] = 0, non-decreasing, indptr[-1] = nnz
+    indices: np.ndarray  # int32, (nnz,), each in 0..n_cols-1
+    data: np.ndarray  # float32 or float64, (nnz,)
+    n_cols: int
+
+    @property
+    def shape(self):
+        return (self.indptr.shape[0] - 1, self.n_cols)
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+
+def _operand(x, n_cols, dtype):
+    """x as the first layer multiplies it: a scipy CSR matrix (sharing the arrays) for a CSR, checked against
+    the contract (a malformed one raises ValueError / TypeError), else x."""
+    if not isinstance(x, CSR):
+        return x
+    _check_csr(x, n_cols, dtype)
+    import scipy.sparse
+
+    return scipy.sparse.csr_matrix((x.data, x.indices, x.indptr), shape=x.shape, copy=False)
+
+
+def _check_csr(x, n_cols, dtype):
+    for name, a, want in (("indptr", x.indptr, np.int64), ("indices", x.indices, np.int32), ("data", x.data, dtype)):
+        if not isinstance(a, np.ndarray) or a.dtype != want or a.ndim != 1 or not a.flags.c_contiguous:
+            got = f"{a.dtype} {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__
+            raise TypeError(f"x.{name} must be a contiguous 1-D {np.dtype(want)} array; got {got}")
+    if x.n_cols != n_cols:
+        raise ValueError(f"x has {x.n_cols} columns but weights[0] takes {n_cols} inputs")
+    nnz = x.indices.shape[0]
+    if x.data.shape[0] != nnz or x.indptr.shape[0] < 1:
+        raise ValueError(f"x.data has {x.data.shape[0]} entries for {nnz} indices")
+    if x.indptr[0] != 0 or x.indptr[-1] != nnz or np.any(np.diff(x.indptr) < 0):
+        raise ValueError(f"x.indptr must rise from 0 to nnz = {nnz} without decreasing")
+    if nnz and (x.indices.min() < 0 or x.indices.max() >= n_cols):
+        raise ValueError(f"x.indices must lie in 0..{n_cols - 1}")
+
+
+def _is_sparse(a):
+    return hasattr(a, "tocsr")
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # GEMM
@@ -306,12 +379,20 @@ def _check_layers(weights, **lists):
 
 
 def forward(weights, biases, acts, x, outs, zs):
-    """Forward pass: outs[l] = σ(A W^ᵀ + b) layer by layer; zs[l] keeps Z where it is not None."""
+    """Forward pass: outs[l] = σ(A W^ᵀ + b) layer by layer; zs[l] keeps Z where it is not None. x: an array
+    (B, N_0) or a CSR."""
     _check_layers(weights, biases=biases, acts=acts, outs=outs, zs=zs)
+    _forward(weights, biases, acts, _operand(x, weights[0].shape[1], outs[0].dtype), outs, zs)
+
+
+def _forward(weights, biases, acts, x, outs, zs):
     a_prev = x
     for w, b, act, out, z in zip(weights, biases, acts, outs, zs):
         target = out if z is None else z
-        np.matmul(a_prev, w.T, out=target)
+        if _is_sparse(a_prev):
+            target[...] = a_prev @ w.T  # row i: the sum of x_ij · W[:, j] over the row's entries
+        else:
+            np.matmul(a_prev, w.T, out=target)
         target += b
         activation_forward(act, target, out)
         a_prev = out
@@ -320,16 +401,25 @@ def forward(weights, biases, acts, x, outs, zs):
 def backward(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste, sw=None):
     """Backpropagation after ``forward``: fills deltas, dweights and dbiases; returns the batch-mean loss.
 
-    With sample weights sw (one per row of x) the loss and the gradients are those of the weighted mean.
+    With sample weights sw (one per row of x) the loss and the gradients are those of the weighted mean. For a
+    sparse x (a CSR) dweights[0] is still the whole gradient of W¹: zero outside the columns x uses.
     """
-    n_layers = len(weights)
     _check_layers(weights, acts=acts, outs=outs, zs=zs, deltas=deltas, dweights=dweights, dbiases=dbiases)
-    sw = _check_sample_weight(sw, x.shape[0], x.dtype)
+    x = _operand(x, weights[0].shape[1], outs[0].dtype)
+    return _backward(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste, sw)
+
+
+def _backward(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste, sw):
+    n_layers = len(weights)
+    sw = _check_sample_weight(sw, x.shape[0], outs[-1].dtype)
     value = loss_and_output_delta(loss, acts[-1], outs[-1], zs[-1], y, deltas[-1], ste, sw)
     inv_batch = 1.0 / x.shape[0]
     for l in range(n_layers - 1, -1, -1):
         a_prev = x if l == 0 else outs[l - 1]
-        gemm(deltas[l], a_prev, dweights[l], trans_a=True, alpha=inv_batch)  # ∂C/∂W = Δᵀ A / B
+        if _is_sparse(a_prev):
+            dweights[l][...] = (a_prev.T @ deltas[l]).T * inv_batch  # ∂C/∂W¹ = (Xᵀ Δ¹)ᵀ / B
+        else:
+            gemm(deltas[l], a_prev, dweights[l], trans_a=True, alpha=inv_batch)  # ∂C/∂W = Δᵀ A / B
         np.mean(deltas[l], axis=0, out=dbiases[l])
         if l > 0:
             np.matmul(deltas[l], weights[l], out=deltas[l - 1])  # Δ^{l-1} = (Δ^l W^l) ⊙ σ'
@@ -375,9 +465,11 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
     """Train on x in batches of ``batch`` rows, visiting rows in ``order`` (or in storage order when None).
 
     The per-layer buffers hold at least min(batch, len(x)) rows; a shorter last batch uses their first rows.
-    Shuffled batches are gathered into xbuf / ybuf. ``opt`` = (kind, lr, momentum, nesterov, weight_decay,
-    beta1, beta2, eps, step, state) where state lists the optimizer's arrays: SGD with momentum the velocities
-    of the weights then of the biases; Adam the first moments (weights, biases) then the second moments.
+    Shuffled batches of a dense x are gathered into xbuf / ybuf; a sparse x (a CSR) is read through ``order``
+    and xbuf is None. ``opt`` = (kind, lr, momentum, nesterov, weight_decay, beta1, beta2, eps, step, state,
+    lazy) where state lists the optimizer's arrays: SGD with momentum the velocities of the weights then of
+    the biases; Adam the first moments (weights, biases) then the second moments; ``lazy``: see the module
+    docstring (sparse x only).
 
     ``sw`` (None or one weight per row of x, gathered through ``order`` like x and y) weights the samples: each
     batch then minimises its weighted-mean loss, and a batch whose weights sum to 0 is skipped entirely (no
@@ -387,10 +479,16 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
     row of the batch whose loss was not finite or −1; that loss). A batch with a non-finite loss is not applied
     and ends the epoch.
     """
-    kind, lr, momentum, nesterov, weight_decay, beta1, beta2, eps, step, state = opt
+    kind, lr, momentum, nesterov, weight_decay, beta1, beta2, eps, step, state, lazy = opt
+    _check_layers(weights, biases=biases, acts=acts, outs=outs, zs=zs, deltas=deltas, dweights=dweights,
+                  dbiases=dbiases)
     n_layers = len(weights)
     n = x.shape[0]
-    sw = _check_sample_weight(sw, n, x.dtype)
+    sparse = isinstance(x, CSR)
+    x = _operand(x, weights[0].shape[1], outs[0].dtype)
+    sw = _check_sample_weight(sw, n, outs[-1].dtype)
+    # Lazy updates leave the rows of E = W¹ᵀ that a batch does not use alone, state included.
+    lazy = sparse and bool(lazy) and (kind == "adam" or momentum != 0)
     total, done = 0.0, 0
     for lo in range(0, n, batch):
         rows = min(batch, n - lo)
@@ -402,27 +500,54 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
                 continue  # nothing to learn from this batch: leave every parameter and state as it is
         if order is None:
             xb, yb = x[lo : lo + rows], y[lo : lo + rows]
+        elif sparse:
+            xb, yb = x[order[lo : lo + rows]], np.take(y, order[lo : lo + rows], axis=0, out=ybuf[:rows])
         else:
             xb = np.take(x, order[lo : lo + rows], axis=0, out=xbuf[:rows])
             yb = np.take(y, order[lo : lo + rows], axis=0, out=ybuf[:rows])
         o = [a[:rows] for a in outs]
         z = [None if a is None else a[:rows] for a in zs]
         d = [a[:rows] for a in deltas]
-        forward(weights, biases, acts, xb, o, z)
-        value = backward(weights, acts, loss, xb, yb, o, z, d, dweights, dbiases, ste, swb)
+        _forward(weights, biases, acts, xb, o, z)
+        value = _backward(weights, acts, loss, xb, yb, o, z, d, dweights, dbiases, ste, swb)
         if not np.isfinite(value):
             return total, done, lo, value
+        # The layers the optimizer updates as a whole; with lazy updates the first layer is handled apart.
+        first = 1 if lazy else 0
+        seen = np.unique(xb.indices) if lazy else None  # the rows of E the batch uses
         if kind == "sgd":
-            vw = state[:n_layers] if momentum else None
+            vw = state[:n_layers] if momentum else [None] * n_layers
             vb = state[n_layers:] if momentum else None
-            sgd_update(weights, dweights, vw, lr, momentum, nesterov, weight_decay)
+            if lazy:
+                table = _rows(seen, weights[0], dweights[0], vw[0])
+                sgd_update(table[:1], table[1:2], table[2:], lr, momentum, nesterov, weight_decay)
+                _put_rows(seen, table, weights[0], None, vw[0])
+            sgd_update(weights[first:], dweights[first:], vw[first:], lr, momentum, nesterov, weight_decay)
             sgd_update(biases, dbiases, vb, lr, momentum, nesterov, 0.0)
         else:
             step += 1
             m_w, m_b = state[:n_layers], state[n_layers : 2 * n_layers]
             v_w, v_b = state[2 * n_layers : 3 * n_layers], state[3 * n_layers :]
-            adam_update(weights, dweights, m_w, v_w, step, lr, beta1, beta2, eps, weight_decay)
+            if lazy:
+                table = _rows(seen, weights[0], dweights[0], m_w[0], v_w[0])
+                adam_update(table[:1], table[1:2], table[2:3], table[3:], step, lr, beta1, beta2, eps, weight_decay)
+                _put_rows(seen, table, weights[0], None, m_w[0], v_w[0])
+            adam_update(weights[first:], dweights[first:], m_w[first:], v_w[first:], step, lr, beta1, beta2, eps,
+                        weight_decay)
             adam_update(biases, dbiases, m_b, v_b, step, lr, beta1, beta2, eps, 0.0)
         total += value * weight
         done += rows
     return total, done, -1, 0.0
+
+
+def _rows(seen, *arrays):
+    """Copies of the rows ``seen`` of Aᵀ for each (N_1, N_0) array A: the columns of W¹ (and of its gradient
+    and state) that a sparse batch touched, as rows of the (N_0, N_1) table."""
+    return [a.T[seen] for a in arrays]
+
+
+def _put_rows(seen, table, *arrays):
+    """Write rows updated by _rows' copies back; None skips an array that was only read (the gradient)."""
+    for part, a in zip(table, arrays):
+        if a is not None:
+            a.T[seen] = part

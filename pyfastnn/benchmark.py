@@ -816,6 +816,8 @@ def add_parser(sub):
     p.add_argument("--peers", type=_choices(PEERS, "peers"), default=None,
                    help=f"comma-separated columns to measure (default: {','.join(BENCH_PEERS)}; also 'cpp step')")
     p.add_argument("--no-plots", action="store_true", help="write only report.md (no matplotlib needed)")
+    p.add_argument("--no-sparse", action="store_true",
+                   help="skip the sparse bag-of-words table (V = 50,000 and 1,000,000 words; --quick: 50,000)")
     return p
 
 
@@ -823,7 +825,7 @@ def _command_line(args, mode):
     parts = ["pyfastnn bench"]
     if mode == "smoke" and not args.smoke:
         parts[0] = f"{SMOKE_ENV}=1 pyfastnn bench"
-    for flag in ("quick", "smoke", "no_plots"):
+    for flag in ("quick", "smoke", "no_plots", "no_sparse"):
         if getattr(args, flag):
             parts.append("--" + flag.replace("_", "-"))
     if args.out != "pyfastnn-bench":
@@ -916,6 +918,7 @@ def run(args):
                 _say(f"[{cells_done[0]}/{cells_total}] {name} B={batch}: {', '.join(parts)}{gf} ({seconds:.1f} s)")
 
             shape_results.append((name, sizes, measure_shape(sizes, batches, peers, meter, x, y, torch, progress)))
+        sparse = None if args.no_sparse else _measure_sparse(mode, peers, meter, torch, checks)
 
     notes = []
     for name, _sizes, results in shape_results:
@@ -939,7 +942,7 @@ def run(args):
     elapsed = time.perf_counter() - t_start
     notes.append(f"total time {elapsed:.0f} s")
     report = _report(command, mode, facts, warnings, skipped, peers, gemm, sgemm, checks, shape_results, notes,
-                     plots=not args.no_plots)
+                     plots=not args.no_plots, sparse=sparse)
     path = os.path.join(out_dir, "report.md")
     with open(path, "w", encoding="utf-8") as f:
         f.write(report)
@@ -959,6 +962,30 @@ def run(args):
               "above): the table does not compare the same computation", file=sys.stderr)
         return 1
     return 0
+
+
+def _measure_sparse(mode, peers, meter, torch, checks):
+    """The sparse table's rows (one per vocabulary size) and its columns: pyfastnn's backends among ``peers``,
+    PyTorch's EmbeddingBag (sparse and dense gradients) when torch is, scikit-learn when it is. Appends the
+    sanity checks to ``checks``."""
+    from . import _bench_sparse as bs
+
+    sparse_peers = [p for p in peers if p in bs.BACKEND_OF]
+    sparse_peers += ["torch bag", "torch bag dense"] if "torch" in peers else []
+    sparse_peers += ["sklearn"] if "sklearn" in peers else []
+    results = []
+    for vocab in bs.VOCABS[mode]:
+        x, y = bs.zipf_documents(512, vocab, seed=2)
+        ok, text = bs.sanity_check(x, y, sparse_peers, torch if "torch bag" in sparse_peers else None)
+        checks.append((f"sparse V={vocab:,}", None, ok, text))
+        _say(f"sparse V={vocab:,}: {text}")
+
+        def progress(r):
+            _say(f"sparse V={r['vocab']:,}: " + ", ".join(f"{p} {fmt_rate(v)}/s" for p, v in r["rates"].items()))
+
+        results.append(bs.measure(meter, vocab, sparse_peers, mode, torch, progress))
+        results[-1]["check"] = text
+    return results, sparse_peers
 
 
 def _facts(mode, threads, eq, torch, sk_version, settings, shapes, batches, table):
@@ -993,7 +1020,8 @@ def _facts(mode, threads, eq, torch, sk_version, settings, shapes, batches, tabl
     ]
 
 
-def _report(command, mode, facts, warnings, skipped, peers, gemm, sgemm, checks, shape_results, notes, plots):
+def _report(command, mode, facts, warnings, skipped, peers, gemm, sgemm, checks, shape_results, notes, plots,
+            sparse=None):
     lines = ["# pyfastnn benchmark: one training step, samples/s", ""]
     if mode == "smoke":
         lines += ["**Smoke run: tiny networks and a few steps per cell; the numbers mean nothing.**", ""]
@@ -1024,6 +1052,22 @@ def _report(command, mode, facts, warnings, skipped, peers, gemm, sgemm, checks,
         lines += [f"## {name} = {sizes}", "",
                   f"{flops_per_sample(sizes):,} FLOPs per sample. Sanity check: {text}", "",
                   shape_table(sizes, results, peers, sgemm), ""]
+    if sparse is not None:
+        from . import _bench_sparse as bs
+
+        results, sparse_peers = sparse
+        lines += ["## Sparse input: bag of words (V words, one embedding-table first layer)", "",
+                  (f"Zipf({bs.ZIPF_EXPONENT}) documents of ~{bs.MEAN_TOKENS} tokens (counts as values), hidden "
+                   f"{bs.HIDDEN} ReLU, {bs.CLASSES} classes softmax + cross-entropy, plain SGD, batch {bs.BATCH}, "
+                   "float32. Columns:"), ""]
+        lines += [f"- **{p}**: {bs.PEER_DOC[p]}" for p in sparse_peers]
+        lines += [("- **E bytes/sample**: rows of E = W¹ᵀ a pyfastnn step reads per sample (one per non-zero) plus "
+                   "those it reads and writes in the update (one per distinct word of the batch); **cpp GB/s**: "
+                   "that traffic at cpp fit's rate; **copy GB/s**: NumPy copying a buffer of E's size"), ""]
+        lines += [f"- V={r['vocab']:,}: sanity check: {r['check']}" for r in results]
+        lines += ["", bs.table(results, sparse_peers), ""]
+        lines += [f"- V={r['vocab']:,} {p}: {note}" for r in results for p, note in r["notes"].items()]
+        lines.append("")
     if plots:
         lines += ["## Plots", "", "![samples/s vs batch size](throughput.png)", "",
                   "![GFLOP/s vs batch size](gflops.png)", ""]

@@ -9,6 +9,7 @@ import time
 import numpy as np
 
 from . import __version__, _backend, datasets
+from ._validation import is_sparse
 from .activations import HIDDEN_ACTIVATIONS
 from .losses import LOSSES
 from .network import MLP
@@ -73,19 +74,34 @@ def _build_parser():
         description="Train an MLP classifier on a stratified train/test split and save it. Without --data it uses "
         "the bundled UCI 8x8 handwritten digits (1,797 images, CC BY 4.0).",
     )
-    t.add_argument("--data", metavar="PATH", help="your own data: CSV with a label column, .npz with X and y, or "
-                   "MNIST-format IDX files (gzipped or not; give the images file or their folder)")
+    t.add_argument("--data", metavar="PATH", help="your own data: CSV with a label column, .npz with X and y (or a "
+                   "scipy.sparse matrix with --labels), MNIST-format IDX files (gzipped or not; give the images file "
+                   "or their folder); with --text a CSV/TSV of texts and labels")
+    t.add_argument("--text", action="store_true",
+                   help="classify text: a bag-of-words network on the bundled UCI review sentences (positive / "
+                   "negative), or on --data; saves the vocabulary with the network (see pyfastnn predict)")
+    t.add_argument("--text-column", default="0", help="with --text: the column of the texts (default 0)")
     t.add_argument("--label-column", default="-1", help="CSV label column: index or header name (default: last)")
-    t.add_argument("--layers", type=_layers, default=[256], help="hidden layer sizes, comma-separated (default 256)")
+    t.add_argument("--ngrams", type=_positive(int), default=1,
+                   help="with --text: word n-grams up to this length as features (default 1: single words)")
+    t.add_argument("--min-df", type=_positive(int), default=1,
+                   help="with --text: keep words found in at least this many training texts (default 1)")
+    t.add_argument("--labels", metavar="PATH", default=None,
+                   help="labels for a sparse matrix saved by scipy.sparse.save_npz (a .npy or a text file with one "
+                   "label per line)")
+    t.add_argument("--layers", type=_layers, default=None,
+                   help="hidden layer sizes, comma-separated (default 256; --text: 64)")
     t.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="relu", help="hidden activation (default relu)")
     t.add_argument("--loss", choices=LOSSES, default="cross_entropy", help="loss (default cross_entropy)")
-    t.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd", help="sgd (default) or adam")
+    t.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=None, help="sgd or adam (default sgd; "
+                   "--text: adam)")
     t.add_argument("--lr", type=_positive(float), default=None, help="learning rate (default 0.05 sgd, 0.001 adam)")
     t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
-    t.add_argument("--weight-decay", type=float, default=1e-3, help="L2 penalty on the weights (default 1e-3)")
+    t.add_argument("--weight-decay", type=float, default=None,
+                   help="L2 penalty on the weights (default 1e-3; --text: 0)")
     t.add_argument("--batch-size", type=_batch_size, default=32,
                    help="mini-batch size; 1 = per-sample SGD, 'full' = full-batch GD")
-    t.add_argument("--epochs", type=_positive(int), default=40, help="number of epochs (default 40)")
+    t.add_argument("--epochs", type=_positive(int), default=None, help="number of epochs (default 40; --text: 5)")
     t.add_argument("--test-size", type=float, default=0.25, help="fraction held out for testing (default 0.25)")
     t.add_argument("--no-standardize", action="store_true",
                    help="train on the raw features (default: standardize with the training split's mean and std, "
@@ -100,6 +116,15 @@ def _build_parser():
     t.add_argument("--plot", metavar="PNG", nargs="?", const="pyfastnn-training.png", default=None,
                    help="write the loss and accuracy curves to a PNG (default name pyfastnn-training.png; "
                    "needs matplotlib)")
+
+    pr = sub.add_parser(
+        "predict", help="classify texts with a model saved by `pyfastnn train --text`",
+        description="Print, for each text, its most probable class and that probability (tab-separated, then the "
+        "text). Texts come from the command line, or one per line from standard input for '-'.",
+    )
+    pr.add_argument("model", metavar="MODEL", help="a model file written by `pyfastnn train --text`")
+    pr.add_argument("texts", metavar="TEXT", nargs="+", help="a text to classify; '-' reads one text per line from "
+                    "standard input")
 
     i = sub.add_parser("info", help="version, backends, threads and what the compiled core detected about this CPU")
     i.add_argument("--json", action="store_true",
@@ -121,8 +146,11 @@ def _load(args):
     if args.data.lower().removesuffix(".gz").endswith((".csv", ".tsv", ".txt")):
         label = args.label_column
         kw["label_column"] = int(label) if label.lstrip("-").isdigit() else label
+    if args.labels is not None:
+        kw["labels"] = args.labels
     x, y = datasets.load_data(args.data, **kw)
-    return np.asarray(x, dtype=args.dtype), np.asarray(y), args.data
+    x = x.astype(args.dtype) if is_sparse(x) else np.asarray(x, dtype=args.dtype)
+    return x, np.asarray(y), args.data
 
 
 def _fold_standardization(net, mean, std):
@@ -130,6 +158,77 @@ def _fold_standardization(net, mean, std):
     w = net.weights[0]
     w /= std.astype(w.dtype)
     net.biases[0] -= (w.astype(np.float64) @ mean).astype(w.dtype)
+
+
+# The defaults of `pyfastnn train` that differ between numeric data (False) and text (True).
+_TRAIN_DEFAULTS = {
+    False: {"layers": [256], "optimizer": "sgd", "weight_decay": 1e-3, "epochs": 40},
+    # Measured on the bundled sentences by 5-fold cross-validation: 0.836 ± 0.008 after 5 epochs (10: 0.834,
+    # bigrams 0.838, 128 units 0.838); scikit-learn's CountVectorizer + MLPClassifier(64): 0.821 ± 0.015.
+    True: {"layers": [64], "optimizer": "adam", "weight_decay": 0.0, "epochs": 5},
+}
+
+
+def _numeric_data(args):
+    """The numeric (dense or sparse) data split for training: (train, test, classes, source, describe, finish).
+    Dense features are standardized with the training split's statistics; ``finish(net)`` folds that into the
+    first layer and returns what to save."""
+    x, y, source = _load(args)
+    if y.ndim != 1:
+        raise ValueError(f"train needs one class label per sample; got labels of shape {y.shape}")
+    classes, y = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError(f"train needs at least 2 classes; the data has {len(classes)}")
+    x_train, x_test, y_train, y_test = datasets.train_test_split(x, y, test_size=args.test_size, seed=args.seed)
+    sparse = is_sparse(x)
+    density = f" (sparse, {x.nnz / x.shape[0]:.1f} non-zeros per sample)" if sparse else ""
+    describe = f"{source}: {x.shape[0]} samples, {x.shape[1]} features{density}, {len(classes)} classes"
+    if sparse or args.no_standardize:
+        if sparse and not args.no_standardize:
+            print("sparse input: not standardized (centring would make it dense)")
+        return (x_train, y_train), (x_test, y_test), classes, source, describe, lambda net: net
+    mean = x_train.mean(axis=0, dtype=np.float64)
+    std = x_train.std(axis=0, dtype=np.float64)
+    std[std == 0] = 1.0
+    scale = lambda a: ((a - mean) / std).astype(args.dtype)  # noqa: E731
+
+    def finish(net):
+        _fold_standardization(net, mean, std)  # the saved model takes raw inputs
+        return net
+
+    return (scale(x_train), y_train), (scale(x_test), y_test), classes, source, describe, finish
+
+
+def _text_data(args):
+    """Texts split for training and turned into bags of words by a BagOfWords fitted on the training texts:
+    (train, test, classes, source, describe, finish); ``finish(net)`` returns the TextClassifier to save."""
+    from .text import BagOfWords, TextClassifier
+
+    if args.data is None:
+        texts, y, _ = datasets.load_sentiment()
+        y = np.array(["negative", "positive"])[y]
+        source = "UCI review sentences (bundled)"
+    else:
+        column = lambda c: int(c) if c.lstrip("-").isdigit() else c  # noqa: E731
+        texts, y, names = datasets.load_text(args.data, text_column=column(args.text_column),
+                                             label_column=column(args.label_column), return_classes=True)
+        if names is not None:
+            y = names[y]  # the labels as the file writes them, so the model predicts them
+        source = args.data
+    classes, y = np.unique(np.asarray(y), return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError(f"train needs at least 2 classes; the data has {len(classes)}")
+    rows_train, rows_test, y_train, y_test = datasets.train_test_split(np.arange(len(texts)), y,
+                                                                       test_size=args.test_size, seed=args.seed)
+    featurizer = BagOfWords(ngram_range=(1, args.ngrams), min_df=args.min_df, dtype=np.dtype(args.dtype))
+    x_train = featurizer.fit_transform([texts[i] for i in rows_train])
+    x_test = featurizer.transform([texts[i] for i in rows_test])
+    n_words = len(featurizer.vocabulary_)
+    describe = (f"{source}: {len(texts)} texts, {len(classes)} classes; a vocabulary of {n_words:,} "
+                f"{'words' if args.ngrams == 1 else f'1- to {args.ngrams}-grams'} (min_df {args.min_df}) from the "
+                f"training texts, {x_train.nnz / x_train.shape[0]:.1f} per text")
+    return ((x_train, y_train), (x_test, y_test), classes, source, describe,
+            lambda net: TextClassifier(featurizer, net, classes.tolist()))
 
 
 def train(args):
@@ -141,22 +240,13 @@ def train(args):
         _check_output(args.save, "--save")
     if args.plot:
         _check_output(args.plot, "--plot")
-    x, y, source = _load(args)
-    if y.ndim != 1:
-        raise ValueError(f"train needs one class label per sample; got labels of shape {y.shape}")
-    classes, y = np.unique(y, return_inverse=True)
-    if len(classes) < 2:
-        raise ValueError(f"train needs at least 2 classes; the data has {len(classes)}")
-    x_train, x_test, y_train, y_test = datasets.train_test_split(x, y, test_size=args.test_size, seed=args.seed)
-    mean = np.zeros(x.shape[1])
-    std = np.ones(x.shape[1])
-    if not args.no_standardize:
-        mean = x_train.mean(axis=0, dtype=np.float64)
-        std = x_train.std(axis=0, dtype=np.float64)
-        std[std == 0] = 1.0
-    scale = lambda a: ((a - mean) / std).astype(args.dtype)  # noqa: E731
+    for name, default in _TRAIN_DEFAULTS[args.text].items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    prepare = _text_data if args.text else _numeric_data
+    (x_train, y_train), (x_test, y_test), classes, source, describe, finish = prepare(args)
 
-    sizes = [x.shape[1], *args.layers, len(classes)]
+    sizes = [x_train.shape[1], *args.layers, len(classes)]
     out_act = "softmax" if args.loss == "cross_entropy" else ("sigmoid" if args.loss == "binary_cross_entropy" else "linear")
     try:
         net = MLP(sizes, activation=args.activation, output_activation=out_act, dtype=args.dtype,
@@ -173,28 +263,63 @@ def train(args):
     if args.loss == "hinge":
         targets_train, targets_test = 2 * targets_train - 1, 2 * targets_test - 1
 
-    print(f"data: {source}: {x.shape[0]} samples, {x.shape[1]} features, {len(classes)} classes; "
-          f"train {len(y_train)} / test {len(y_test)}")
+    print(f"data: {describe}; train {len(y_train)} / test {len(y_test)}")
     print(f"network: {sizes} {args.activation}/{out_act}, loss {args.loss}, {optimizer}, batch {args.batch_size}, "
           f"{args.epochs} epochs, backend {_backend.get_backend()}, {_backend.get_num_threads()} threads, {args.dtype}")
     if args.plot:
         _matplotlib()  # fail before training, not after
     start = time.perf_counter()
-    history = net.fit(scale(x_train), targets_train, loss=args.loss, optimizer=optimizer, batch_size=batch, epochs=args.epochs,
-            seed=args.seed, validation_data=(scale(x_test), targets_test), progress=not args.quiet)
+    history = net.fit(x_train, targets_train, loss=args.loss, optimizer=optimizer, batch_size=batch,
+                      epochs=args.epochs, seed=args.seed, validation_data=(x_test, targets_test),
+                      progress=not args.quiet)
     elapsed = time.perf_counter() - start
-    if not args.no_standardize:
-        _fold_standardization(net, mean, std)
     accuracy = net.accuracy(x_test, y_test)
-    print(f"trained in {elapsed:.2f} s ({args.epochs * len(y_train) / elapsed:,.0f} samples/s)")
+    model = finish(net)
+    print(f"trained in {elapsed:.2f} s ({len(history) * len(y_train) / elapsed:,.0f} samples/s)")
     print(f"test accuracy: {accuracy:.4f}")
     # Save before plotting: a failing plot must not lose the trained model.
     if not args.no_save:
-        net.save(args.save)
-        print(f"model saved to {args.save} (load with pyfastnn.load; it takes raw inputs, classes {classes.tolist()})")
+        model.save(args.save)
+        if args.text:
+            print(f"model saved to {args.save} (pyfastnn predict {args.save} \"some text\", or pyfastnn.load in "
+                  f"Python: it predicts on raw strings; classes {classes.tolist()})")
+        else:
+            print(f"model saved to {args.save} (load with pyfastnn.load; it takes raw inputs, classes "
+                  f"{classes.tolist()})")
     if args.plot:
         plot_history(history, args.plot, title=f"{source}: {sizes} {args.activation}, {optimizer}")
         print(f"curves written to {args.plot}")
+    return 0
+
+
+def predict(args):
+    from .io import load
+    from .text import TextClassifier
+
+    model = load(args.model)
+    if not isinstance(model, TextClassifier):
+        raise ValueError(f"{args.model} holds a network on {model.layer_sizes[0]} numbers, not a text model: "
+                         "`pyfastnn predict` classifies texts (train one with `pyfastnn train --text`); use "
+                         "pyfastnn.load(path).predict(X) in Python for numeric data")
+
+    def show(texts):
+        if texts:
+            proba = model.predict_proba(texts)
+            best = np.argmax(proba, axis=1)
+            for text, k, p in zip(texts, best, proba[np.arange(len(texts)), best]):
+                print(f"{model.classes_[k]}\t{p:.3f}\t{text}")
+
+    for text in args.texts:
+        if text != "-":
+            show([text])
+            continue
+        chunk = []
+        for line in sys.stdin:
+            chunk.append(line.rstrip("\r\n"))
+            if len(chunk) == 4096:  # a long stream is classified in chunks, printed as it goes
+                show(chunk)
+                chunk = []
+        show(chunk)
     return 0
 
 
@@ -272,7 +397,7 @@ def main(argv=None):
             from . import benchmark, experiments
 
             return {"bench": benchmark.run, "experiment": experiments.run}[args.command](args)
-        return {"train": train, "info": info}[args.command](args)
+        return {"train": train, "info": info, "predict": predict}[args.command](args)
     except (ValueError, TypeError, OSError, FloatingPointError) as exc:
         print(f"pyfastnn {args.command}: error: {exc}", file=sys.stderr)
         return 1

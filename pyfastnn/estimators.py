@@ -176,7 +176,7 @@ class _BaseMLP(BaseEstimator):
         return _backend.use_backend(self.backend) if self.backend else contextlib.nullcontext()
 
     def _validate_x(self, X, reset):
-        return validate_data(self, X, reset=reset, dtype=self.net_.dtype, order="C")
+        return validate_data(self, X, reset=reset, dtype=self.net_.dtype, order="C", accept_sparse="csr")
 
     def _new_network(self, n_features, sizes, n_outputs, output_activation, dtype, seed):
         self.net_ = MLP([n_features, *sizes, n_outputs], activation=_ACTIVATIONS[self.activation],
@@ -283,7 +283,7 @@ class _BaseMLP(BaseEstimator):
         if not first:
             dtype = self.net_.dtype
         X, y = validate_data(self, X, y, reset=first, dtype=dtype or [np.float64, np.float32], order="C",
-                             multi_output=True, y_numeric=self._regression)
+                             accept_sparse="csr", multi_output=True, y_numeric=self._regression)
         dtype = X.dtype
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=dtype)
@@ -294,6 +294,7 @@ class _BaseMLP(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = True  # scipy.sparse X trains the first layer as an embedding table
         return tags
 
 

@@ -15,6 +15,8 @@ deep-vs-shallow   a thin deep network against a wide shallow one with the same n
 linear-collapse   with linear activations a deep network is one linear map (of rank at most its narrowest
                   layer)
 approximation     one hidden layer of tanh units fits a continuous 1-D function, better the wider it is
+one-hot-words     words as one-hot vectors, sentences as bags of words: which words push a sentiment network
+                  to each class (the bundled review sentences)
 ================  ============================================================================================
 
 From Python::
@@ -1266,6 +1268,83 @@ def _approximation(ctx):
 
 
 # ------------------------------------------------------------------------------------------------------------
+# one-hot words
+# ------------------------------------------------------------------------------------------------------------
+
+
+@_experiment("one-hot-words", "a word is a one-hot vector, a sentence a bag of words: which words push a sentiment "
+             "network to each class")
+def _one_hot_words(ctx):
+    import scipy.sparse
+
+    from .text import BagOfWords
+
+    texts, labels, _ = datasets.load_sentiment()
+    classes = ("negative", "positive")
+    rows = np.arange(len(texts))
+    tr, te, y_train, y_test = datasets.train_test_split(rows, labels, test_size=0.25, seed=ctx.seed)
+    # Words of at least 3 training sentences: rarer ones get a push from one or two sentences, which is noise.
+    bow = BagOfWords(min_df=3, dtype=np.float32)
+    x_train = bow.fit_transform([texts[i] for i in tr])
+    x_test = bow.transform([texts[i] for i in te])
+    words = bow.get_feature_names_out()
+    hidden, epochs = (16, 3) if ctx.quick else (64, 5)
+    net = MLP([len(words), hidden, 2], seed=ctx.seed)
+    net.fit(x_train, y_train, optimizer=Adam(lr=1e-3), batch_size=32, epochs=epochs, seed=ctx.seed,
+            progress=False)
+    accuracy = net.accuracy(x_test, y_test)
+    ctx.log(f"trained {net.layer_sizes} on {x_train.shape[0]} sentences: test accuracy {accuracy:.3f}")
+
+    # Each word alone is a one-hot vector e_j: the network's output for every word at once is the forward pass
+    # of the sparse identity matrix. Its push: the log-odds of "positive" for e_j minus those for the empty
+    # sentence (the bias path), i.e. what the word's row of W¹ adds, seen through the rest of the network.
+    def log_odds(x):
+        p = np.clip(net.predict(x).astype(np.float64), 1e-12, None)
+        return np.log(p[:, 1]) - np.log(p[:, 0])
+
+    empty = float(log_odds(scipy.sparse.csr_matrix((1, len(words)), dtype=np.float32))[0])
+    push = log_odds(scipy.sparse.identity(len(words), dtype=np.float32, format="csr")) - empty
+    order = np.argsort(push)
+    top = 8 if ctx.quick else 15
+    to_negative, to_positive = order[:top], order[::-1][:top]
+    # How much of the network the single words explain: the sign of a sentence's summed word pushes (a linear
+    # reading of the network) against the network's own prediction, on the test sentences.
+    summed = x_test @ push + empty
+    agree = float(np.mean((summed > 0) == (net.predict_labels(x_test) == 1)))
+    held = accuracy > 0.75
+
+    fig, axes = _figure(ncols=2, width=11, height=0.28 * top + 2.2)
+    for ax, picks, name, colour in ((axes[0], to_negative, classes[0], "tab:red"),
+                                    (axes[1], to_positive, classes[1], "tab:green")):
+        ax.barh(np.arange(len(picks))[::-1], push[picks], color=colour)
+        ax.set_yticks(np.arange(len(picks))[::-1], [str(words[j]) for j in picks])
+        ax.set_xlabel("push: log-odds of positive, the word alone vs no word")
+        ax.set_title(f"the {len(picks)} words that push most to {name}")
+        ax.grid(True, axis="x", alpha=0.3)
+    fig.suptitle(f"One-hot words through a bag-of-words network {net.layer_sizes} (test accuracy {accuracy:.3f})"
+                 f"\n{_settings_text(ctx.settings)}", fontsize=10)
+
+    show = lambda picks: ", ".join(f"{words[j]} ({push[j]:+.2f})" for j in picks)  # noqa: E731
+    lines = [
+        (f"the bundled review sentences: {len(texts)}, {len(tr)} to train / {len(te)} to test (stratified, seed "
+         f"{ctx.seed}); vocabulary: the {len(words)} words of >= 3 training sentences (BagOfWords, counts)"),
+        (f"network {net.layer_sizes}, relu, softmax, Adam lr 0.001, batch 32, {epochs} epochs: test accuracy "
+         f"{accuracy:.3f}"),
+        (f"each word alone as its one-hot vector e_j, all {len(words)} in one sparse forward pass; push = "
+         "log-odds(positive | e_j) - log-odds(positive | empty sentence)"),
+        f"towards negative: {show(to_negative)}",
+        f"towards positive: {show(to_positive)}",
+        (f"the summed pushes of a sentence's words give the network's own class for {agree:.1%} of the test "
+         "sentences (the rest is what the hidden layer adds beyond single words)"),
+        _verdict(held, f"a network fed one-hot words as a bag learned sentiment: test accuracy {accuracy:.3f} "
+                       f"{'>' if held else '<='} 0.75"),
+    ]
+    return fig, lines, held, {"accuracy": accuracy, "vocabulary": len(words), "agreement": agree,
+                              "to_negative": [str(words[j]) for j in to_negative],
+                              "to_positive": [str(words[j]) for j in to_positive]}
+
+
+# ------------------------------------------------------------------------------------------------------------
 # running
 # ------------------------------------------------------------------------------------------------------------
 
@@ -1276,7 +1355,8 @@ def run_experiment(name, out_dir=DEFAULT_OUT, quick=False, seed=0, progress=True
     Parameters
     ----------
     name : str
-        One of ``EXPERIMENTS``: matmat, gd-sgd-minibatch, deep-vs-shallow, linear-collapse, approximation.
+        One of ``EXPERIMENTS``: matmat, gd-sgd-minibatch, deep-vs-shallow, linear-collapse, approximation,
+        one-hot-words.
     out_dir : str or path
         Where the plot goes; created if missing.
     quick : bool

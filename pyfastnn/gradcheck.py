@@ -24,7 +24,9 @@ def numerical_gradients(net: MLP, x: ArrayLike, y: ArrayLike, loss: str | None =
         pair = []
         for p in (w, b):
             g = np.empty_like(p)
-            flat, gflat = p.reshape(-1), g.reshape(-1)
+            # Views in memory order (g has p's layout): writing flat[i] changes p, also for an F-contiguous
+            # embedding table, which reshape(-1) would copy.
+            flat, gflat = p.ravel(order="K"), g.ravel(order="K")
             for i in range(flat.size):
                 keep = flat[i]
                 flat[i] = keep + eps

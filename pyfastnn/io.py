@@ -1,15 +1,21 @@
-"""Saving and loading networks without pickle.
+"""Saving and loading networks (and text classifiers) without pickle.
 
-File format (version 1): a NumPy ``.npz`` archive (a zip of ``.npy`` arrays) holding
+File format (version 2): a NumPy ``.npz`` archive (a zip of ``.npy`` arrays) holding
 
-    header   uint8 array: UTF-8 JSON {"format": "pyfastnn.MLP", "format_version": 1, "pyfastnn_version",
-             "layer_sizes", "activations", "dtype", "init", "straight_through", "sha256"}
-    W0..W{L-1}, b0..b{L-1}   the weights (N_l, N_{l-1}) and biases (N_l,) in the network's dtype
+    header   uint8 array: UTF-8 JSON {"format": "pyfastnn.MLP", "format_version": 1 or 2, "pyfastnn_version",
+             "layer_sizes", "activations", "dtype", "init", "straight_through", "sha256"}, and in version 2
+             "text": {"featurizer", "params", "classes"} (a text classifier's featurizer and class names)
+    W0..W{L-1}, b0..b{L-1}   the weights (N_l, N_{l-1}) and biases (N_l,) in the network's dtype; W0 of a
+             network in the embedding layout is stored in Fortran order (the .npy header says so) and
+             loads in that layout
+    vocab_offsets, vocab_utf8   (version 2, a BagOfWords featurizer) the vocabulary: term i is the UTF-8 bytes
+             vocab_utf8[vocab_offsets[i]:vocab_offsets[i + 1]] (int64 (N_0 + 1,) and uint8 arrays)
 
-``sha256`` is the hex digest of the raw bytes of W0, b0, W1, b1, ... in that order: a file whose arrays were
-changed or damaged fails to load. Only those members are read, as plain .npy arrays of the recorded dtype
-(never pickled objects, so a file cannot run code), and only after their headers and sizes agree with the
-model header.
+A file is written as version 1 unless it needs version 2 (a text classifier), so plain networks stay readable
+by older pyfastnn. ``sha256`` is the hex digest of the raw bytes of W0, b0, W1, b1, ..., then of the vocabulary
+arrays, in that order: a file whose arrays were changed or damaged fails to load. Only those members are read,
+as plain .npy arrays of the recorded dtype (never pickled objects, so a file cannot run code), and only after
+their headers and sizes agree with the model header.
 """
 
 import hashlib
@@ -24,7 +30,8 @@ import zlib
 import numpy as np
 
 FORMAT = "pyfastnn.MLP"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest version this reads
+_TEXT_ARRAYS = ("vocab_offsets", "vocab_utf8")
 
 _MAX_HEADER_BYTES = 1 << 20  # the JSON header takes a few hundred bytes
 _DEFLATE_RATIO = 1100  # deflate expands at most ~1032 times
@@ -42,27 +49,32 @@ def _interleaved(net):
     return [a for pair in zip(net.weights, net.biases) for a in pair]
 
 
-def save(net, path):
+def save(net, path, text=None):
     """Write ``net`` to ``path`` (the name is used as given; ``.npz`` is not appended). Atomic: a crash mid-write
-    leaves any earlier file intact."""
+    leaves any earlier file intact. ``text``: (description, arrays) of a text classifier's featurizer
+    (:meth:`pyfastnn.text.TextClassifier.save` passes it)."""
     from . import __version__
 
     net._check_parameters()
+    extra = {} if text is None else {k: text[1][k] for k in _TEXT_ARRAYS if k in text[1]}
     header = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": 1 if text is None else 2,
         "pyfastnn_version": __version__,
         "layer_sizes": net.layer_sizes,
         "activations": net.activations,
         "dtype": net.dtype.name,
         "init": net.init,
         "straight_through": net.straight_through,
-        "sha256": _digest(_interleaved(net)),
+        "sha256": _digest(_interleaved(net) + list(extra.values())),
     }
+    if text is not None:
+        header["text"] = text[0]
     arrays = {"header": np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)}
     for l, (w, b) in enumerate(zip(net.weights, net.biases)):
         arrays[f"W{l}"] = w
         arrays[f"b{l}"] = b
+    arrays.update(extra)
     path = _check_path(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".pyfastnn-", suffix=".tmp")
@@ -152,7 +164,8 @@ def _read_into(member, out, path, name):
 
 
 def load(path):
-    """Read a network written by :func:`save`.
+    """Read a network written by :func:`save`: a :class:`pyfastnn.MLP`, or for a file written by
+    :meth:`pyfastnn.text.TextClassifier.save` (``pyfastnn train --text``) a TextClassifier.
 
     Only the members the format names are read: the header first, then each array's .npy header, checked
     against the model header and against the member's size before any array is allocated. Other members
@@ -245,12 +258,33 @@ def _load_archive(archive, path, MLP, check_dtype):
             if fortran:  # column-major data is the row-major data of the transpose
                 buffer = np.empty(shape[::-1], dtype=dtype)
                 _read_into(member, buffer, path, name)
-                np.copyto(target, buffer.T)
+                if name == "W0":
+                    net.weights[0] = buffer.T  # a network saved in the embedding layout comes back in it
+                else:
+                    np.copyto(target, buffer.T)
             else:
                 _read_into(member, target, path, name)
     finally:
         for _, member, _, _ in members:
             member.close()
-    if _digest(_interleaved(net)) != header.get("sha256"):
+    text = header.get("text") if version >= 2 else None
+    extra = _read_text_arrays(archive, path, text)
+    if _digest(_interleaved(net) + list(extra.values())) != header.get("sha256"):
         raise ValueError(f"{path}: the arrays do not match the checksum in the header (file corrupted or edited)")
-    return net
+    if text is None:
+        return net
+    from .text._model import from_saved
+
+    return from_saved(text, net, extra, path)
+
+
+def _read_text_arrays(archive, path, text):
+    """The vocabulary arrays of a text model (none for a network, or a featurizer without a vocabulary)."""
+    if text is None or not isinstance(text, dict) or text.get("featurizer") != "BagOfWords":
+        return {}
+    arrays = {}
+    for name, dtype in zip(_TEXT_ARRAYS, (np.dtype(np.int64), np.dtype(np.uint8))):
+        member, shape, _ = _open_array(archive, path, name, None, dtype)
+        arrays[name] = np.empty(shape, dtype=dtype)
+        _read_into(member, arrays[name], path, name)
+    return arrays

@@ -6,6 +6,7 @@ import numbers
 import numpy as np
 
 from . import _backend
+from ._validation import CSR, check_inputs, largest_magnitude, take_rows
 from .activations import ZERO_GRADIENT_ACTIVATIONS, check_activation
 from .losses import check_loss, default_loss, prepare_targets
 from .optim import SGD, make_optimizer
@@ -41,40 +42,6 @@ def check_dtype(dtype):
     if dt not in _DTYPES:
         raise ValueError(f"dtype must be float32 or float64; got {dt}")
     return dt
-
-
-def check_inputs(x, n_features, dtype, what="X"):
-    """Validate inputs and return them as a C-contiguous 2-D array of ``dtype`` plus whether x was 1-D."""
-    if isinstance(x, (list, tuple)):
-        try:
-            x = np.asarray(x)
-        except ValueError as exc:  # ragged lists
-            raise ValueError(f"{what} must be a rectangular array of numbers: {exc}") from None
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{what} must be a NumPy array or a list of numbers; got {type(x).__name__}")
-    if x.dtype.kind not in "biuf":
-        raise TypeError(f"{what} must hold numbers; got an array of dtype {x.dtype}")
-    single = x.ndim == 1
-    if single:
-        x = x[None, :]
-    if x.ndim != 2:
-        raise ValueError(f"{what} must be 1-D (one sample) or 2-D (samples × features); got shape {x.shape}")
-    if x.shape[0] == 0:
-        raise ValueError(f"{what} is empty: it has no samples")
-    if x.shape[1] != n_features:
-        raise ValueError(f"{what} has {x.shape[1]} features per sample but the network expects {n_features}")
-    given = x
-    x = np.ascontiguousarray(x, dtype=dtype)
-    if not np.all(np.isfinite(x)):
-        if given.dtype.kind == "f" and np.all(np.isfinite(given)):
-            top, limit = float(np.max(np.abs(given))), float(np.finfo(dtype).max)
-            raise ValueError(
-                f"{what} holds values up to {top:.3g}, beyond the {np.dtype(dtype)} range (±{limit:.3g}) of "
-                "this network: scale the data, or use a float64 network"
-            )
-        i, j = np.argwhere(~np.isfinite(x))[0]
-        raise ValueError(f"{what} contains NaN or infinity (first at sample {i}, feature {j})")
-    return x, single
 
 
 def check_sample_weight(sample_weight, n, dtype):
@@ -117,7 +84,7 @@ def _all_finite(arrays):
     """Whether every element is finite: the maximum and minimum of each array (plain ufunc reductions, no
     temporary arrays) are NaN or ±inf if any element is."""
     for a in arrays:
-        r = a.reshape(-1)
+        r = a.ravel(order="K")  # a view in memory order: no copy of an embedding table (F-contiguous W¹)
         if not (math.isfinite(np.maximum.reduce(r)) and math.isfinite(np.minimum.reduce(r))):
             return False
     return True
@@ -144,7 +111,7 @@ def divergence_cause(before, n_layers, x, y, lr):
             return (f"{name} already held NaN or infinity before the update (written by hand or by a "
                     "callback?): re-initialise the network or restore its weights")
     for what, a in (("inputs X", x), ("targets y", y)):
-        top = float(np.max(np.abs(a)))
+        top = largest_magnitude(a)
         if top > _DATA_SCALE:
             return f"the {what} reach magnitude {top:.3g}: scale them (e.g. to mean 0, standard deviation 1)"
     return f"try a smaller learning rate (lr={lr:g})"
@@ -274,9 +241,12 @@ class MLP:
             f"dtype={self.dtype.name})"
         )
 
+    # Scratch kept between calls: workspaces, gradient buffers, the snapshot buffers of train_step and fit.
+    # Neither pickled nor shared with a copy.
+    _SCRATCH = ("_saved",)
+
     def __getstate__(self):
-        # Workspaces and gradient buffers are caches: not pickled.
-        state = dict(self.__dict__)
+        state = {k: v for k, v in self.__dict__.items() if k not in self._SCRATCH}
         state["_workspaces"] = {}
         state["_grads"] = None
         return state
@@ -291,18 +261,19 @@ class MLP:
         other.__dict__.update(self.__dict__)
         other.layer_sizes = list(self.layer_sizes)
         other.activations = list(self.activations)
-        other.weights = [w.copy() for w in self.weights]
+        other.weights = [w.copy(order="K") for w in self.weights]  # "K": an embedding table stays one
         other.biases = [b.copy() for b in self.biases]
         other._workspaces = {}
         other._grads = None
-        other.__dict__.pop("_named_optimizers", None)
+        for key in ("_named_optimizers", *self._SCRATCH):
+            other.__dict__.pop(key, None)
         return other
 
     def astype(self, dtype):
         """A copy of the network in another dtype."""
         other = self.copy()
         other.dtype = check_dtype(dtype)
-        other.weights = [np.ascontiguousarray(w, dtype=other.dtype) for w in self.weights]
+        other.weights = [w.astype(other.dtype, order="K") for w in self.weights]
         other.biases = [np.ascontiguousarray(b, dtype=other.dtype) for b in self.biases]
         return other
 
@@ -322,8 +293,13 @@ class MLP:
                 if not isinstance(arr, np.ndarray) or arr.shape != want or arr.dtype != self.dtype:
                     got = f"{arr.dtype} {arr.shape}" if isinstance(arr, np.ndarray) else type(arr).__name__
                     raise ValueError(f"{name} must be a {self.dtype} array of shape {want}; it is {got}")
-                if not arr.flags.c_contiguous or (writable and not arr.flags.writeable):
-                    raise ValueError(f"{name} must be C-contiguous{' and writable' if writable else ''}")
+                # weights[0] may also be the transpose of a C-contiguous (N_0, N_1) table: the embedding layout.
+                table = name == "weights[0]" and arr.flags.f_contiguous
+                if not (arr.flags.c_contiguous or table) or (writable and not arr.flags.writeable):
+                    raise ValueError(
+                        f"{name} must be C-contiguous{' (or the transpose of a C-contiguous table)' if l == 0 else ''}"
+                        f"{' and writable' if writable else ''}"
+                    )
 
     def _workspace(self, batch):
         """Activations, kept pre-activations and deltas for a batch size, allocated once and reused."""
@@ -344,9 +320,26 @@ class MLP:
         return ws
 
     def _gradient_buffers(self):
-        if self._grads is None:
+        # empty_like keeps each weight's layout: dW¹ has W¹'s (the kernels want them alike).
+        if self._grads is None or any(g.flags.c_contiguous != w.flags.c_contiguous
+                                      for g, w in zip(self._grads[0], self.weights)):
             self._grads = ([np.empty_like(w) for w in self.weights], [np.empty_like(b) for b in self.biases])
         return self._grads
+
+    @property
+    def embedding_layout(self):
+        """Whether W¹ is stored as an embedding table: ``weights[0]`` is then the transpose of a C-contiguous
+        (N_0, N_1) array, so the column of W¹ that an input picks is one contiguous row in memory. Training on
+        sparse input switches it on (that is where it pays: a sparse entry reads and updates one row); dense
+        input works in either layout."""
+        w = self.weights[0]
+        return bool(w.flags.f_contiguous and not w.flags.c_contiguous)
+
+    def _use_embedding_layout(self):
+        """Store W¹ as an embedding table (one copy, once). ``weights[0]`` becomes a new array (the transposed
+        view of the table): a reference to the old one no longer aliases the network."""
+        if not self.embedding_layout and self.layer_sizes[0] > 1 and self.layer_sizes[1] > 1:
+            self.weights[0] = np.ascontiguousarray(self.weights[0].T).T
 
     def _resolve_loss(self, loss):
         return default_loss(self.output_activation) if loss is None else check_loss(loss)
@@ -355,6 +348,8 @@ class MLP:
         self._check_parameters(writable)
         loss = self._resolve_loss(loss)
         x, _ = check_inputs(x, self.layer_sizes[0], self.dtype)
+        if writable and isinstance(x, CSR):
+            self._use_embedding_layout()  # training on sparse rows: the layout where they are cheap
         y = prepare_targets(loss, y, self.layer_sizes[-1], x.shape[0], self.dtype)
         return x, y, loss
 
@@ -386,7 +381,7 @@ class MLP:
         (at most 512 rows of) the data, so a network that starts far off is not blamed for it, and of the null
         loss, so a network that starts almost exact may still move (and at least 1e-12, never 0)."""
         step = -(-x.shape[0] // 512)
-        xs, ys = np.ascontiguousarray(x[::step]), np.ascontiguousarray(y[::step])
+        xs, ys = take_rows(x, np.arange(0, x.shape[0], step)), np.ascontiguousarray(y[::step])
         outs, zs, _ = self._forward(kernels, xs)
         current = kernels.loss_value(loss, self.output_activation, outs[-1], zs[-1], ys)
         scale = max(self._null_loss(kernels, loss, ys), 1e-12)
@@ -398,7 +393,7 @@ class MLP:
         for name, a in zip(_parameter_names(self.n_layers, len(params)), params):
             if not _all_finite([a]):
                 return FloatingPointError(f"the outputs are not finite because {name} holds NaN or infinity")
-        top = float(np.max(np.abs(x)))
+        top = largest_magnitude(x)
         widest = max(float(np.max(np.abs(w))) for w in self.weights)
         return FloatingPointError(
             f"the outputs are not finite: the {self.dtype.name} network overflowed (its inputs reach "

@@ -41,6 +41,8 @@ class Optimizer:
         limits = self._LIMITS.get(name)
         if limits is not None:
             value = _check_number(name, value, **limits)
+        elif name == "sparse_update":
+            value = _check_sparse_update(value)
         object.__setattr__(self, name, value)
 
     def _bind(self, params):
@@ -62,7 +64,7 @@ class Optimizer:
 
     def native_spec(self, params):
         """The tuple the ``train_epoch`` kernels take: (kind, lr, momentum, nesterov, weight_decay, beta1,
-        beta2, eps, step, state arrays)."""
+        beta2, eps, step, state arrays, lazy)."""
         raise NotImplementedError
 
     def advance(self, steps):
@@ -80,6 +82,15 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
 
+SPARSE_UPDATES = ("lazy", "dense")
+
+
+def _check_sparse_update(value):
+    if value not in SPARSE_UPDATES:
+        raise ValueError(f"sparse_update must be one of {', '.join(SPARSE_UPDATES)}; got {value!r}")
+    return value
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent, with optional (Nesterov) momentum.
 
@@ -94,6 +105,13 @@ class SGD(Optimizer):
         Nesterov's accelerated gradient (needs momentum > 0).
     weight_decay : float >= 0
         L2 penalty on the weights.
+    sparse_update : {"lazy", "dense"}
+        How a stateful update treats the first layer when the input is sparse (the optimizer's state makes
+        every weight move every step, even those the batch does not use). "lazy" (the default): only the
+        columns of W¹ that the batch's inputs use are updated, with their state — as PyTorch's SparseAdam and
+        embedding trainers do; a step costs what the batch touches, and weight decay reaches a column when
+        it is used. "dense": exactly the dense formulas, every column every step (correct and slow: a full
+        pass over W¹ per step). Plain SGD without momentum is always exact (weight decay included).
     """
 
     _LIMITS = {
@@ -102,12 +120,13 @@ class SGD(Optimizer):
         "weight_decay": dict(low=0),
     }
 
-    def __init__(self, lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(self, lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0, sparse_update="lazy"):
         super().__init__()
         self.lr = lr
         self.momentum = momentum
         self.nesterov = nesterov
         self.weight_decay = weight_decay
+        self.sparse_update = sparse_update
 
     def __setattr__(self, name, value):
         if name == "nesterov":
@@ -130,7 +149,8 @@ class SGD(Optimizer):
     def native_spec(self, params):
         self._bind(params)
         state = self._state if self.momentum else []
-        return ("sgd", self.lr, self.momentum, self.nesterov, self.weight_decay, 0.0, 0.0, 0.0, 0, state)
+        return ("sgd", self.lr, self.momentum, self.nesterov, self.weight_decay, 0.0, 0.0, 0.0, 0, state,
+                self.sparse_update == "lazy")
 
     def state_arrays(self):
         return [v for v in (self._state or []) if v is not None]
@@ -152,6 +172,9 @@ class Adam(Optimizer):
     eps : float > 0
     weight_decay : float >= 0
         L2 penalty on the weights, added to the gradient before the moments.
+    sparse_update : {"lazy", "dense"}
+        For a sparse input, whether only the columns of W¹ the batch uses move (with their moments) or every
+        column every step; see :class:`SGD`.
     """
 
     _LIMITS = {
@@ -162,13 +185,14 @@ class Adam(Optimizer):
         "weight_decay": dict(low=0),
     }
 
-    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, sparse_update="lazy"):
         super().__init__()
         self.lr = lr
         self.beta1 = beta1
         self.beta2 = beta2
         self.eps = eps
         self.weight_decay = weight_decay
+        self.sparse_update = sparse_update
 
     def _init_state(self, params):
         return {"m": [np.zeros_like(p) for p in params], "v": [np.zeros_like(p) for p in params], "t": 0}
@@ -177,7 +201,7 @@ class Adam(Optimizer):
         self._bind(params)
         s = self._state
         return ("adam", self.lr, 0.0, False, self.weight_decay, self.beta1, self.beta2, self.eps, s["t"],
-                s["m"] + s["v"])
+                s["m"] + s["v"], self.sparse_update == "lazy")
 
     def advance(self, steps):
         self._state["t"] += steps

@@ -10,7 +10,8 @@ from . import _backend
 from ._progress import Progress
 from .datasets import train_test_split
 from .losses import prepare_targets
-from .network import (EXPLOSION, MLP, cast_sample_weight, check_bool, check_inputs, check_sample_weight,
+from ._validation import CSR, check_inputs, take_rows
+from .network import (EXPLOSION, MLP, _all_finite, cast_sample_weight, check_bool, check_sample_weight,
                       check_seed, divergence_cause)
 from .optim import SGD, make_optimizer
 from .schedules import make_schedule
@@ -152,8 +153,9 @@ def _split_validation(net, x, y, sw, loss, fraction, seed):
     keep = np.ones(n, dtype=bool)
     keep[val] = False
     val = np.sort(val)
+    keep = np.flatnonzero(keep)
     pick = lambda a, rows: None if a is None else np.ascontiguousarray(a[rows])  # noqa: E731
-    return (x[keep], y[keep], pick(sw, keep)), (x[val], y[val], pick(sw, val))
+    return (take_rows(x, keep), y[keep], pick(sw, keep)), (take_rows(x, val), y[val], pick(sw, val))
 
 
 _MONITORS = ("val_loss", "val_accuracy")
@@ -274,7 +276,8 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
     history.stop_reason = "epochs"
     outs, zs, deltas = net._workspace(batch)
     dws, dbs = net._gradient_buffers()
-    xbuf = np.empty((batch, x.shape[1]), dtype=net.dtype) if shuffle else None
+    # Shuffled dense batches are gathered into xbuf; sparse rows are read in place through the order.
+    xbuf = np.empty((batch, x.shape[1]), dtype=net.dtype) if shuffle and not isinstance(x, CSR) else None
     ybuf = np.empty((batch, y.shape[1]), dtype=net.dtype) if shuffle else None
     reporter = Progress(epochs, stream=sys.stderr, enabled=bool(progress))
     if schedule is not None:
@@ -291,8 +294,9 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
             params = _current_parameters(net, epoch)
             order = rng.permutation(n) if shuffle else None
             spec = optimizer.native_spec(params)
-            # A snapshot per epoch (O(parameters), small next to an epoch) lets a diverging epoch be undone.
-            snapshot = [a.copy() for a in params + optimizer.state_arrays()]
+            # A snapshot per epoch (O(parameters), small next to an epoch) lets a diverging epoch be undone; its
+            # buffers are the network's, kept between epochs (no allocation, no page faults per epoch).
+            snapshot = net._snapshot(params + optimizer.state_arrays())
             total, done, bad_start, bad_loss = kernels.train_epoch(
                 net.weights, net.biases, net.activations, loss, x, y, order, batch, outs, zs, deltas, dws, dbs,
                 xbuf, ybuf, net.straight_through, spec, *extra,
@@ -303,7 +307,7 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
             # Divergence: a non-finite loss or weights, or a loss exploding far past where it started (a
             # too-large step can leave every value finite, e.g. losses of 1e20 and weights of 1e17).
             exploded = epoch_loss > EXPLOSION * scale
-            if bad_start >= 0 or exploded or not all(np.isfinite(p).all() for p in params):
+            if bad_start >= 0 or exploded or not _all_finite(params):
                 for target, saved in zip(params + optimizer.state_arrays(), snapshot):
                     np.copyto(target, saved)
                 optimizer.advance(-batches)

@@ -20,11 +20,13 @@ import pyfastnn as pf  # noqa: E402
 # Checks that cannot hold for stochastic mini-batch training, with why. scikit-learn lists the same check as an
 # expected failure for its own MLPs (sklearn/utils/_test_common/instance_generator.py runs it only for lbfgs,
 # or for sgd with a loose tol).
+_SGD_WEIGHTS = (
+    "a sample of weight 2 and the same sample twice land in different shuffled mini-batches, so the SGD "
+    "trajectories differ; full-batch equivalence is tested in tests/test_fit_features.py"
+)
 EXPECTED_FAILURES = {
-    "check_sample_weight_equivalence_on_dense_data": (
-        "a sample of weight 2 and the same sample twice land in different shuffled mini-batches, so the SGD "
-        "trajectories differ; full-batch equivalence is tested in tests/test_fit_features.py"
-    ),
+    "check_sample_weight_equivalence_on_dense_data": _SGD_WEIGHTS,
+    "check_sample_weight_equivalence_on_sparse_data": _SGD_WEIGHTS,  # the same, with sparse X
 }
 
 

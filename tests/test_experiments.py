@@ -79,12 +79,24 @@ def _check_approximation(result):
     assert result["rms_error"][-1] < result["rms_error"][0]
 
 
+def _check_one_hot_words(result):
+    assert result["accuracy"] > 0.7  # the bag of words learns sentiment even in the quick run
+    assert result["vocabulary"] > 500
+    assert 0.5 < result["agreement"] <= 1
+    pushed = set(result["to_negative"]) | set(result["to_positive"])
+    assert len(pushed) == len(result["to_negative"]) + len(result["to_positive"])  # no word on both sides
+    # The strongest words are the ones any reader would pick (the data is 50/50, so these are learnt, not priors).
+    assert {"bad", "worst", "poor", "awful", "terrible"} & set(result["to_negative"])
+    assert {"great", "excellent", "love", "nice", "good"} & set(result["to_positive"])
+
+
 CHECKS = {
     "matmat": _check_matmat,
     "gd-sgd-minibatch": _check_gd_sgd_minibatch,
     "deep-vs-shallow": _check_deep_vs_shallow,
     "linear-collapse": _check_linear_collapse,
     "approximation": _check_approximation,
+    "one-hot-words": _check_one_hot_words,
 }
 
 

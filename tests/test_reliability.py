@@ -164,7 +164,7 @@ def test_valid_assignments_work_and_keep_the_optimizer_usable(backend_name):
     net.train_step(X[:16], Y[:16], optimizer=opt)
     assert type(opt.lr) is float and opt.lr == pytest.approx(0.05)
     assert opt.get_config() == {"name": "SGD", "lr": opt.lr, "momentum": 0.9, "nesterov": False,
-                                "weight_decay": 0.0}
+                                "weight_decay": 0.0, "sparse_update": "lazy"}
     assert repr(opt).startswith("SGD(lr=0.05")
     for other in (pickle.loads(pickle.dumps(opt)), copy.deepcopy(opt), copy.copy(opt)):
         assert other.get_config() == opt.get_config()

@@ -27,6 +27,22 @@ struct rowops {
     // rows x cols block: z += bias (row-wise, skipped when bias is null), out = softmax of each row of z (out
     // may equal z). float32 takes its exponentials from a polynomial (~1-2 ulp) rather than libm.
     void (*softmax)(std::int64_t rows, std::int64_t cols, T* z, const T* bias, T* out);
+    // out[0..n) = alpha·Σ_q val[q]·base[idx[q]·ld + 0..n), or out += that when accumulate: a weighted sum of a
+    // few rows of a row-major matrix (the rows of an embedding table a sparse input picks, or the rows of a
+    // delta that one column of a sparse batch meets). out must not overlap the rows read. prefetch: rows that
+    // may be far in memory (a large table) are prefetched a few entries ahead.
+    void (*gather_axpy)(std::int64_t count, const std::int32_t* idx, const T* val, const T* base, std::int64_t ld,
+                        std::int64_t n, T alpha, T* out, bool accumulate, bool prefetch);
+    // The small-batch kernels for a first layer stored as a table E = Wᵀ (n_in x ld_e, row-major), on the
+    // columns 0..width of e (the caller offsets e, and z, to its slice). Forward: z[r, c] = Σ_j x[r, j] E[j, c]
+    // for rows (1..8) rows of x (rows x n_in), no bias; z has row stride ldz.
+    void (*table_small_forward)(std::int64_t rows, std::int64_t n_in, std::int64_t width, const T* e,
+                                std::int64_t ld_e, const T* x, T* z, std::int64_t ldz);
+    // Plain SGD on rows j = 0..count of E (width n_out, row stride n_out): E[j, :] ← decay·E[j, :] −
+    // eta·Σ_r a[r, j]·delta[r, :] for rows (1..8) rows; a has row stride ld_a (the caller offsets it to the
+    // first j), delta is rows x n_out. The bias is the caller's.
+    void (*table_rank_k)(std::int64_t rows, std::int64_t count, std::int64_t n_out, T* e, const T* a,
+                         std::int64_t ld_a, const T* delta, T eta, T decay);
 };
 
 const rowops<float>& active_rowops_f32();

@@ -164,6 +164,191 @@ inline void small_batch_forward(std::int64_t rows, std::int64_t n_out, std::int6
     }
 }
 
+// A 32-byte vector of GCC's generic vector extension: each ISA's translation unit lowers it to its own registers
+// (one AVX register, two SSE/NEON ones). Used where the auto-vectoriser is unreliable: for the gathered sums
+// below, GCC -O3 jams two iterations of the row loop together and leaves the column loop scalar.
+template <class T>
+struct vec32_of;
+template <>
+struct vec32_of<float> {
+    typedef float type __attribute__((vector_size(32)));
+};
+template <>
+struct vec32_of<double> {
+    typedef double type __attribute__((vector_size(32)));
+};
+template <class T>
+using vec32 = typename vec32_of<T>::type;
+
+// How many entries ahead the gathers below prefetch their rows: rows of a large table miss the caches, and
+// the out-of-order window alone keeps too few of those misses in flight.
+constexpr std::int64_t gather_prefetch_distance = 8;
+
+// out (+)= alpha·Σ_q val[q]·row_q over NV vectors of columns, the partial sums held in NV registers while every
+// row of the sum streams past once. prefetch_bytes > 0: also prefetch that many bytes of the row
+// gather_prefetch_distance entries ahead (the first pass over a row prefetches all of it for the later ones).
+template <class T, int NV>
+inline void gather_vectors(std::int64_t count, const std::int32_t* __restrict idx, const T* __restrict val,
+                           const T* __restrict base, std::int64_t ld, T alpha, T* __restrict out, bool accumulate,
+                           std::int64_t prefetch_bytes) {
+    constexpr int lanes = int(32 / sizeof(T));
+    vec32<T> acc[NV];
+    for (int c = 0; c < NV; ++c) acc[c] = vec32<T>{};
+    for (std::int64_t q = 0; q < count; ++q) {
+        if (prefetch_bytes > 0 && q + gather_prefetch_distance < count) {
+            const char* ahead = reinterpret_cast<const char*>(base + std::int64_t(idx[q + gather_prefetch_distance]) * ld);
+            for (std::int64_t b = 0; b < prefetch_bytes; b += 64) __builtin_prefetch(ahead + b);
+        }
+        const T v = val[q];
+        const T* row = base + std::int64_t(idx[q]) * ld;
+        for (int c = 0; c < NV; ++c) {
+            vec32<T> r;
+            std::memcpy(&r, row + c * lanes, sizeof r);  // an unaligned vector load
+            acc[c] += v * r;
+        }
+    }
+    for (int c = 0; c < NV; ++c) {
+        vec32<T> o = alpha * acc[c];
+        if (accumulate) {
+            vec32<T> old;
+            std::memcpy(&old, out + c * lanes, sizeof old);
+            o += old;
+        }
+        std::memcpy(out + c * lanes, &o, sizeof o);
+    }
+}
+
+template <class T>
+inline void gather_axpy(std::int64_t count, const std::int32_t* __restrict idx, const T* __restrict val,
+                        const T* __restrict base, std::int64_t ld, std::int64_t n, T alpha, T* __restrict out,
+                        bool accumulate, bool prefetch) {
+    constexpr int lanes = int(32 / sizeof(T));
+    constexpr int wide = 8;  // vectors per pass: 8 accumulators + the broadcast fit AVX2's 16 registers
+    std::int64_t prefetch_bytes = prefetch ? n * std::int64_t(sizeof(T)) : 0;
+    std::int64_t j = 0;
+    for (; j + wide * lanes <= n; j += wide * lanes) {
+        gather_vectors<T, wide>(count, idx, val, base + j, ld, alpha, out + j, accumulate, prefetch_bytes);
+        prefetch_bytes = 0;
+    }
+    for (; j + lanes <= n; j += lanes) {
+        gather_vectors<T, 1>(count, idx, val, base + j, ld, alpha, out + j, accumulate, prefetch_bytes);
+        prefetch_bytes = 0;
+    }
+    if (j == n) return;
+    // The last columns (fewer than one vector), one at a time.
+    for (; j < n; ++j) {
+        T acc = 0;
+        for (std::int64_t q = 0; q < count; ++q) acc += val[q] * base[std::int64_t(idx[q]) * ld + j];
+        out[j] = accumulate ? out[j] + alpha * acc : alpha * acc;
+    }
+}
+
+// z (R rows x width) (+)= X E over rows j of the table (a block that stays in L2 while every column chunk passes
+// over it): each row of E streams once past all rows of X, the sums of NV vectors of columns per row of X held
+// in registers: R broadcasts + R·NV sums + one vector of E fit AVX2's 16 registers.
+template <class T, int R>
+inline void table_forward_rows(std::int64_t n_in, std::int64_t width, const T* __restrict e, std::int64_t ld_e,
+                               const T* __restrict x, std::int64_t ld_x, T* __restrict z, std::int64_t ldz,
+                               bool accumulate) {
+    constexpr int lanes = int(32 / sizeof(T));
+    constexpr int NV = (15 - R) / R > 8 ? 8 : (15 - R) / R;
+    std::int64_t c0 = 0;
+    for (; c0 + NV * lanes <= width; c0 += NV * lanes) {
+        vec32<T> acc[R][NV];
+        for (int r = 0; r < R; ++r)
+            for (int v = 0; v < NV; ++v) {
+                acc[r][v] = vec32<T>{};
+                if (accumulate) std::memcpy(&acc[r][v], z + r * ldz + c0 + v * lanes, sizeof acc[r][v]);
+            }
+        for (std::int64_t j = 0; j < n_in; ++j) {
+            T xs[R];
+            for (int r = 0; r < R; ++r) xs[r] = x[r * ld_x + j];
+            const T* ej = e + j * ld_e + c0;
+            for (int v = 0; v < NV; ++v) {
+                vec32<T> ev;
+                std::memcpy(&ev, ej + v * lanes, sizeof ev);
+                for (int r = 0; r < R; ++r) acc[r][v] += xs[r] * ev;
+            }
+        }
+        for (int r = 0; r < R; ++r)
+            for (int v = 0; v < NV; ++v) std::memcpy(z + r * ldz + c0 + v * lanes, &acc[r][v], sizeof acc[r][v]);
+    }
+    // The last columns (fewer than NV vectors), one at a time.
+    for (std::int64_t c = c0; c < width; ++c)
+        for (int r = 0; r < R; ++r) {
+            T sum = accumulate ? z[r * ldz + c] : T(0);
+            for (std::int64_t j = 0; j < n_in; ++j) sum += x[r * ld_x + j] * e[j * ld_e + c];
+            z[r * ldz + c] = sum;
+        }
+}
+
+// Rows of E per block of table_small_forward: 64 KB of the slice, so a block stays in L2 through its column
+// chunks instead of every chunk streaming the whole table from memory.
+template <class T>
+inline std::int64_t table_block_rows(std::int64_t width) {
+    const std::int64_t rows = (64 * 1024 / std::int64_t(sizeof(T))) / (width > 0 ? width : 1);
+    return rows < 8 ? 8 : rows;
+}
+
+template <class T>
+inline void table_small_forward(std::int64_t rows, std::int64_t n_in, std::int64_t width, const T* e,
+                                std::int64_t ld_e, const T* x, T* z, std::int64_t ldz) {
+    const std::int64_t block = table_block_rows<T>(width);
+    for (std::int64_t j0 = 0; j0 < n_in; j0 += block) {
+        const std::int64_t nj = n_in - j0 < block ? n_in - j0 : block;
+        const T* eb = e + j0 * ld_e;
+        const bool acc = j0 > 0;
+        for (std::int64_t r = 0; r < rows;) {
+            const std::int64_t left = rows - r;
+            const T* xr = x + r * n_in + j0;
+            T* zr = z + r * ldz;
+            if (left >= 4) {
+                table_forward_rows<T, 4>(nj, width, eb, ld_e, xr, n_in, zr, ldz, acc);
+                r += 4;
+            } else if (left == 3) {
+                table_forward_rows<T, 3>(nj, width, eb, ld_e, xr, n_in, zr, ldz, acc);
+                r += 3;
+            } else if (left == 2) {
+                table_forward_rows<T, 2>(nj, width, eb, ld_e, xr, n_in, zr, ldz, acc);
+                r += 2;
+            } else {
+                table_forward_rows<T, 1>(nj, width, eb, ld_e, xr, n_in, zr, ldz, acc);
+                r += 1;
+            }
+        }
+    }
+}
+
+template <class T, int R>
+inline void table_rank_k_rows(std::int64_t count, std::int64_t n_out, T* __restrict e, const T* __restrict a,
+                              std::int64_t ld_a, const T* __restrict delta, T eta, T decay) {
+    for (std::int64_t j = 0; j < count; ++j) {
+        T* __restrict ej = e + j * n_out;
+        T s[R];
+        for (int r = 0; r < R; ++r) s[r] = eta * a[r * ld_a + j];
+        for (std::int64_t c = 0; c < n_out; ++c) {
+            T upd = 0;
+            for (int r = 0; r < R; ++r) upd += s[r] * delta[r * n_out + c];
+            ej[c] = ej[c] * decay - upd;
+        }
+    }
+}
+
+template <class T>
+inline void table_rank_k(std::int64_t rows, std::int64_t count, std::int64_t n_out, T* e, const T* a,
+                         std::int64_t ld_a, const T* delta, T eta, T decay) {
+    switch (rows) {
+        case 1: return table_rank_k_rows<T, 1>(count, n_out, e, a, ld_a, delta, eta, decay);
+        case 2: return table_rank_k_rows<T, 2>(count, n_out, e, a, ld_a, delta, eta, decay);
+        case 3: return table_rank_k_rows<T, 3>(count, n_out, e, a, ld_a, delta, eta, decay);
+        case 4: return table_rank_k_rows<T, 4>(count, n_out, e, a, ld_a, delta, eta, decay);
+        case 5: return table_rank_k_rows<T, 5>(count, n_out, e, a, ld_a, delta, eta, decay);
+        case 6: return table_rank_k_rows<T, 6>(count, n_out, e, a, ld_a, delta, eta, decay);
+        case 7: return table_rank_k_rows<T, 7>(count, n_out, e, a, ld_a, delta, eta, decay);
+        default: return table_rank_k_rows<T, 8>(count, n_out, e, a, ld_a, delta, eta, decay);
+    }
+}
+
 }  // namespace rowops_impl
 }  // namespace pyfastnn
 
@@ -191,6 +376,22 @@ inline void small_batch_forward(std::int64_t rows, std::int64_t n_out, std::int6
                                                  T* out) {                                                    \
         rowops_impl::softmax_rows<T>(rows, cols, z, bias, out);                                               \
     }                                                                                                         \
-    const rowops<T> NAME##_table = {NAME##_rank_k, NAME##_bias_relu, NAME##_relu_backward, NAME##_small_fwd,   \
-                                    NAME##_softmax};                                                          \
+    __attribute__((flatten)) void NAME##_gather_axpy(std::int64_t count, const std::int32_t* idx, const T* val, \
+                                                     const T* base, std::int64_t ld, std::int64_t n, T alpha,  \
+                                                     T* out, bool accumulate, bool prefetch) {                 \
+        rowops_impl::gather_axpy<T>(count, idx, val, base, ld, n, alpha, out, accumulate, prefetch);          \
+    }                                                                                                         \
+    __attribute__((flatten)) void NAME##_table_fwd(std::int64_t rows, std::int64_t n_in, std::int64_t width,    \
+                                                   const T* e, std::int64_t ld_e, const T* x, T* z,           \
+                                                   std::int64_t ldz) {                                        \
+        rowops_impl::table_small_forward<T>(rows, n_in, width, e, ld_e, x, z, ldz);                           \
+    }                                                                                                         \
+    __attribute__((flatten)) void NAME##_table_rank_k(std::int64_t rows, std::int64_t count, std::int64_t n_out, \
+                                                      T* e, const T* a, std::int64_t ld_a, const T* d, T eta,  \
+                                                      T decay) {                                              \
+        rowops_impl::table_rank_k<T>(rows, count, n_out, e, a, ld_a, d, eta, decay);                          \
+    }                                                                                                         \
+    const rowops<T> NAME##_table = {NAME##_rank_k,  NAME##_bias_relu,   NAME##_relu_backward,                  \
+                                    NAME##_small_fwd, NAME##_softmax,   NAME##_gather_axpy,                    \
+                                    NAME##_table_fwd, NAME##_table_rank_k};                                    \
     }
