@@ -3,8 +3,10 @@
 File format (version 2): a NumPy ``.npz`` archive (a zip of ``.npy`` arrays) holding
 
     header   uint8 array: UTF-8 JSON {"format": "pyfastnn.MLP", "format_version": 1 or 2, "pyfastnn_version",
-             "layer_sizes", "activations", "dtype", "init", "straight_through", "sha256"}, and in version 2
-             "text": {"featurizer", "params", "classes"} (a text classifier's featurizer and class names)
+             "layer_sizes", "activations", "dtype", "init", "straight_through", "sha256"}, optionally
+             "classes" and "feature_names" (the network's ``classes_`` and ``feature_names_``), and in
+             version 2 "text": {"featurizer", "params", "classes"} (a text classifier's featurizer and
+             class names)
     W0..W{L-1}, b0..b{L-1}   the weights (N_l, N_{l-1}) and biases (N_l,) in the network's dtype; W0 of a
              network in the embedding layout is stored in Fortran order (the .npy header says so) and
              loads in that layout
@@ -12,18 +14,20 @@ File format (version 2): a NumPy ``.npz`` archive (a zip of ``.npy`` arrays) hol
              vocab_utf8[vocab_offsets[i]:vocab_offsets[i + 1]] (int64 (N_0 + 1,) and uint8 arrays)
 
 A file is written as version 1 unless it needs version 2 (a text classifier), so plain networks stay readable
-by older pyfastnn. ``sha256`` is the hex digest of the raw bytes of W0, b0, W1, b1, ..., then of the vocabulary
-arrays, in that order: a file whose arrays were changed or damaged fails to load. Only those members are read,
-as plain .npy arrays of the recorded dtype (never pickled objects, so a file cannot run code), and only after
-their headers and sizes agree with the model header.
+by older pyfastnn. The optional keys need no new version: a reader that does not know them ignores them and
+loads the same network, which then cannot name its labels. ``sha256`` is the hex digest of the raw bytes of
+W0, b0, W1, b1, ..., then of the vocabulary arrays, in that order: a file whose arrays were changed or
+damaged fails to load. Only those members are read, as plain .npy arrays of the recorded dtype (never pickled
+objects, so a file cannot run code), and only after their headers and sizes agree with the model header.
 """
 
 import hashlib
 import json
 import math
+import numbers
 import os
+import secrets
 import stat
-import tempfile
 import zipfile
 import zlib
 
@@ -49,13 +53,60 @@ def _interleaved(net):
     return [a for pair in zip(net.weights, net.biases) for a in pair]
 
 
+def _names(values, count, what, numeric):
+    """``values`` as the list a header records: ``count`` strings, or when ``numeric`` ``count`` distinct
+    strings or finite numbers (not a mix). Raises TypeError or ValueError naming ``what``."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or getattr(values, "ndim", 1) != 1:
+        raise TypeError(f"{what} must be a sequence of {count} {'labels' if numeric else 'names'}; got "
+                        f"{type(values).__name__}")
+    items = [v.item() if isinstance(v, np.generic) else v for v in values]
+    if len(items) != count:
+        raise ValueError(f"{what} must hold {count} entries (one per {'class' if numeric else 'input'}); "
+                         f"got {len(items)}")
+    kinds = ["string" if isinstance(v, str) else
+             "number" if numeric and isinstance(v, numbers.Real) and math.isfinite(v) else None
+             for v in items]
+    if set(kinds) not in ({"string"}, {"number"}):
+        odd = [v for v, k in zip(items, kinds) if k is None]
+        got = f"{odd[0]!r}" if odd else "a mix of strings and numbers"
+        wanted = "all strings or all finite numbers" if numeric else "strings"
+        raise TypeError(f"{what} must be {wanted}; got {got}")
+    if numeric and len(set(items)) != count:
+        raise ValueError(f"{what} must be distinct; got {items}")
+    return items
+
+
+def _n_classes(net):
+    """How many labels predict_labels gives: one per output, or 2 for a single thresholded output."""
+    return max(net.layer_sizes[-1], 2)
+
+
+def _create_temporary(folder):
+    """A new file ``.pyfastnn-*.tmp`` in ``folder``, open for writing: (fd, path). Created as open() creates
+    files, so the kernel gives it mode 0666 less the umask (tempfile.mkstemp would force 0600)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(folder, f".pyfastnn-{secrets.token_hex(8)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file in {folder}: 100 random names were taken")
+
+
 def save(net, path, text=None):
     """Write ``net`` to ``path`` (the name is used as given; ``.npz`` is not appended). Atomic: a crash mid-write
-    leaves any earlier file intact. ``text``: (description, arrays) of a text classifier's featurizer
-    (:meth:`pyfastnn.text.TextClassifier.save` passes it)."""
+    leaves any earlier file intact. The file gets mode 0666 less the umask, as open() would give it.
+    ``net.classes_`` and ``net.feature_names_`` are recorded when set. ``text``: (description, arrays) of a
+    text classifier's featurizer (:meth:`pyfastnn.text.TextClassifier.save` passes it)."""
     from . import __version__
 
     net._check_parameters()
+    labels = {}
+    if net.classes_ is not None:
+        labels["classes"] = _names(net.classes_, _n_classes(net), "net.classes_", numeric=True)
+    if net.feature_names_ is not None:
+        labels["feature_names"] = _names(net.feature_names_, net.layer_sizes[0], "net.feature_names_", False)
     extra = {} if text is None else {k: text[1][k] for k in _TEXT_ARRAYS if k in text[1]}
     header = {
         "format": FORMAT,
@@ -67,17 +118,22 @@ def save(net, path, text=None):
         "init": net.init,
         "straight_through": net.straight_through,
         "sha256": _digest(_interleaved(net) + list(extra.values())),
+        **labels,
     }
     if text is not None:
         header["text"] = text[0]
-    arrays = {"header": np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)}
+    encoded = json.dumps(header).encode("utf-8")
+    if len(encoded) > _MAX_HEADER_BYTES:
+        raise ValueError(f"the model header would take {len(encoded):,} bytes, more than load reads "
+                         f"({_MAX_HEADER_BYTES:,}); set net.feature_names_ = None or use shorter names")
+    arrays = {"header": np.frombuffer(encoded, dtype=np.uint8)}
     for l, (w, b) in enumerate(zip(net.weights, net.biases)):
         arrays[f"W{l}"] = w
         arrays[f"b{l}"] = b
     arrays.update(extra)
     path = _check_path(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".pyfastnn-", suffix=".tmp")
+    fd, tmp = _create_temporary(folder)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -271,6 +327,13 @@ def _load_archive(archive, path, MLP, check_dtype):
     extra = _read_text_arrays(archive, path, text)
     if _digest(_interleaved(net) + list(extra.values())) != header.get("sha256"):
         raise ValueError(f"{path}: the arrays do not match the checksum in the header (file corrupted or edited)")
+    try:
+        if header.get("classes") is not None:
+            net.classes_ = np.asarray(_names(header["classes"], _n_classes(net), "classes", numeric=True))
+        if header.get("feature_names") is not None:
+            net.feature_names_ = np.asarray(_names(header["feature_names"], sizes[0], "feature_names", False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: invalid model header: {exc}") from None
     if text is None:
         return net
     from .text._model import from_saved

@@ -147,7 +147,17 @@ class MLP:
         W^l of shape (N_l, N_{l-1}); writable in place.
     biases : list of ndarray
         b^l of shape (N_l,); writable in place.
+    classes_ : ndarray, shape (n_classes,), or None
+        What each label of :meth:`predict_labels` stands for (``net.classes_[net.predict_labels(x)]``): saved
+        in the model file and set by :func:`pyfastnn.load` when the file records it (``pyfastnn train`` does);
+        None otherwise. n_classes is N_L, or 2 for a single output.
+    feature_names_ : ndarray of str, shape (N_0,), or None
+        The name of each input (a CSV header), saved and loaded like ``classes_``; None when unknown.
     """
+
+    # Class attributes, so networks pickled before these existed unpickle with them.
+    classes_ = None
+    feature_names_ = None
 
     def __init__(
         self,

@@ -333,3 +333,145 @@ def test_pathlike_accepted(tmp_path):
     path = pathlib.PurePath(tmp_path / "p")
     net.save(path)
     assert_same_network(net, pf.load(path))
+
+
+# ---- class labels and feature names in the header ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sizes, classes",
+    [
+        ([3, 4, 3], ["cat", "dog", "émeu"]),  # names, non-ASCII included
+        ([3, 4, 3], np.array([3, 5, 11])),  # numbers that are not 0..k-1
+        ([3, 4, 3], [0.5, 1.5, -2.0]),
+        ([3, 4, 1], ["no", "yes"]),  # a single thresholded output gives two labels
+    ],
+)
+def test_classes_and_feature_names_round_trip(tmp_path, sizes, classes):
+    net = trained_net(sizes, np.float32)
+    net.classes_ = classes
+    net.feature_names_ = ["height", "width", "depth"]
+    path = tmp_path / "model.npz"
+    net.save(path)
+    loaded = pf.load(path)
+    assert_same_network(net, loaded)
+    assert isinstance(loaded.classes_, np.ndarray)
+    assert loaded.classes_.tolist() == np.asarray(classes).tolist()
+    assert loaded.feature_names_.tolist() == ["height", "width", "depth"]
+    x = RNG.standard_normal((20, 3)).astype(np.float32)
+    expected = np.asarray(classes)[net.predict_labels(x)]
+    assert np.array_equal(loaded.classes_[loaded.predict_labels(x)], expected)
+    # Optional keys, so the file stays version 1: older readers load the same network and ignore them.
+    assert _header(_arrays(path))["format_version"] == 1
+
+
+def test_a_network_without_labels_saves_no_keys_and_loads_none(tmp_path):
+    path = _saved(tmp_path)
+    header = _header(_arrays(path))
+    assert "classes" not in header and "feature_names" not in header
+    net = pf.load(path)
+    assert net.classes_ is None and net.feature_names_ is None
+    header.update(classes=None, feature_names=None)  # null keys mean unknown too
+    _write(path, _with_header(_arrays(path), header))
+    net = pf.load(path)
+    assert net.classes_ is None and net.feature_names_ is None
+
+
+def test_unknown_header_keys_are_ignored(tmp_path):
+    # What lets optional keys go without a version bump: the reader ignores keys it does not know.
+    path = _saved(tmp_path)
+    original = pf.load(path)
+    header = _header(_arrays(path))
+    header["added_by_a_later_version"] = {"anything": [1, 2]}
+    _write(path, _with_header(_arrays(path), header))
+    assert_same_network(original, pf.load(path))
+
+
+@pytest.mark.parametrize(
+    "attribute, value, error, words",
+    [
+        ("classes_", ["a", "b"], ValueError, "net.classes_ must hold 3 entries"),
+        ("classes_", ["a", 1, 2], TypeError, "a mix of strings and numbers"),
+        ("classes_", [1.0, float("nan"), 2.0], TypeError, "got nan"),
+        ("classes_", [1, None, 2], TypeError, "got None"),
+        ("classes_", ["a", "b", "a"], ValueError, "distinct"),
+        ("classes_", "abc", TypeError, "sequence of 3 labels; got str"),
+        ("classes_", 3, TypeError, "got int"),
+        ("classes_", np.array([["a", "b", "c"]]), TypeError, "got ndarray"),
+        ("feature_names_", ["x", "y"], ValueError, "net.feature_names_ must hold 4 entries"),
+        ("feature_names_", [1, 2, 3, 4], TypeError, "net.feature_names_ must be strings; got 1"),
+    ],
+)
+def test_bad_labels_are_refused_before_writing(tmp_path, attribute, value, error, words):
+    net = trained_net([4, 5, 3], np.float32)
+    setattr(net, attribute, value)
+    with pytest.raises(error, match=words):
+        net.save(tmp_path / "model.npz")
+    assert os.listdir(tmp_path) == []  # neither the model nor a temporary file
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"classes": ["a", "b"]}, "classes must hold 3 entries"),
+        ({"classes": ["a", 1, "c"]}, "classes must be all strings or all finite numbers"),
+        ({"classes": [1, 1, 2]}, "distinct"),
+        ({"classes": {"a": 1}}, "classes must hold 3 entries"),
+        ({"classes": "abc"}, "sequence of 3 labels"),
+        ({"feature_names": ["a", "b", "c"]}, "feature_names must hold 4 entries"),
+        ({"feature_names": [[1], "b", "c", "d"]}, "feature_names must be strings"),
+    ],
+)
+def test_bad_labels_in_a_file_are_invalid_headers(tmp_path, change, words):
+    path = _saved(tmp_path)
+    arrays = _arrays(path)
+    header = _header(arrays)
+    header.update(change)
+    _write(path, _with_header(arrays, header))
+    with pytest.raises(ValueError, match="invalid model header") as info:
+        pf.load(path)
+    assert words in str(info.value) and str(path) in str(info.value)
+
+
+def test_a_header_longer_than_load_reads_is_refused_on_save(tmp_path):
+    net = pf.MLP([3000, 2], seed=0)
+    net.feature_names_ = [f"{i:0400d}" for i in range(3000)]  # 1.2 MB of names
+    with pytest.raises(ValueError, match="net.feature_names_ = None"):
+        net.save(tmp_path / "model.npz")
+    assert os.listdir(tmp_path) == []
+    net.feature_names_ = [f"pixel{i}" for i in range(3000)]
+    net.save(tmp_path / "model.npz")
+    assert pf.load(tmp_path / "model.npz").feature_names_[-1] == "pixel2999"
+
+
+def test_labels_survive_copy_and_pickle_and_old_pickles_get_none():
+    import pickle
+
+    net = pf.MLP([2, 3], seed=0)
+    net.classes_ = np.array(["a", "b", "c"])
+    for other in (net.copy(), net.astype(np.float64), pickle.loads(pickle.dumps(net))):
+        assert other.classes_.tolist() == ["a", "b", "c"] and other.feature_names_ is None
+    old = net.__getstate__()
+    del old["classes_"]  # the state of a network pickled before the attribute existed
+    revived = object.__new__(pf.MLP)
+    revived.__setstate__(old)
+    assert revived.classes_ is None and revived.feature_names_ is None
+
+
+# ---- permissions -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002, 0o027])
+def test_model_files_get_the_umask_permissions(tmp_path, umask):
+    path = tmp_path / "model.npz"
+    previous = os.umask(umask)
+    try:
+        pf.MLP([3, 2], seed=0).save(path)
+        first = os.stat(path).st_mode & 0o777
+        pf.MLP([3, 2], seed=1).save(path)  # replacing a file: the new one gets the same permissions
+        second = os.stat(path).st_mode & 0o777
+    finally:
+        os.umask(previous)
+    assert first == second == 0o666 & ~umask
+    assert os.listdir(tmp_path) == ["model.npz"]  # the temporary file was renamed, not left behind
