@@ -1,7 +1,11 @@
 """The multilayer perceptron: parameters, forward pass, loss, gradients and one training step."""
 
+import contextlib
+import functools
 import math
 import numbers
+import os
+import threading
 
 import numpy as np
 
@@ -117,6 +121,113 @@ def divergence_cause(before, n_layers, x, y, lr):
     return f"try a smaller learning rate (lr={lr:g})"
 
 
+# ---- one network, several threads -------------------------------------------------------------------------
+#
+# Why this scheme: training mutates the weights and reuses scratch buffers, so two training calls on one
+# network cannot share it; they are serialised (a reentrant lock: a callback of fit may call train_step).
+# Raising an error instead would turn a harmless pattern, threads taking turns to train one model, into
+# failures. Inference must stay fast when several threads predict with one trained network, so it never takes
+# that lock: each call borrows its own activation buffers from a small pool, and inference calls run side by
+# side (the kernels release the GIL). Against training, inference is a reader and the weight updates are the
+# writer of a readers-writer lock held per native epoch (per train_step): a predict during fit waits at most
+# one epoch and sees the weights of an epoch boundary, never a half-updated network. The writer is fair: its
+# release lets the readers already waiting in before the next epoch starts, so neither side starves.
+
+_fork_generation = 0  # bumped in a forked child: the guards of the parent (perhaps held by a thread that does
+_making_guard = threading.Lock()  # not exist in the child) are then replaced on first use
+
+
+def _after_fork_in_child():
+    global _fork_generation, _making_guard
+    _fork_generation += 1
+    _making_guard = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _Guard:
+    """The locks and the workspace pool of one network: never pickled nor copied (see ``MLP._guard``)."""
+
+    MAX_SIZES = 4  # batch sizes kept: full batch, mini-batch, last partial batch, one evaluation size
+    MAX_FREE = 4  # free workspaces kept per size (one per thread predicting at once)
+
+    def __init__(self):
+        self.generation = _fork_generation
+        self.training = threading.RLock()
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0  # inference calls running
+        self._readers_waiting = 0
+        self._writing = False
+        self._writers_waiting = 0
+        self._admitted = 0  # readers let in by the last write's end, ahead of the next write
+        self._pool = {}  # batch size -> free workspaces
+        self._pool_lock = threading.Lock()
+
+    def begin_read(self):
+        with self._cond:
+            while self._writing or (self._writers_waiting and not self._admitted):
+                self._readers_waiting += 1
+                self._cond.wait()
+                self._readers_waiting -= 1
+            if self._admitted:
+                self._admitted -= 1
+            self._readers += 1
+
+    def end_read(self):
+        with self._cond:
+            self._readers -= 1
+            if not self._readers:
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def writing(self):
+        """Exclusive access to the weights (the caller holds ``training``, so writers never compete)."""
+        with self._cond:
+            self._writers_waiting += 1
+            while self._writing or self._readers or self._admitted:
+                self._cond.wait()
+            self._writers_waiting -= 1
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._admitted = self._readers_waiting
+                self._cond.notify_all()
+
+    def take(self, batch):
+        """A free workspace for ``batch`` rows, or None."""
+        with self._pool_lock:
+            free = self._pool.get(batch)
+            return free.pop() if free else None
+
+    def give(self, batch, ws):
+        with self._pool_lock:
+            free = self._pool.get(batch)
+            if free is None:
+                if len(self._pool) >= self.MAX_SIZES:
+                    self._pool.pop(next(iter(self._pool)))
+                free = self._pool[batch] = []
+            if len(free) < self.MAX_FREE:
+                free.append(ws)
+
+
+def _one_trainer_at_a_time(train):
+    """Decorate ``train(net, ...)``: calls on one network run one after the other (see ``_Guard``)."""
+
+    @functools.wraps(train)
+    def serialised(net, *args, **kwargs):
+        if not isinstance(net, MLP):
+            raise TypeError(f"{train.__name__} trains a pyfastnn.MLP; got {type(net).__name__}")
+        with net._guard().training:
+            return train(net, *args, **kwargs)
+
+    return serialised
+
+
 class MLP:
     """A fully connected feedforward network f: R^N → R^M, z^l = W^l a^{l-1} + b^l, a^l = σ_l(z^l).
 
@@ -193,8 +304,6 @@ class MLP:
         self.init = init
         self.straight_through = check_bool("straight_through", straight_through)
         self.weights, self.biases = self._initial_parameters(seed)
-        self._workspaces = {}
-        self._grads = None
 
     # ---- construction ----------------------------------------------------------------------------------------
 
@@ -251,17 +360,15 @@ class MLP:
             f"dtype={self.dtype.name})"
         )
 
-    # Scratch kept between calls: workspaces, gradient buffers, the snapshot buffers of train_step and fit.
-    # Neither pickled nor shared with a copy.
-    _SCRATCH = ("_saved",)
+    # Kept between calls, neither pickled nor shared with a copy: the guard (locks and workspace pool, see
+    # _Guard), the gradient buffers and the snapshot buffers of train_step and fit.
+    _SCRATCH = ("_locks", "_grads", "_saved")
 
     def __getstate__(self):
-        state = {k: v for k, v in self.__dict__.items() if k not in self._SCRATCH}
-        state["_workspaces"] = {}
-        state["_grads"] = None
-        return state
+        return {k: v for k, v in self.__dict__.items() if k not in self._SCRATCH}
 
     def __setstate__(self, state):
+        state.pop("_workspaces", None)  # scratch of pickles from pyfastnn versions before the guard
         self.__dict__.update(state)
         self.dtype = np.dtype(self.dtype.name)  # the canonical dtype object, not the unpickled copy
 
@@ -273,8 +380,6 @@ class MLP:
         other.activations = list(self.activations)
         other.weights = [w.copy(order="K") for w in self.weights]  # "K": an embedding table stays one
         other.biases = [b.copy() for b in self.biases]
-        other._workspaces = {}
-        other._grads = None
         for key in ("_named_optimizers", *self._SCRATCH):
             other.__dict__.pop(key, None)
         return other
@@ -311,12 +416,25 @@ class MLP:
                         f"{' and writable' if writable else ''}"
                     )
 
+    def _guard(self):
+        """This network's _Guard, made on first use (whatever made the network: constructor, copy, unpickling)
+        and again in a forked child."""
+        guard = self.__dict__.get("_locks")
+        if guard is not None and guard.generation == _fork_generation:
+            return guard
+        with _making_guard:  # two threads meeting a new network must not make two guards
+            guard = self.__dict__.get("_locks")
+            if guard is None or guard.generation != _fork_generation:
+                guard = self.__dict__["_locks"] = _Guard()
+            return guard
+
+    @contextlib.contextmanager
     def _workspace(self, batch):
-        """Activations, kept pre-activations and deltas for a batch size, allocated once and reused."""
-        ws = self._workspaces.get(batch)
+        """Activations, kept pre-activations and deltas (outs, zs, deltas) for a batch size, this caller's for
+        the duration of the ``with``: taken from the network's pool, or allocated and given to it after."""
+        guard = self._guard()
+        ws = guard.take(batch)
         if ws is None:
-            if len(self._workspaces) >= 4:  # full batch, mini-batch, last partial batch, one evaluation size
-                self._workspaces.pop(next(iter(self._workspaces)))
             outs = [np.empty((batch, n), dtype=self.dtype) for n in self.layer_sizes[1:]]
             last = self.n_layers - 1
             zs = [
@@ -326,15 +444,21 @@ class MLP:
                 for l, n in enumerate(self.layer_sizes[1:])
             ]
             deltas = [np.empty((batch, n), dtype=self.dtype) for n in self.layer_sizes[1:]]
-            ws = self._workspaces[batch] = (outs, zs, deltas)
-        return ws
+            ws = (outs, zs, deltas)
+        try:
+            yield ws
+        finally:
+            guard.give(batch, ws)
 
     def _gradient_buffers(self):
+        """dW and db buffers for training (under the training lock, so one set per network is enough)."""
         # empty_like keeps each weight's layout: dW¹ has W¹'s (the kernels want them alike).
-        if self._grads is None or any(g.flags.c_contiguous != w.flags.c_contiguous
-                                      for g, w in zip(self._grads[0], self.weights)):
-            self._grads = ([np.empty_like(w) for w in self.weights], [np.empty_like(b) for b in self.biases])
-        return self._grads
+        grads = self.__dict__.get("_grads")
+        if grads is None or any(g.flags.c_contiguous != w.flags.c_contiguous
+                                for g, w in zip(grads[0], self.weights)):
+            grads = self._grads = ([np.empty_like(w) for w in self.weights],
+                                   [np.empty_like(b) for b in self.biases])
+        return grads
 
     @property
     def embedding_layout(self):
@@ -373,10 +497,18 @@ class MLP:
                 "straight-through estimator, or use piecewise_linear / tanh / sigmoid units instead."
             )
 
+    @contextlib.contextmanager
     def _forward(self, kernels, x):
-        outs, zs, deltas = self._workspace(x.shape[0])
-        kernels.forward(self.weights, self.biases, self.activations, x, outs, zs)
-        return outs, zs, deltas
+        """The forward pass on x into a workspace of this caller's: ``with`` yields (outs, zs, deltas), and
+        until its end no training epoch or step writes the weights (the block may run the backward pass)."""
+        with self._workspace(x.shape[0]) as ws:
+            guard = self._guard()
+            guard.begin_read()
+            try:
+                kernels.forward(self.weights, self.biases, self.activations, x, ws[0], ws[1])
+                yield ws
+            finally:
+                guard.end_read()
 
     def _null_loss(self, kernels, loss, y):
         """The loss of all-zero pre-activations on targets y: chance level for the classification losses,
@@ -392,8 +524,8 @@ class MLP:
         loss, so a network that starts almost exact may still move (and at least 1e-12, never 0)."""
         step = -(-x.shape[0] // 512)
         xs, ys = take_rows(x, np.arange(0, x.shape[0], step)), np.ascontiguousarray(y[::step])
-        outs, zs, _ = self._forward(kernels, xs)
-        current = kernels.loss_value(loss, self.output_activation, outs[-1], zs[-1], ys)
+        with self._forward(kernels, xs) as (outs, zs, _):
+            current = kernels.loss_value(loss, self.output_activation, outs[-1], zs[-1], ys)
         scale = max(self._null_loss(kernels, loss, ys), 1e-12)
         return max(scale, current) if math.isfinite(current) else scale
 
@@ -411,13 +543,6 @@ class MLP:
             + (" or use a float64 network" if self.dtype == np.float32 else "")
         )
 
-    def _gradients(self, kernels, x, y, loss):
-        """Forward and backward into the reusable buffers; returns the loss."""
-        outs, zs, deltas = self._forward(kernels, x)
-        dws, dbs = self._gradient_buffers()
-        return kernels.backward(
-            self.weights, self.activations, loss, x, y, outs, zs, deltas, dws, dbs, self.straight_through
-        )
 
     def _snapshot(self, arrays):
         """Copies of ``arrays`` in buffers kept between calls (train_step restores them if an update fails)."""
@@ -452,8 +577,8 @@ class MLP:
         """
         self._check_parameters(writable=False)
         x, single = check_inputs(x, self.layer_sizes[0], self.dtype)
-        outs, _, _ = self._forward(_backend.kernels(), x)
-        y = outs[-1].copy()
+        with self._forward(_backend.kernels(), x) as (outs, _, _):
+            y = outs[-1].copy()
         # One sum is the cheap test (it is finite when every output is, unless they are close to overflowing).
         if not math.isfinite(np.add.reduce(y, axis=None)) and not np.isfinite(y).all():
             raise self._output_error(x)
@@ -516,8 +641,8 @@ class MLP:
         """
         x, y, loss = self._prepare(x, y, loss, writable=False)
         kernels = _backend.kernels()
-        outs, zs, _ = self._forward(kernels, x)
-        return kernels.loss_value(loss, self.output_activation, outs[-1], zs[-1], y)
+        with self._forward(kernels, x) as (outs, zs, _):
+            return kernels.loss_value(loss, self.output_activation, outs[-1], zs[-1], y)
 
     def loss_and_gradients(self, x, y, loss=None):
         """The loss and its gradients by backpropagation.
@@ -529,10 +654,16 @@ class MLP:
             ∂C/∂W^l of shape (N_l, N_{l-1}) and ∂C/∂b^l of shape (N_l,), for l = 1..L (fresh arrays).
         """
         x, y, loss = self._prepare(x, y, loss, writable=False)
-        value = self._gradients(_backend.kernels(), x, y, loss)
-        dws, dbs = self._grads
-        return value, [(dw.copy(), db.copy()) for dw, db in zip(dws, dbs)]
+        kernels = _backend.kernels()
+        # Buffers of this call's (the training ones belong to the thread training): they are the result too.
+        dws, dbs = [np.empty_like(w) for w in self.weights], [np.empty_like(b) for b in self.biases]
+        with self._forward(kernels, x) as (outs, zs, deltas):
+            value = kernels.backward(
+                self.weights, self.activations, loss, x, y, outs, zs, deltas, dws, dbs, self.straight_through
+            )
+        return value, list(zip(dws, dbs))
 
+    @_one_trainer_at_a_time
     def train_step(self, x, y, loss=None, optimizer=None, sample_weight=None):
         """Apply one update on the batch (x, y) and return the batch loss measured before it.
 
@@ -543,6 +674,9 @@ class MLP:
         first train_step (and than the loss of all-zero outputs), everything is restored and
         FloatingPointError raised, naming the likely cause: on any error the network and the optimizer are
         left as they were.
+
+        Training calls on one network (train_step, fit) from several threads run one after the other;
+        inference calls in other threads run alongside and see the network before or after a step.
         """
         self._check_trainable()
         x, y, loss = self._prepare(x, y, loss)
@@ -563,35 +697,37 @@ class MLP:
         spec = optimizer.native_spec(params)
         state = optimizer.state_arrays()
         saved = self._snapshot(params + state)
-        outs, zs, deltas = self._workspace(rows)
         dws, dbs = self._gradient_buffers()
-        total, done, bad_start, bad_loss = kernels.train_epoch(
-            self.weights, self.biases, self.activations, loss, x, y, None, rows, outs, zs, deltas, dws, dbs,
-            None, None, self.straight_through, spec, *sw,
-        )
-        if bad_start >= 0:  # the kernel applies no update after a non-finite loss
-            raise FloatingPointError(
-                f"the loss is {bad_loss}: training diverged (the weights were not updated); "
-                + divergence_cause(saved, self.n_layers, x, y, optimizer.lr)
+        # The update and its undoing are one write: inference in other threads sees the network before or
+        # after it.
+        with self._workspace(rows) as (outs, zs, deltas), self._guard().writing():
+            total, done, bad_start, bad_loss = kernels.train_epoch(
+                self.weights, self.biases, self.activations, loss, x, y, None, rows, outs, zs, deltas, dws,
+                dbs, None, None, self.straight_through, spec, *sw,
             )
-        optimizer.advance(1 if done else 0)
-        value = total / (rows if not sw else float(sw[0].sum(dtype=np.float64)))
-        # The loss is measured before the update, so an explosion shows one step after the update that caused
-        # it; this step is undone, and the message says the weights had already diverged.
-        ref = self.__dict__.get("_first_step_loss")
-        if ref is None and done:
-            ref = self._first_step_loss = value
-        exploded = (ref is not None and value > EXPLOSION * max(ref, 1e-12)
-                    and value > EXPLOSION * self._null_loss(kernels, loss, y))
-        if exploded or not _all_finite(params + state):
-            for target, a in zip(params + state, saved):
-                np.copyto(target, a)
-            optimizer.advance(-1 if done else 0)
-            what = (f"the loss is {value:.3g}, more than {EXPLOSION:g} times its level at this network's "
-                    f"first train_step ({ref:.3g}): the weights diverged in earlier steps" if exploded
-                    else f"this update overflowed {self.dtype.name}")
-            cause = divergence_cause(saved, self.n_layers, x, y, optimizer.lr)
-            raise FloatingPointError(f"{what} (the weights were not updated); {cause}")
+            if bad_start >= 0:  # the kernel applies no update after a non-finite loss
+                raise FloatingPointError(
+                    f"the loss is {bad_loss}: training diverged (the weights were not updated); "
+                    + divergence_cause(saved, self.n_layers, x, y, optimizer.lr)
+                )
+            optimizer.advance(1 if done else 0)
+            value = total / (rows if not sw else float(sw[0].sum(dtype=np.float64)))
+            # The loss is measured before the update, so an explosion shows one step after the update that
+            # caused it; this step is undone, and the message says the weights had already diverged.
+            ref = self.__dict__.get("_first_step_loss")
+            if ref is None and done:
+                ref = self._first_step_loss = value
+            exploded = (ref is not None and value > EXPLOSION * max(ref, 1e-12)
+                        and value > EXPLOSION * self._null_loss(kernels, loss, y))
+            if exploded or not _all_finite(params + state):
+                for target, a in zip(params + state, saved):
+                    np.copyto(target, a)
+                optimizer.advance(-1 if done else 0)
+                what = (f"the loss is {value:.3g}, more than {EXPLOSION:g} times its level at this network's "
+                        f"first train_step ({ref:.3g}): the weights diverged in earlier steps" if exploded
+                        else f"this update overflowed {self.dtype.name}")
+                cause = divergence_cause(saved, self.n_layers, x, y, optimizer.lr)
+                raise FloatingPointError(f"{what} (the weights were not updated); {cause}")
         return value
 
     def fit(self, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=True, seed=None, tol=None,

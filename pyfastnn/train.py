@@ -11,8 +11,8 @@ from ._progress import Progress
 from .datasets import train_test_split
 from .losses import prepare_targets
 from ._validation import CSR, check_inputs, take_rows
-from .network import (EXPLOSION, MLP, _all_finite, cast_sample_weight, check_bool, check_sample_weight,
-                      check_seed, divergence_cause)
+from .network import (EXPLOSION, _all_finite, _one_trainer_at_a_time, cast_sample_weight, check_bool,
+                      check_sample_weight, check_seed, divergence_cause)
 from .optim import SGD, make_optimizer
 from .schedules import make_schedule
 
@@ -161,6 +161,7 @@ def _split_validation(net, x, y, sw, loss, fraction, seed):
 _MONITORS = ("val_loss", "val_accuracy")
 
 
+@_one_trainer_at_a_time
 def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=True, seed=None, tol=None,
         validation_data=None, callbacks=(), progress=True, *, sample_weight=None, class_weight=None,
         lr_schedule=None, early_stopping=False, validation_fraction=0.1, patience=5, monitor="val_loss",
@@ -233,9 +234,12 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
     Callbacks may change the optimizer's hyper-parameters (checked on assignment) and may replace parameter
     arrays by arrays of the same shape and dtype; ``restore_best`` then restores into the network's current
     arrays, and the optimizer's state for replaced arrays starts afresh.
+
+    Threads: training calls on one network (fit, train_step) run one after the other. Inference on the
+    network in other threads (predict, loss, ...) runs alongside, each epoch being one update: it waits
+    while an epoch runs and sees the weights of an epoch boundary. A callback may use the network, but must
+    not wait for another thread that trains it.
     """
-    if not isinstance(net, MLP):
-        raise TypeError(f"fit trains a pyfastnn.MLP; got {type(net).__name__}")
     seed = check_seed(seed)
     shuffle = check_bool("shuffle", shuffle)
     early_stopping = check_bool("early_stopping", early_stopping)
@@ -274,7 +278,6 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
     rng = np.random.default_rng(seed)
     history = History()
     history.stop_reason = "epochs"
-    outs, zs, deltas = net._workspace(batch)
     dws, dbs = net._gradient_buffers()
     # Shuffled dense batches are gathered into xbuf; sparse rows are read in place through the order.
     xbuf = np.empty((batch, x.shape[1]), dtype=net.dtype) if shuffle and not isinstance(x, CSR) else None
@@ -287,6 +290,9 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
     best_params = None
     start = time.perf_counter()
     samples_seen = 0
+    guard = net._guard()
+    workspace = net._workspace(batch)
+    outs, zs, deltas = workspace.__enter__()  # this fit's until the end (the finally below gives it back)
     try:
         for epoch in range(1, epochs + 1):
             # The network's current arrays: a callback may have replaced some (then the optimizer's state for
@@ -297,41 +303,44 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
             # A snapshot per epoch (O(parameters), small next to an epoch) lets a diverging epoch be undone; its
             # buffers are the network's, kept between epochs (no allocation, no page faults per epoch).
             snapshot = net._snapshot(params + optimizer.state_arrays())
-            total, done, bad_start, bad_loss = kernels.train_epoch(
-                net.weights, net.biases, net.activations, loss, x, y, order, batch, outs, zs, deltas, dws, dbs,
-                xbuf, ybuf, net.straight_through, spec, *extra,
-            )
-            batches = -(-done // batch)
-            optimizer.advance(batches)
-            epoch_loss = total / weight_total
-            # Divergence: a non-finite loss or weights, or a loss exploding far past where it started (a
-            # too-large step can leave every value finite, e.g. losses of 1e20 and weights of 1e17).
-            exploded = epoch_loss > EXPLOSION * scale
-            if bad_start >= 0 or exploded or not _all_finite(params):
-                for target, saved in zip(params + optimizer.state_arrays(), snapshot):
-                    np.copyto(target, saved)
-                optimizer.advance(-batches)
-                if bad_start >= 0:
-                    what = f"the loss was {bad_loss} on the batch starting at sample {bad_start}"
-                elif exploded:
-                    what = (f"the loss exploded to {epoch_loss:.3g}, more than {EXPLOSION:g} times its level "
-                            f"before training ({scale:.3g})")
-                else:
-                    what = "the weights stopped being finite"
-                kept = f"end of epoch {epoch - 1}" if epoch > 1 else "start of training"
-                raise FloatingPointError(
-                    f"training diverged in epoch {epoch}: {what}. The weights were restored to the {kept}; "
-                    + divergence_cause(snapshot, net.n_layers, x, y, optimizer.lr)
+            # The epoch and its undoing are one write: inference in other threads waits for its end.
+            with guard.writing():
+                total, done, bad_start, bad_loss = kernels.train_epoch(
+                    net.weights, net.biases, net.activations, loss, x, y, order, batch, outs, zs, deltas, dws,
+                    dbs, xbuf, ybuf, net.straight_through, spec, *extra,
                 )
+                batches = -(-done // batch)
+                optimizer.advance(batches)
+                epoch_loss = total / weight_total
+                # Divergence: a non-finite loss or weights, or a loss exploding far past where it started (a
+                # too-large step can leave every value finite, e.g. losses of 1e20 and weights of 1e17).
+                exploded = epoch_loss > EXPLOSION * scale
+                if bad_start >= 0 or exploded or not _all_finite(params):
+                    for target, saved in zip(params + optimizer.state_arrays(), snapshot):
+                        np.copyto(target, saved)
+                    optimizer.advance(-batches)
+                    if bad_start >= 0:
+                        what = f"the loss was {bad_loss} on the batch starting at sample {bad_start}"
+                    elif exploded:
+                        what = (f"the loss exploded to {epoch_loss:.3g}, more than {EXPLOSION:g} times its "
+                                f"level before training ({scale:.3g})")
+                    else:
+                        what = "the weights stopped being finite"
+                    kept = f"end of epoch {epoch - 1}" if epoch > 1 else "start of training"
+                    raise FloatingPointError(
+                        f"training diverged in epoch {epoch}: {what}. The weights were restored to the "
+                        f"{kept}; " + divergence_cause(snapshot, net.n_layers, x, y, optimizer.lr)
+                    )
             samples_seen += done
             logs = {"loss": epoch_loss, "lr": optimizer.lr}
             if x_val is not None:
-                val_outs, val_zs, _ = net._forward(kernels, x_val)
-                logs["val_loss"] = kernels.loss_value(
-                    loss, net.output_activation, val_outs[-1], val_zs[-1], y_val, *(() if sw_val is None else (sw_val,))
-                )
-                if _has_accuracy(net, loss):
-                    logs["val_accuracy"] = net._accuracy(val_outs[-1], y_val, sw_val)  # the outputs just computed
+                with net._forward(kernels, x_val) as (val_outs, val_zs, _):
+                    logs["val_loss"] = kernels.loss_value(
+                        loss, net.output_activation, val_outs[-1], val_zs[-1], y_val,
+                        *(() if sw_val is None else (sw_val,))
+                    )
+                    if _has_accuracy(net, loss):  # from the outputs just computed
+                        logs["val_accuracy"] = net._accuracy(val_outs[-1], y_val, sw_val)
                 if callable(monitor):
                     logs["val_score"] = float(monitor(net))
             logs["time"] = time.perf_counter() - start
@@ -356,13 +365,15 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
                 history.stop_reason = "lr_plateau"
                 break
     finally:
+        workspace.__exit__(None, None, None)
         reporter.close()
         if schedule is not None:
             optimizer.lr = schedule.lr0  # a schedule changes the rate for this fit only
     if best_params is not None:
         # Into the arrays the network has now, which a callback may have replaced since the best epoch.
-        for target, saved in zip(_current_parameters(net, len(history) + 1), best_params):
-            np.copyto(target, saved)
+        with guard.writing():
+            for target, saved in zip(_current_parameters(net, len(history) + 1), best_params):
+                np.copyto(target, saved)
     return history
 
 
