@@ -25,15 +25,7 @@ def check_inputs(x, n_features, dtype, what="X"):
         x = _sparse_from_csr(x)
     if is_sparse(x):
         return _check_sparse(x, n_features, dtype, what)
-    if isinstance(x, (list, tuple)):
-        try:
-            x = np.asarray(x)
-        except ValueError as exc:  # ragged lists
-            raise ValueError(f"{what} must be a rectangular array of numbers: {exc}") from None
-    if not isinstance(x, np.ndarray):
-        raise TypeError(
-            f"{what} must be a NumPy array, a list of numbers or a scipy.sparse matrix; got {type(x).__name__}"
-        )
+    x = as_array(x, what, "or a scipy.sparse matrix")
     if x.dtype.kind not in "biuf":
         raise TypeError(f"{what} must hold numbers; got an array of dtype {x.dtype}")
     single = x.ndim == 1
@@ -43,6 +35,28 @@ def check_inputs(x, n_features, dtype, what="X"):
         raise ValueError(f"{what} must be 1-D (one sample) or 2-D (samples × features); got shape {x.shape}")
     _check_shape(x.shape, n_features, what)
     return _finite(x, dtype, what, lambda k: "sample {}, feature {}".format(*np.unravel_index(k, x.shape))), single
+
+
+def as_array(x, what, alternatives=""):
+    """x as a NumPy array (not yet checked): an ndarray, a list or tuple of numbers, or anything NumPy converts
+    through ``__array__`` or the buffer protocol (a pandas DataFrame or Series, a torch tensor, a memoryview).
+    Anything else is a TypeError naming ``what``; ``alternatives`` extends the list of what is accepted."""
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, (list, tuple)):
+        try:
+            return np.asarray(x)
+        except ValueError as exc:  # ragged lists
+            raise ValueError(f"{what} must be a rectangular array of numbers: {exc}") from None
+    if hasattr(x, "__array__") or isinstance(x, memoryview):
+        try:
+            return np.asarray(x)
+        except Exception as exc:  # e.g. a torch tensor that requires grad: say what failed, as a TypeError
+            raise TypeError(f"{what} could not be read as an array ({type(x).__name__}): {exc}") from None
+    raise TypeError(
+        f"{what} must be a NumPy array, a list of numbers, an object with __array__ (a DataFrame, a tensor)"
+        f"{' ' + alternatives if alternatives else ''}; got {type(x).__name__}"
+    )
 
 
 def _finite(given, dtype, what, where):

@@ -1028,6 +1028,8 @@ def train_test_split(
     stratify: bool | str = "auto",
     seed: Any = None,
     shuffle: bool = True,
+    *,
+    random_state: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Split samples into a training and a test part.
 
@@ -1047,6 +1049,8 @@ def train_test_split(
         Seed for ``np.random.default_rng``; the same seed gives the same split.
     shuffle : bool, default True
         False keeps the order: the first samples train, the last ``test_size`` test.
+    random_state : None, int or numpy.random.Generator, default None
+        scikit-learn's name for ``seed`` (give one or the other).
 
     Returns
     -------
@@ -1061,6 +1065,10 @@ def train_test_split(
         Lengths differ, ``test_size`` out of range or leaving a part empty, stratification asked for
         labels that are not classes.
     """
+    if random_state is not None:
+        if seed is not None:
+            raise ValueError("give seed or random_state (the same thing under scikit-learn's name), not both")
+        seed = random_state
     X = X.tocsr() if is_sparse(X) else _as_array(X, "X")  # sparse rows are picked by index, as arrays' are
     y = _as_array(y, "y")
     if X.ndim == 0 or y.ndim == 0:

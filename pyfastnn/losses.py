@@ -10,6 +10,8 @@ Every loss is the batch mean of per-sample costs, each summed over the outputs (
 
 import numpy as np
 
+from ._validation import as_array
+
 LOSSES = ("squared_error", "hinge", "binary_cross_entropy", "cross_entropy")
 
 #: The loss chosen when none is given, by output activation.
@@ -34,13 +36,7 @@ def prepare_targets(loss, y, n_outputs, n_samples, dtype):
     Integer labels (shape (B,)) are accepted for cross_entropy and turned into one-hot rows; a 1-D target for a
     single-output network is read as a column.
     """
-    if isinstance(y, (list, tuple)):
-        try:
-            y = np.asarray(y)
-        except ValueError as exc:  # ragged lists
-            raise ValueError(f"targets must be a rectangular array of numbers: {exc}") from None
-    if not isinstance(y, np.ndarray):
-        raise TypeError(f"targets must be a NumPy array or a list; got {type(y).__name__}")
+    y = as_array(y, "targets")
     if y.dtype.kind not in "biuf":
         raise TypeError(f"targets must be numeric; got an array of dtype {y.dtype}")
     if y.ndim == 0 or y.ndim > 2:

@@ -167,10 +167,16 @@ class _Guard:
 
     def begin_read(self):
         with self._cond:
-            while self._writing or (self._writers_waiting and not self._admitted):
-                self._readers_waiting += 1
-                self._cond.wait()
+            self._readers_waiting += 1
+            try:
+                while self._writing or (self._writers_waiting and not self._admitted):
+                    self._cond.wait()
+            except BaseException:  # KeyboardInterrupt in the wait: no writer may go on waiting for this reader
                 self._readers_waiting -= 1
+                self._admitted = min(self._admitted, self._readers_waiting)
+                self._cond.notify_all()
+                raise
+            self._readers_waiting -= 1
             if self._admitted:
                 self._admitted -= 1
             self._readers += 1

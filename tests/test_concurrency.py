@@ -3,6 +3,7 @@ the weights of an epoch boundary, never a half-updated network or another call's
 while a thread trains (cpp) gets a working pyfastnn."""
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -32,15 +33,18 @@ def _switch_threads_often():
 
 
 def _run_together(*jobs, timeout=60):
-    """Run the callables in threads released together; their results in order (re-raising the first error)."""
+    """Run the callables in threads released together, on this thread's backend (the choice of
+    ``pf.use_backend`` is per thread); their results in order (re-raising the first error)."""
     start = threading.Barrier(len(jobs))
     results = [None] * len(jobs)
     errors = []
+    backend = pf.get_backend()
 
     def run(i):
         start.wait()
         try:
-            results[i] = jobs[i]()
+            with pf.use_backend(backend):
+                results[i] = jobs[i]()
         except BaseException as exc:  # re-raised in the test's thread
             errors.append(exc)
 
@@ -126,20 +130,31 @@ def test_concurrent_train_steps_are_applied_one_at_a_time(backend_name, digits):
         return [net.train_step(xb, yb, optimizer=opt) for xb, yb in batches[k]]
 
     losses = _run_together(lambda: steps(0), lambda: steps(1))
-    # Replay: each step's reported loss (measured before its update) identifies which thread's step came next.
-    ref = start.copy()
-    opts = [pf.SGD(lr=0.05), pf.SGD(lr=0.05)]
-    pos = [0, 0]
-    while pos != [len(b) for b in batches]:
-        nxt = [k for k in (0, 1) if pos[k] < len(batches[k])
-               and _close(ref.loss(*batches[k][pos[k]]), losses[k][pos[k]])]
-        assert nxt, (f"after {sum(pos)} steps neither thread's next reported loss "
-                     f"{[losses[k][pos[k]] for k in (0, 1) if pos[k] < len(batches[k])]} is the network's loss")
-        k = nxt[0]
-        ref.train_step(*batches[k][pos[k]], optimizer=opts[k])
-        pos[k] += 1
+    ref = _replay(start.copy(), batches, losses, [0, 0])
+    assert ref is not None, "no sequential order of the two threads' steps gives the losses they reported"
     for a, b in zip(net.weights + net.biases, ref.weights + ref.biases):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _replay(net, batches, losses, pos):
+    """The network after the two threads' steps replayed in an order that reproduces each step's reported loss
+    (measured before its update, it tells whose step came next), or None if no order does. Depth-first: two
+    different batches can report losses equal to within the tolerance, and then both orders are tried."""
+    while pos != [len(b) for b in batches]:
+        nxt = [k for k in (0, 1) if pos[k] < len(batches[k])
+               and _close(net.loss(*batches[k][pos[k]]), losses[k][pos[k]])]
+        if not nxt:
+            return None
+        for k in nxt[1:]:  # the rare tie: the other choice on a copy first
+            branch = net.copy()
+            branch.train_step(*batches[k][pos[k]], optimizer=pf.SGD(lr=0.05))
+            done = _replay(branch, batches, losses, [p + (i == k) for i, p in enumerate(pos)])
+            if done is not None:
+                return done
+        k = nxt[0]
+        net.train_step(*batches[k][pos[k]], optimizer=pf.SGD(lr=0.05))
+        pos[k] += 1
+    return net
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
@@ -190,3 +205,37 @@ def test_cpp_forks_safely_while_a_thread_fits(digits):
     finally:
         stop.set()
         trainer.join(60)
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs signal.pthread_kill")
+def test_ctrl_c_while_inference_waits_for_an_epoch_does_not_block_training():
+    # The main thread waits to read while a writer (an epoch) runs, and is interrupted there. A second writer
+    # queued meanwhile must still get in after the first: the interrupted reader may not be counted as waiting.
+    guard = pf.MLP([2, 2], seed=0)._guard()
+    first_in, first_may_leave, second_in = threading.Event(), threading.Event(), threading.Event()
+
+    def first_writer():
+        with guard.writing():
+            first_in.set()
+            first_may_leave.wait(30)
+
+    def second_writer():
+        with guard.writing():
+            second_in.set()
+
+    main = threading.main_thread().ident
+    threads = [threading.Thread(target=first_writer, daemon=True)]
+    threads[0].start()
+    assert first_in.wait(30)
+    threads.append(threading.Thread(target=second_writer, daemon=True))
+    threads[1].start()
+    interrupter = threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGINT))
+    interrupter.start()
+    with pytest.raises(KeyboardInterrupt):
+        guard.begin_read()
+    first_may_leave.set()
+    assert second_in.wait(10), "a writer waited for a reader that had been interrupted"
+    for t in threads + [interrupter]:
+        t.join(10)
+    guard.begin_read()  # and reading works again
+    guard.end_read()

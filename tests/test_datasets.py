@@ -419,6 +419,14 @@ def test_split_deterministic():
     assert np.any(np.diff(a[3]) < 0)
 
 
+def test_split_takes_random_state_as_scikit_learn_names_the_seed():
+    X, y = load_digits()
+    for u, v in zip(train_test_split(X, y, random_state=7), train_test_split(X, y, seed=7)):
+        assert np.array_equal(u, v)
+    with pytest.raises(ValueError, match="seed or random_state"):
+        train_test_split(X, y, seed=1, random_state=1)
+
+
 def test_split_unstratified_2d_targets_and_no_shuffle():
     X = np.arange(10)
     Y = np.arange(20, dtype=float).reshape(10, 2)

@@ -80,6 +80,40 @@ def test_entry_points_work_on_good_data():
             assert snapshot(net)[1] != before[1], f"{entry.__name__} did not train"
 
 
+class _ArrayLike:
+    """Neither an ndarray nor a list: converted through __array__ (as a DataFrame or a tensor is)."""
+
+    def __init__(self, a):
+        self.a = a
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.a, dtype=dtype)
+
+
+def _seeded_fit(net, x, y):
+    return list(net.fit(x, y, epochs=1, batch_size=4, seed=0, progress=False)["loss"])
+
+
+@pytest.mark.parametrize("entry", [_forward, _loss, _grads, _train_step, _seeded_fit])
+def test_array_likes_are_taken_as_their_arrays(entry):
+    # X and the targets through __array__ and the buffer protocol give what the arrays themselves give.
+    for wrap in (_ArrayLike, memoryview):
+        net, ref = make_net(), make_net()
+        got = entry(net, wrap(np.ascontiguousarray(X8)), wrap(np.ascontiguousarray(LABELS8)))
+        want = entry(ref, X8, LABELS8)
+        if entry is _grads:  # (loss, [(dW, db), ...])
+            got, want = [got[0], *(a for pair in got[1] for a in pair)], [want[0], *(a for p in want[1] for a in p)]
+        for g, w in zip(got if isinstance(got, list) else [got], want if isinstance(want, list) else [want]):
+            np.testing.assert_array_equal(g, w)
+        assert snapshot(net)[1] == snapshot(ref)[1]
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+@pytest.mark.parametrize("bad", ["abc", {1: 2}, 3.0, object()], ids=["str", "dict", "scalar", "object"])
+def test_what_is_not_array_like_is_named(entry, bad):
+    check_fails(entry, make_net(), bad, LABELS8, TypeError, "X must be", type(bad).__name__)
+
+
 # ---- bad X --------------------------------------------------------------------------------------------------
 
 
