@@ -4,6 +4,7 @@
 // pyfastnn/_ref.py: SGD with momentum v ← μv + g, step v (Nesterov: g + μv); Adam with bias correction.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 namespace pyfastnn {
@@ -31,5 +32,35 @@ adam_constants<T> adam_constants_of(std::int64_t step, double lr, double beta1, 
 
 template <class T>
 void adam_apply(std::int64_t n, T* p, const T* g, T* m, T* v, const adam_constants<T>& k);
+
+// The scalars of one step of SGD with momentum, rounded to T.
+template <class T>
+struct momentum_constants {
+    T eta, mu, wd;
+    bool decay, nesterov;
+};
+
+template <class T>
+momentum_constants<T> momentum_constants_of(double lr, double momentum, bool nesterov, double weight_decay);
+
+// The formulas for one weight p with its gradient g, shared by the loops over whole arrays (optim.cpp) and the
+// per-ISA row kernels of a sparse layer (rowops), so both round alike. Inline so that those loops vectorise.
+template <class T>
+inline void adam_element(T g, T& p, T& m, T& v, const adam_constants<T>& k) {
+    const T gi = k.decay ? g + k.wd * p : g;
+    m = m * k.b1 + k.one_b1 * gi;
+    v = v * k.b2 + k.one_b2 * (gi * gi);
+    const T m_hat = m / k.c1;
+    const T v_hat = v / k.c2;
+    p -= k.eta * m_hat / (std::sqrt(v_hat) + k.eps);
+}
+
+template <class T>
+inline void momentum_element(T g, T& p, T& vel, const momentum_constants<T>& k) {
+    const T gi = k.decay ? g + k.wd * p : g;
+    vel = vel * k.mu + gi;
+    const T step = k.nesterov ? gi + k.mu * vel : vel;
+    p -= k.eta * step;
+}
 
 }  // namespace pyfastnn
