@@ -37,12 +37,21 @@ adam_constants<T> adam_constants_of(std::int64_t step, double lr, double beta1, 
             T(lr),
             T(eps),
             T(weight_decay),
-            weight_decay != 0.0};
+            weight_decay != 0.0,
+            T(lr / (1 - std::pow(beta1, double(step)))),
+            T(1 / (1 - std::pow(beta2, double(step))))};
 }
 
 template <class T>
 void adam_apply(std::int64_t n, T* p, const T* g, T* m, T* v, const adam_constants<T>& k) {
-    for (std::int64_t i = 0; i < n; ++i) adam_element(g[i], p[i], m[i], v[i], k);
+    for (std::int64_t i = 0; i < n; ++i) {
+        const T gi = k.decay ? g[i] + k.wd * p[i] : g[i];
+        m[i] = m[i] * k.b1 + k.one_b1 * gi;
+        v[i] = v[i] * k.b2 + k.one_b2 * (gi * gi);
+        const T m_hat = m[i] / k.c1;
+        const T v_hat = v[i] / k.c2;
+        p[i] -= k.eta * m_hat / (std::sqrt(v_hat) + k.eps);
+    }
 }
 
 template <class T>
