@@ -8,7 +8,7 @@ namespace pyfastnn {
 template <class T>
 void sgd_update(std::int64_t n, T* p, const T* g, T* v, double lr, double momentum, bool nesterov,
                 double weight_decay) {
-    const T eta = T(lr), mu = T(momentum), wd = T(weight_decay);
+    const T eta = T(lr), wd = T(weight_decay);
     if (momentum == 0.0) {
         for (std::int64_t i = 0; i < n; ++i) {
             const T gi = weight_decay != 0.0 ? g[i] + wd * p[i] : g[i];
@@ -16,12 +16,13 @@ void sgd_update(std::int64_t n, T* p, const T* g, T* v, double lr, double moment
         }
         return;
     }
-    for (std::int64_t i = 0; i < n; ++i) {
-        const T gi = weight_decay != 0.0 ? g[i] + wd * p[i] : g[i];
-        v[i] = v[i] * mu + gi;
-        const T step = nesterov ? gi + mu * v[i] : v[i];
-        p[i] -= eta * step;
-    }
+    const momentum_constants<T> k = momentum_constants_of<T>(lr, momentum, nesterov, weight_decay);
+    for (std::int64_t i = 0; i < n; ++i) momentum_element(g[i], p[i], v[i], k);
+}
+
+template <class T>
+momentum_constants<T> momentum_constants_of(double lr, double momentum, bool nesterov, double weight_decay) {
+    return {T(lr), T(momentum), T(weight_decay), weight_decay != 0.0, nesterov};
 }
 
 template <class T>
@@ -36,7 +37,9 @@ adam_constants<T> adam_constants_of(std::int64_t step, double lr, double beta1, 
             T(lr),
             T(eps),
             T(weight_decay),
-            weight_decay != 0.0};
+            weight_decay != 0.0,
+            T(lr / (1 - std::pow(beta1, double(step)))),
+            T(1 / (1 - std::pow(beta2, double(step))))};
 }
 
 template <class T>
@@ -62,6 +65,7 @@ void adam_update(std::int64_t n, T* p, const T* g, T* m, T* v, std::int64_t step
     template void adam_update<T>(std::int64_t, T*, const T*, T*, T*, std::int64_t, double, double, double,     \
                                  double, double);                                                              \
     template adam_constants<T> adam_constants_of<T>(std::int64_t, double, double, double, double, double);     \
+    template momentum_constants<T> momentum_constants_of<T>(double, double, bool, double);                     \
     template void adam_apply<T>(std::int64_t, T*, const T*, T*, T*, const adam_constants<T>&);
 
 PYFASTNN_INSTANTIATE(float)

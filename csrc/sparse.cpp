@@ -1,5 +1,6 @@
-// The first layer on a sparse input (see sparse.h). The vector loops are rowops' gather_axpy, compiled per ISA;
-// this file only arranges the work: which rows of E each thread reads or writes.
+// The first layer on a sparse input (see sparse.h). The vector loops are rowops' (gather_axpy, and the lazy
+// optimizer steps gather_adam / gather_momentum), compiled per ISA; this file only arranges the work: which rows
+// of E each thread reads or writes.
 #include "sparse.h"
 
 #include <algorithm>
@@ -186,11 +187,18 @@ struct update_ctx {
     row_step step;
     T alpha;   // the gradient's factor: 1/B, or for plain SGD −η/(B·s), the whole step
     T* dst;    // dw for row_step::gradient, else the weights
-    T* state1;
-    T* state2;
-    const optimizer_spec<T>* opt;
+    T* state1;  // the velocity (momentum) or the first moment (Adam), else null
+    T* state2;  // Adam's second moment, else null
     adam_constants<T> adam;
+    momentum_constants<T> momentum;
 };
+
+// Prefetches the n elements of row for writing.
+template <class T>
+inline void prefetch_row(const T* row, std::int64_t n) {
+    const char* bytes = reinterpret_cast<const char*>(row);
+    for (std::int64_t b = 0; b < n * std::int64_t(sizeof(T)); b += 64) __builtin_prefetch(bytes + b, 1);
+}
 
 template <class T>
 void update_worker(void* p, const team& t) {
@@ -209,9 +217,12 @@ void update_worker(void* p, const team& t) {
     // Slots in reverse order of first use: the rows the forward pass read last are the likeliest still cached.
     for (std::int64_t k = g.slots; k-- > 0;) {
         if (L.table && k >= update_prefetch_distance) {
-            // The row written a few slots on: its cache misses overlap this slot's gradient sum.
-            const char* ahead = reinterpret_cast<const char*>(L.w + std::int64_t(g.cols[k - update_prefetch_distance]) * n1);
-            for (std::int64_t b = 0; b < n1 * std::int64_t(sizeof(T)); b += 64) __builtin_prefetch(ahead + b, 1);
+            // The rows written a few slots on (E's, and their state's): their cache misses overlap this slot's
+            // work. The state of a large table is as cold as the table and not read by the forward pass.
+            const std::int64_t ahead = std::int64_t(g.cols[k - update_prefetch_distance]) * n1;
+            prefetch_row(L.w + ahead, n1);
+            if (c.state1 != nullptr) prefetch_row(c.state1 + ahead, n1);
+            if (c.state2 != nullptr) prefetch_row(c.state2 + ahead, n1);
         }
         const std::int64_t j = g.cols[k], q0 = g.start[k], count = g.start[k + 1] - q0;
         const std::int32_t* rows = g.rows.data() + q0;
@@ -222,9 +233,10 @@ void update_worker(void* p, const team& t) {
                             c.step == row_step::sgd, false);
             continue;
         }
-        ops.gather_axpy(count, rows, vals, c.delta, n1, n1, c.alpha, grad, false, false);
-        if (!L.table && (c.step == row_step::gradient || c.step == row_step::sgd)) {
-            T* col = c.dst + j;  // W's column j: element k at k·n0
+        if (c.step == row_step::gradient || c.step == row_step::sgd) {
+            // W's column j (element i at i·n0), from a row of the gradient.
+            ops.gather_axpy(count, rows, vals, c.delta, n1, n1, c.alpha, grad, false, false);
+            T* col = c.dst + j;
             if (c.step == row_step::gradient) {
                 for (std::int64_t i = 0; i < n1; ++i) col[i * n0] = grad[i];
             } else {
@@ -234,29 +246,30 @@ void update_worker(void* p, const team& t) {
         }
         // Momentum or Adam on one row of E with its state: in place for the table, else through copies of the
         // strided columns.
+        const bool adam = c.step == row_step::adam;
         T* w = L.w + j * n1;
         T* s1 = c.state1 + j * n1;
-        T* s2 = c.step == row_step::adam ? c.state2 + j * n1 : nullptr;
+        T* s2 = adam ? c.state2 + j * n1 : nullptr;
         if (!L.table) {
             for (std::int64_t i = 0; i < n1; ++i) {
                 w_row[i] = L.w[i * n0 + j];
                 s1_row[i] = c.state1[i * n0 + j];
-                if (s2 != nullptr) s2_row[i] = c.state2[i * n0 + j];
+                if (adam) s2_row[i] = c.state2[i * n0 + j];
             }
             w = w_row;
             s1 = s1_row;
-            s2 = s2 != nullptr ? s2_row : nullptr;
+            s2 = adam ? s2_row : nullptr;
         }
-        if (c.step == row_step::momentum) {
-            sgd_update<T>(n1, w, grad, s1, c.opt->lr, c.opt->momentum, c.opt->nesterov, c.opt->weight_decay);
+        if (adam) {
+            ops.gather_adam(count, rows, vals, c.delta, n1, n1, c.alpha, w, s1, s2, c.adam);
         } else {
-            adam_apply<T>(n1, w, grad, s1, s2, c.adam);
+            ops.gather_momentum(count, rows, vals, c.delta, n1, n1, c.alpha, w, s1, c.momentum);
         }
         if (!L.table) {
             for (std::int64_t i = 0; i < n1; ++i) {
                 L.w[i * n0 + j] = w_row[i];
                 c.state1[i * n0 + j] = s1_row[i];
-                if (s2 != nullptr) c.state2[i * n0 + j] = s2_row[i];
+                if (adam) c.state2[i * n0 + j] = s2_row[i];
             }
         }
     }
@@ -306,7 +319,7 @@ void sparse_weight_gradient(const layer_view<T>& L, const csr_view<T>& x, const 
                             T* dw) {
     std::fill(dw, dw + L.n_out * L.n_in, T(0));
     update_ctx<T> c{&L, nullptr, nullptr, 0, nullptr, delta, row_step::gradient, T(1) / T(br.count), dw, nullptr,
-                    nullptr, nullptr, {}};
+                    nullptr, {}, {}};
     update_rows(c, x, br);
 }
 
@@ -326,16 +339,21 @@ void sparse_weight_update(const layer_view<T>& L, const csr_view<T>& x, const ba
         }
         *scale = s;
         const T alpha = s == 1.0 ? -eta * inv_rows : T(double(-eta * inv_rows) / s);
-        update_ctx<T> c{&L, nullptr, nullptr, 0, nullptr, delta, row_step::sgd, alpha, L.w, nullptr, nullptr, &opt, {}};
+        update_ctx<T> c{&L, nullptr, nullptr, 0, nullptr, delta, row_step::sgd, alpha, L.w, nullptr, nullptr, {},
+                        {}};
         update_rows(c, x, br);
         return;
     }
     const bool adam = opt.kind == optimizer_kind::adam;
     if (opt.lazy) {
         const row_step step = adam ? row_step::adam : row_step::momentum;
-        update_ctx<T> c{&L, nullptr, nullptr, 0, nullptr, delta, step, inv_rows, L.w, state1, state2, &opt, {}};
-        if (adam)
+        T* moment2 = adam ? state2 : nullptr;
+        update_ctx<T> c{&L, nullptr, nullptr, 0, nullptr, delta, step, inv_rows, L.w, state1, moment2, {}, {}};
+        if (adam) {
             c.adam = adam_constants_of<T>(opt.step, opt.lr, opt.beta1, opt.beta2, opt.eps, opt.weight_decay);
+        } else {
+            c.momentum = momentum_constants_of<T>(opt.lr, opt.momentum, opt.nesterov, opt.weight_decay);
+        }
         update_rows(c, x, br);
         return;
     }

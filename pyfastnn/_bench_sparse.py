@@ -144,8 +144,10 @@ def _fresh_net(vocab):
     return net
 
 
-def make_peer(peer, x, y, torch=None, lr=LR, batch=BATCH):
-    """run(rows, epochs): ``epochs`` passes over the first ``rows`` documents, for one column of the table."""
+def make_peer(peer, x, y, torch=None, lr=LR, batch=BATCH, optimizer=None):
+    """run(rows, epochs): ``epochs`` passes over the first ``rows`` documents, for one column of the table.
+
+    ``optimizer``: for the pyfastnn peers only, the optimizer to train with instead of plain SGD at ``lr``."""
     from .optim import SGD
 
     vocab = x.shape[1]
@@ -158,7 +160,7 @@ def make_peer(peer, x, y, torch=None, lr=LR, batch=BATCH):
         return slices[rows]
 
     if peer in BACKEND_OF:
-        backend, opt = BACKEND_OF[peer], SGD(lr=lr)
+        backend, opt = BACKEND_OF[peer], optimizer if optimizer is not None else SGD(lr=lr)
 
         def run(rows, epochs):
             xr, yr = first(rows)

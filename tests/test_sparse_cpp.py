@@ -91,8 +91,10 @@ OPTS = {
     "sgd": lambda: pf.SGD(lr=0.1),
     "sgd-wd": lambda: pf.SGD(lr=0.1, weight_decay=0.05),
     "momentum-lazy": lambda: pf.SGD(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
+    "momentum-lazy-plain": lambda: pf.SGD(lr=0.05, momentum=0.8),
     "momentum-dense": lambda: pf.SGD(lr=0.05, momentum=0.9, weight_decay=0.01, sparse_update="dense"),
     "adam-lazy": lambda: pf.Adam(lr=0.01, weight_decay=0.01),
+    "adam-lazy-no-wd": lambda: pf.Adam(lr=0.01),
     "adam-dense": lambda: pf.Adam(lr=0.01, weight_decay=0.01, sparse_update="dense"),
 }
 

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "optim.h"
+
 namespace pyfastnn {
 
 template <class T>
@@ -43,6 +45,16 @@ struct rowops {
     // first j), delta is rows x n_out. The bias is the caller's.
     void (*table_rank_k)(std::int64_t rows, std::int64_t count, std::int64_t n_out, T* e, const T* a,
                          std::int64_t ld_a, const T* delta, T eta, T decay);
+    // The lazy optimizer steps of a sparse layer, one touched row of E (n weights p) at a time: its gradient
+    // g = alpha·Σ_q val[q]·delta[idx[q]·ld + 0..n) (gather_axpy's sum), then on p with g either Adam (moments
+    // m, v; adam_apply's formula with its bias corrections as k.eta_c1 and k.inv_c2) or SGD with momentum
+    // (velocity vel; sgd_update's formula). p and its state are each read and written once; the rows of delta
+    // are a batch's (cached), and the caller prefetches the rows of p and of its state.
+    void (*gather_adam)(std::int64_t count, const std::int32_t* idx, const T* val, const T* delta,
+                        std::int64_t ld, std::int64_t n, T alpha, T* p, T* m, T* v, const adam_constants<T>& k);
+    void (*gather_momentum)(std::int64_t count, const std::int32_t* idx, const T* val, const T* delta,
+                            std::int64_t ld, std::int64_t n, T alpha, T* p, T* vel,
+                            const momentum_constants<T>& k);
 };
 
 const rowops<float>& active_rowops_f32();

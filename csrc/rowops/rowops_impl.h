@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "optim.h"
+
 namespace pyfastnn {
 namespace rowops_impl {
 
@@ -243,6 +245,47 @@ inline void gather_axpy(std::int64_t count, const std::int32_t* __restrict idx, 
     }
 }
 
+// The lazy optimizer steps on one row (see rowops.h): the gradient in chunks of gather_axpy's widest pass, each
+// chunk's sums leaving the registers once into a buffer on the stack (L1), then the step over that chunk as a
+// plain loop, which the compiler vectorises for the TU's ISA (the square roots and divisions in full width).
+template <class T>
+constexpr std::int64_t step_chunk = 8 * std::int64_t(32 / sizeof(T));
+
+// Adam on one weight: adam_apply's formula with the bias corrections folded into k.eta_c1 and k.inv_c2.
+template <class T>
+inline void adam_element(T g, T& p, T& m, T& v, const adam_constants<T>& k) {
+    const T gi = k.decay ? g + k.wd * p : g;
+    m = m * k.b1 + k.one_b1 * gi;
+    v = v * k.b2 + k.one_b2 * (gi * gi);
+    p -= k.eta_c1 * m / (std::sqrt(v * k.inv_c2) + k.eps);
+}
+
+template <class T>
+inline void gather_adam(std::int64_t count, const std::int32_t* idx, const T* val, const T* delta,
+                        std::int64_t ld, std::int64_t n, T alpha, T* __restrict p, T* __restrict m,
+                        T* __restrict v, const adam_constants<T>& constants) {
+    const adam_constants<T> k = constants;  // a copy: stores to p, m, v cannot change it
+    alignas(32) T g[step_chunk<T>];
+    for (std::int64_t j0 = 0; j0 < n; j0 += step_chunk<T>) {
+        const std::int64_t width = n - j0 < step_chunk<T> ? n - j0 : step_chunk<T>;
+        gather_axpy<T>(count, idx, val, delta + j0, ld, width, alpha, g, false, false);
+        for (std::int64_t j = 0; j < width; ++j) adam_element(g[j], p[j0 + j], m[j0 + j], v[j0 + j], k);
+    }
+}
+
+template <class T>
+inline void gather_momentum(std::int64_t count, const std::int32_t* idx, const T* val, const T* delta,
+                            std::int64_t ld, std::int64_t n, T alpha, T* __restrict p, T* __restrict vel,
+                            const momentum_constants<T>& constants) {
+    const momentum_constants<T> k = constants;
+    alignas(32) T g[step_chunk<T>];
+    for (std::int64_t j0 = 0; j0 < n; j0 += step_chunk<T>) {
+        const std::int64_t width = n - j0 < step_chunk<T> ? n - j0 : step_chunk<T>;
+        gather_axpy<T>(count, idx, val, delta + j0, ld, width, alpha, g, false, false);
+        for (std::int64_t j = 0; j < width; ++j) momentum_element(g[j], p[j0 + j], vel[j0 + j], k);
+    }
+}
+
 // z (R rows x width) (+)= X E over rows j of the table (a block that stays in L2 while every column chunk passes
 // over it): each row of E streams once past all rows of X, the sums of NV vectors of columns per row of X held
 // in registers: R broadcasts + R·NV sums + one vector of E fit AVX2's 16 registers.
@@ -391,7 +434,19 @@ inline void table_rank_k(std::int64_t rows, std::int64_t count, std::int64_t n_o
                                                       T decay) {                                              \
         rowops_impl::table_rank_k<T>(rows, count, n_out, e, a, ld_a, d, eta, decay);                          \
     }                                                                                                         \
-    const rowops<T> NAME##_table = {NAME##_rank_k,  NAME##_bias_relu,   NAME##_relu_backward,                  \
-                                    NAME##_small_fwd, NAME##_softmax,   NAME##_gather_axpy,                    \
-                                    NAME##_table_fwd, NAME##_table_rank_k};                                    \
+    __attribute__((flatten)) void NAME##_gather_adam(std::int64_t count, const std::int32_t* idx, const T* val, \
+                                                     const T* d, std::int64_t ld, std::int64_t n, T alpha,     \
+                                                     T* p, T* m, T* v, const adam_constants<T>& k) {           \
+        rowops_impl::gather_adam<T>(count, idx, val, d, ld, n, alpha, p, m, v, k);                            \
+    }                                                                                                         \
+    __attribute__((flatten)) void NAME##_gather_momentum(std::int64_t count, const std::int32_t* idx,          \
+                                                         const T* val, const T* d, std::int64_t ld,            \
+                                                         std::int64_t n, T alpha, T* p, T* vel,                \
+                                                         const momentum_constants<T>& k) {                     \
+        rowops_impl::gather_momentum<T>(count, idx, val, d, ld, n, alpha, p, vel, k);                         \
+    }                                                                                                         \
+    const rowops<T> NAME##_table = {NAME##_rank_k,       NAME##_bias_relu,   NAME##_relu_backward,             \
+                                    NAME##_small_fwd,    NAME##_softmax,     NAME##_gather_axpy,               \
+                                    NAME##_table_fwd,    NAME##_table_rank_k, NAME##_gather_adam,              \
+                                    NAME##_gather_momentum};                                                   \
     }
