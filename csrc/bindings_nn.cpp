@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -461,6 +462,29 @@ void adam_update_t(const py::list& params, const py::list& grads, const py::list
         adam_update<T>(sizes[i], pp[i], gp[i], mp[i], vp[i], step, lr, beta1, beta2, eps, weight_decay);
 }
 
+// Ctrl-C during a native epoch: Python only notes a signal and runs its handler when the interpreter next gets
+// control, which for an epoch run without the GIL used to be its end (many seconds). Between batches, at most
+// every poll interval (a clock read otherwise), this takes the GIL back for a moment and lets Python run the
+// handlers: one that raises (KeyboardInterrupt) ends the epoch, its exception left set in this thread for the
+// caller to throw once it holds the GIL again. Only the main thread runs signal handlers; elsewhere the check
+// answers no at once. The interval bounds both the added latency of a stop and the cost of retaking the GIL
+// (at most one switch interval, 5 ms, when another thread runs Python).
+class signal_poll {
+public:
+    bool operator()() {
+        const auto now = clock::now();
+        if (now - last_ < interval) return false;
+        last_ = now;
+        py::gil_scoped_acquire gil;
+        return PyErr_CheckSignals() != 0;
+    }
+
+private:
+    using clock = std::chrono::steady_clock;
+    static constexpr std::chrono::milliseconds interval{100};
+    clock::time_point last_ = clock::now();
+};
+
 template <class T>
 py::tuple train_epoch_t(const py::list& weights, const py::list& biases, const py::list& acts, const std::string& loss,
                         const py::object& x, const py::array& y, const py::object& order, std::int64_t batch,
@@ -536,10 +560,14 @@ py::tuple train_epoch_t(const py::list& weights, const py::list& biases, const p
     }
     epoch_result res;
     {
+        signal_poll poll;
         py::gil_scoped_release nogil;
         res = mlp_train_epoch<T>(net, lk, xp, sparse ? &sx : nullptr, yp, n, op, batch, buf, dw, db, xb, yb, ste, spec,
-                                 sp);
+                                 sp, poll);
     }
+    // The weights are those after the last batch run; the Python caller decides what to keep (fit restores
+    // the epoch's start).
+    if (res.interrupted) throw py::error_already_set();
     return py::make_tuple(res.loss_sum, res.samples_done, res.bad_batch_start, res.bad_loss);
 }
 
@@ -643,7 +671,9 @@ void register_nn(py::module_& m) {
         "With sample weights sw (one per row of x, gathered through order) each batch minimises its weighted-mean loss, "
         "loss_sum is Σ batch loss × batch weight sum, and a batch of weight sum 0 is skipped (no update at all). A sparse "
         "x (a CSR) is read through order in place (xbuf unused); its first layer moves only the rows of the table "
-        "the batch uses (exactly the dense update for plain SGD; lazy momentum / Adam when opt's lazy is true).");
+        "the batch uses (exactly the dense update for plain SGD; lazy momentum / Adam when opt's lazy is true). Signals "
+        "are handled between batches (every 100 ms at most): Ctrl-C raises KeyboardInterrupt within about a batch, "
+        "the weights and optimizer state then being those after the last batch run.");
 }
 
 }  // namespace pyfastnn

@@ -41,7 +41,10 @@ train_epoch's loss_sum is Σ over the applied batches of (batch loss × batch ro
 train_epoch sw[k] belongs to row k of x (it is gathered through ``order`` like x and y). A batch whose weights
 sum to 0 is skipped: no update at all (not even weight decay, momentum or Adam's step), and it adds
 nothing to loss_sum or samples_done; samples_done counts only the rows of applied batches, so the number of
-updates made is still ceil(samples_done / batch).
+updates made is still ceil(samples_done / batch). train_epoch may end early with KeyboardInterrupt (Ctrl-C): the
+compiled core checks for signals between batches, the Python backends anywhere in their loop, so the parameters
+and the optimizer's state are then partly updated; a caller that needs a consistent state restores a snapshot
+(fit and train_step do).
 
 ``zs[l]`` is None where layer l+1 does not need its pre-activation kept: only the output layer (for the stable
 log-sigmoid / log-softmax losses) and step/sign layers trained with the straight-through estimator need it.
