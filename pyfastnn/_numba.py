@@ -57,7 +57,9 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from ._ref import CSR, KERNELS, _check_csr  # noqa: F401  (KERNELS: the contract this module implements)
+from ._ref import (  # noqa: F401  (KERNELS: the contract this module implements)
+    CSR, KERNELS, _check_csr, _csr_arrays, _named, _refuse_overlap, _same_memory,
+)
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")  # nogil: other Python threads run meanwhile
 
@@ -771,6 +773,8 @@ def activation_forward(name, z, out):
     _check(out, "out", dtype, z.shape, writable=True)
     if code == SOFTMAX and z.shape[1] == 0:
         return
+    if not _same_memory(out, z):
+        _refuse_overlap([("out", out)], [("z", z)])
     if out is not z:
         np.copyto(out, z)  # the kernel works in place, so z itself is never written (it may be read-only)
     _k_bias_act(out, _dummy(dtype, 1), False, code, out)
@@ -791,6 +795,7 @@ def activation_backward(name, a, z, delta, ste):
     else:
         _check(z, "z", dtype, a.shape)
     _check(delta, "delta", dtype, a.shape, writable=True)
+    _refuse_overlap([("delta", delta)], [("a", a), ("z", z)])
     _k_act_backward(a, z, delta, code, ste, _dummy(dtype, 1), False)
 
 
@@ -817,6 +822,7 @@ def _loss_call(loss, act, a, z, y, delta, ste, sw):
         _check(z, "z", dtype, a.shape)
     if want_delta:
         _check(delta, "delta", dtype, a.shape, writable=True)
+        _refuse_overlap([("delta", delta)], [("a", a), ("z", z), ("y", y), ("sw", sw)])
     else:
         delta = _dummy(dtype, 2)
     lo, hi = _typed(dtype, _GRAD_EPS[dtype], 1 - _GRAD_EPS[dtype])
@@ -874,6 +880,8 @@ def forward(weights, biases, acts, x, outs, zs):
     _buffers(sizes, codes, dtype, outs, zs, None, rows, True, False)
     if rows == 0:
         return
+    _refuse_overlap(_named("outs", outs) + _named("zs", zs),
+                    _named("weights", weights) + _named("biases", biases) + _csr_arrays(x))
     _forward(weights, biases, codes, x, outs, zs)
 
 
@@ -910,6 +918,9 @@ def backward(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste
     _grads(sizes, dtype, dweights, dbiases, table)
     if zs[-1] is None and _loss_needs_z(lcode, codes[-1]):
         raise ValueError(f"zs[-1] must be an array: {loss} with {acts[-1]} outputs needs the pre-activations")
+    _refuse_overlap(_named("outs", outs) + _named("zs", zs) + _named("deltas", deltas) + _named("dweights", dweights)
+                    + _named("dbiases", dbiases),
+                    _named("weights", weights) + _csr_arrays(x) + [("y", y), ("sw", sw)])
     zz = [out if z is None else z for out, z in zip(outs, zs)]
     lo, hi = _typed(dtype, _GRAD_EPS[dtype], 1 - _GRAD_EPS[dtype])
     weighted = sw is not None
@@ -954,6 +965,8 @@ def _flat_params(params, grads, extra, what_extra):
         for e, name in zip(lists, what_extra):
             row.append(_check(e[i], f"{name}[{i}]", dtype, p.shape, True, table=table))
         flat.append([_kernel_view(a, table).reshape(-1) for a in row])
+    _refuse_overlap(_named("params", params) + [w for e, name in zip(lists, what_extra) for w in _named(name, e)],
+                    _named("grads", grads))
     return dtype, flat
 
 
@@ -1083,6 +1096,13 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
             of_bias = (i // n_layers) % 2 == 1
             shape = (sizes[l + 1],) if of_bias else (sizes[l + 1], sizes[l])
             _check(s, f"optimizer state[{i}]", dtype, shape, True, table=table and l == 0 and not of_bias)
+    _refuse_overlap(
+        _named("weights", weights) + _named("biases", biases) + _named("outs", outs) + _named("zs", zs)
+        + _named("deltas", deltas) + _named("dweights", dweights) + _named("dbiases", dbiases)
+        + ([("xbuf", xbuf)] if shuffled and not sparse else []) + ([("ybuf", ybuf)] if shuffled else [])
+        + (_named("optimizer state", state) if stateful else []),
+        _csr_arrays(x) + [("y", y), ("order", order), ("sw", sw)],
+    )
 
     # ---- per-epoch constants: typed scalars, views for the full and the last batch
     zero, one, lr_t, mom_t, wd_t, b1_t, b2_t, c1_t, c2_t, eps_t = _typed(
