@@ -58,7 +58,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from ._ref import (  # noqa: F401  (KERNELS: the contract this module implements)
-    CSR, KERNELS, _check_csr, _csr_arrays, _named, _refuse_overlap, _same_memory,
+    CSR, KERNELS, _check_csr, _named, _refuse_network_overlap, _refuse_overlap, _same_memory,
 )
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")  # nogil: other Python threads run meanwhile
@@ -880,8 +880,7 @@ def forward(weights, biases, acts, x, outs, zs):
     _buffers(sizes, codes, dtype, outs, zs, None, rows, True, False)
     if rows == 0:
         return
-    _refuse_overlap(_named("outs", outs) + _named("zs", zs),
-                    _named("weights", weights) + _named("biases", biases) + _csr_arrays(x))
+    _refuse_network_overlap(weights, biases, x, outs, zs)
     _forward(weights, biases, codes, x, outs, zs)
 
 
@@ -918,9 +917,7 @@ def backward(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste
     _grads(sizes, dtype, dweights, dbiases, table)
     if zs[-1] is None and _loss_needs_z(lcode, codes[-1]):
         raise ValueError(f"zs[-1] must be an array: {loss} with {acts[-1]} outputs needs the pre-activations")
-    _refuse_overlap(_named("outs", outs) + _named("zs", zs) + _named("deltas", deltas) + _named("dweights", dweights)
-                    + _named("dbiases", dbiases),
-                    _named("weights", weights) + _csr_arrays(x) + [("y", y), ("sw", sw)])
+    _refuse_network_overlap(weights, (), x, outs, zs, y, sw, deltas, dweights, dbiases)
     zz = [out if z is None else z for out, z in zip(outs, zs)]
     lo, hi = _typed(dtype, _GRAD_EPS[dtype], 1 - _GRAD_EPS[dtype])
     weighted = sw is not None
@@ -1096,13 +1093,8 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
             of_bias = (i // n_layers) % 2 == 1
             shape = (sizes[l + 1],) if of_bias else (sizes[l + 1], sizes[l])
             _check(s, f"optimizer state[{i}]", dtype, shape, True, table=table and l == 0 and not of_bias)
-    _refuse_overlap(
-        _named("weights", weights) + _named("biases", biases) + _named("outs", outs) + _named("zs", zs)
-        + _named("deltas", deltas) + _named("dweights", dweights) + _named("dbiases", dbiases)
-        + ([("xbuf", xbuf)] if shuffled and not sparse else []) + ([("ybuf", ybuf)] if shuffled else [])
-        + (_named("optimizer state", state) if stateful else []),
-        _csr_arrays(x) + [("y", y), ("order", order), ("sw", sw)],
-    )
+    _refuse_network_overlap(weights, biases, x, outs, zs, y, sw, deltas, dweights, dbiases, train=(
+        xbuf if shuffled and not sparse else None, ybuf if shuffled else None, state if stateful else (), order))
 
     # ---- per-epoch constants: typed scalars, views for the full and the last batch
     zero, one, lr_t, mom_t, wd_t, b1_t, b2_t, c1_t, c2_t, eps_t = _typed(

@@ -46,6 +46,10 @@ compiled core checks for signals between batches, the Python backends anywhere i
 and the optimizer's state are then partly updated; a caller that needs a consistent state restores a snapshot
 (fit and train_step do).
 
+No array a kernel writes (an output, a buffer, a parameter it updates) may share memory with another of the
+call's arrays: each backend refuses that with the same ValueError naming both, before touching anything. The one
+exception is ``activation_forward`` with ``out`` the very array ``z`` (in place).
+
 ``zs[l]`` is None where layer l+1 does not need its pre-activation kept: only the output layer (for the stable
 log-sigmoid / log-softmax losses) and step/sign layers trained with the straight-through estimator need it.
 
@@ -181,7 +185,28 @@ def _refuse_overlap(written, read=()):
 
 def _same_memory(a, b):
     """Whether two arrays are the same elements in the same layout (an in-place call, allowed where documented)."""
-    return a is b or (a.shape == b.shape and a.strides == b.strides and _byte_range(a) == _byte_range(b))
+    if a is b:
+        return True
+    return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
+            and a.strides == b.strides and _byte_range(a) == _byte_range(b))
+
+
+def _refuse_network_overlap(weights, biases, x, outs, zs, y=None, sw=None, deltas=(), dweights=(), dbiases=(),
+                            train=None):
+    """_refuse_overlap for forward, backward and train_epoch. The per-layer buffers count as written in all
+    three; the weights and biases are read, except by train_epoch, which writes them and the arrays in
+    ``train`` = (xbuf or None, ybuf or None, the optimizer's state arrays) and reads ``order`` too."""
+    params = _named("weights", weights) + _named("biases", biases)
+    written = (_named("outs", outs) + _named("zs", zs) + _named("deltas", deltas) + _named("dweights", dweights)
+               + _named("dbiases", dbiases))
+    read = _csr_arrays(x) + [("y", y), ("sw", sw)]
+    if train is None:
+        read += params
+    else:
+        xbuf, ybuf, state, order = train
+        written += params + [("xbuf", xbuf), ("ybuf", ybuf)] + _named("optimizer state", state)
+        read.append(("order", order))
+    _refuse_overlap(written, read)
 
 
 def _csr_arrays(x):
@@ -446,8 +471,7 @@ def forward(weights, biases, acts, x, outs, zs):
     """Forward pass: outs[l] = σ(A W^ᵀ + b) layer by layer; zs[l] keeps Z where it is not None. x: an array
     (B, N_0) or a CSR."""
     _check_layers(weights, biases=biases, acts=acts, outs=outs, zs=zs)
-    _refuse_overlap(_named("outs", outs) + _named("zs", zs),
-                    _named("weights", weights) + _named("biases", biases) + _csr_arrays(x))
+    _refuse_network_overlap(weights, biases, x, outs, zs)
     _forward(weights, biases, acts, _operand(x, weights[0].shape[1], outs[0].dtype), outs, zs)
 
 
@@ -471,9 +495,7 @@ def backward(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste
     sparse x (a CSR) dweights[0] is still the whole gradient of W¹: zero outside the columns x uses.
     """
     _check_layers(weights, acts=acts, outs=outs, zs=zs, deltas=deltas, dweights=dweights, dbiases=dbiases)
-    _refuse_overlap(_named("outs", outs) + _named("zs", zs) + _named("deltas", deltas) + _named("dweights", dweights)
-                    + _named("dbiases", dbiases),
-                    _named("weights", weights) + _csr_arrays(x) + [("y", y), ("sw", sw)])
+    _refuse_network_overlap(weights, (), x, outs, zs, y, sw, deltas, dweights, dbiases)
     x = _operand(x, weights[0].shape[1], outs[0].dtype)
     return _backward(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste, sw)
 
@@ -558,13 +580,9 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
     n = x.shape[0]
     sparse = isinstance(x, CSR)
     shuffled = order is not None
-    _refuse_overlap(
-        _named("weights", weights) + _named("biases", biases) + _named("outs", outs) + _named("zs", zs)
-        + _named("deltas", deltas) + _named("dweights", dweights) + _named("dbiases", dbiases)
-        + ([("xbuf", xbuf)] if shuffled and not sparse else []) + ([("ybuf", ybuf)] if shuffled else [])
-        + (_named("optimizer state", state) if kind == "adam" or momentum else []),
-        _csr_arrays(x) + [("y", y), ("order", order), ("sw", sw)],
-    )
+    _refuse_network_overlap(weights, biases, x, outs, zs, y, sw, deltas, dweights, dbiases, train=(
+        xbuf if shuffled and not sparse else None, ybuf if shuffled else None,
+        state if kind == "adam" or momentum else (), order))
     x = _operand(x, weights[0].shape[1], outs[0].dtype)
     sw = _check_sample_weight(sw, n, outs[-1].dtype)
     # Lazy updates leave the rows of E = W¹ᵀ that a batch does not use alone, state included.
