@@ -583,6 +583,13 @@ def _dtype_of(x, what):
     return x.dtype
 
 
+@_jit
+def _k_address(a):
+    """The address of a's first element: ~10x faster than through ``__array_interface__``, which matters for the
+    overlap check of train_epoch (some 20-40 arrays per call, once per train_step)."""
+    return a.ctypes.data
+
+
 def _check(x, what, dtype, shape, writable=False, min_rows=None, table=False):
     """A C-contiguous array of ``dtype`` and ``shape`` (None: any size; with min_rows the first dimension is at
     least min_rows); with ``table`` the transpose of a C-contiguous array instead (weights[0]'s embedding
@@ -880,7 +887,7 @@ def forward(weights, biases, acts, x, outs, zs):
     _buffers(sizes, codes, dtype, outs, zs, None, rows, True, False)
     if rows == 0:
         return
-    _refuse_network_overlap(weights, biases, x, outs, zs)
+    _refuse_network_overlap(weights, biases, x, outs, zs, address=_k_address)
     _forward(weights, biases, codes, x, outs, zs)
 
 
@@ -917,7 +924,7 @@ def backward(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste
     _grads(sizes, dtype, dweights, dbiases, table)
     if zs[-1] is None and _loss_needs_z(lcode, codes[-1]):
         raise ValueError(f"zs[-1] must be an array: {loss} with {acts[-1]} outputs needs the pre-activations")
-    _refuse_network_overlap(weights, (), x, outs, zs, y, sw, deltas, dweights, dbiases)
+    _refuse_network_overlap(weights, (), x, outs, zs, y, sw, deltas, dweights, dbiases, address=_k_address)
     zz = [out if z is None else z for out, z in zip(outs, zs)]
     lo, hi = _typed(dtype, _GRAD_EPS[dtype], 1 - _GRAD_EPS[dtype])
     weighted = sw is not None
@@ -963,7 +970,7 @@ def _flat_params(params, grads, extra, what_extra):
             row.append(_check(e[i], f"{name}[{i}]", dtype, p.shape, True, table=table))
         flat.append([_kernel_view(a, table).reshape(-1) for a in row])
     _refuse_overlap(_named("params", params) + [w for e, name in zip(lists, what_extra) for w in _named(name, e)],
-                    _named("grads", grads))
+                    _named("grads", grads), _k_address)
     return dtype, flat
 
 
@@ -1094,7 +1101,8 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
             shape = (sizes[l + 1],) if of_bias else (sizes[l + 1], sizes[l])
             _check(s, f"optimizer state[{i}]", dtype, shape, True, table=table and l == 0 and not of_bias)
     _refuse_network_overlap(weights, biases, x, outs, zs, y, sw, deltas, dweights, dbiases, train=(
-        xbuf if shuffled and not sparse else None, ybuf if shuffled else None, state if stateful else (), order))
+        xbuf if shuffled and not sparse else None, ybuf if shuffled else None, state if stateful else (), order),
+        address=_k_address)
 
     # ---- per-epoch constants: typed scalars, views for the full and the last batch
     zero, one, lr_t, mom_t, wd_t, b1_t, b2_t, c1_t, c2_t, eps_t = _typed(

@@ -138,9 +138,16 @@ def _check_csr(x, n_cols, dtype):
         raise ValueError(f"x.indices must lie in 0..{n_cols - 1}")
 
 
-def _byte_range(a):
+def _interface_address(a):
+    """The address of an array's first element."""
+    return a.__array_interface__["data"][0]
+
+
+def _byte_range(a, address=_interface_address):
     """[lo, hi): the bytes an array's elements lie in (for a contiguous array exactly its memory)."""
-    lo = hi = a.__array_interface__["data"][0]
+    lo = hi = address(a)
+    if a.flags.c_contiguous or a.flags.f_contiguous:  # the contract's arrays: no loop over the dimensions
+        return lo, lo + a.nbytes
     for n, stride in zip(a.shape, a.strides):
         if stride < 0:
             lo += (n - 1) * stride
@@ -154,7 +161,7 @@ def _named(what, arrays):
     return [(f"{what}[{i}]", a) for i, a in enumerate(arrays) if isinstance(a, np.ndarray)]
 
 
-def _refuse_overlap(written, read=()):
+def _refuse_overlap(written, read=(), address=_interface_address):
     """Refuse (ValueError) an array a kernel writes that shares memory with another of the call's arrays.
 
     ``written`` and ``read`` are lists of (name, array). A kernel reads and writes its arrays in an order of
@@ -162,13 +169,13 @@ def _refuse_overlap(written, read=()):
     input or another output gives wrong results silently. Overlap is judged on byte ranges — exact for the
     contiguous arrays of the contract, cautious for strided ones — by one sort, not by pairs: the call's
     cost grows as n log n in its arrays. Every backend raises the same message (the compiled core's bindings
-    too).
+    too). ``address(a)``: the address of a's first element (the numba backend passes a faster one).
     """
     ranges = []
     for flag, named in ((True, written), (False, read)):
         for name, a in named:
             if isinstance(a, np.ndarray) and a.size:
-                ranges.append((*_byte_range(a), flag, name))
+                ranges.append((*_byte_range(a, address), flag, name))
     ranges.sort(key=lambda r: r[0])
     reach = reach_written = None  # the range reaching furthest so far: of all, of the written ones
     for lo, hi, flag, name in ranges:
@@ -192,7 +199,7 @@ def _same_memory(a, b):
 
 
 def _refuse_network_overlap(weights, biases, x, outs, zs, y=None, sw=None, deltas=(), dweights=(), dbiases=(),
-                            train=None):
+                            train=None, address=_interface_address):
     """_refuse_overlap for forward, backward and train_epoch. The per-layer buffers count as written in all
     three; the weights and biases are read, except by train_epoch, which writes them and the arrays in
     ``train`` = (xbuf or None, ybuf or None, the optimizer's state arrays) and reads ``order`` too."""
@@ -206,7 +213,7 @@ def _refuse_network_overlap(weights, biases, x, outs, zs, y=None, sw=None, delta
         xbuf, ybuf, state, order = train
         written += params + [("xbuf", xbuf), ("ybuf", ybuf)] + _named("optimizer state", state)
         read.append(("order", order))
-    _refuse_overlap(written, read)
+    _refuse_overlap(written, read, address)
 
 
 def _csr_arrays(x):
