@@ -5,6 +5,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -81,12 +83,49 @@ public:
             throw py::value_error(what + " must be F-contiguous (the transpose of a C-contiguous array), in the "
                                   "layout of the weights it goes with");
         if (writable && !a.writeable()) throw py::value_error(what + " must be writable");
-        keep_.push_back(a);
+        hold(a, what, writable);
         return static_cast<U*>(const_cast<void*>(a.data()));
     }
 
+    // Keeps an array checked elsewhere (contiguous), for refuse_overlap too.
+    void hold(const py::array& a, const std::string& what, bool writable) {
+        keep_.push_back(a);
+        held_.push_back({static_cast<const char*>(a.data()), static_cast<const char*>(a.data()) + a.nbytes(), what,
+                         writable});
+    }
+
+    // Refuses (ValueError) an array the call writes that shares memory with another of its arrays: a kernel reads
+    // and writes its arrays in an order of its own (a GEMM in blocks, a gather before the layers that read the
+    // data), so any overlap would give wrong results silently. The arrays are contiguous, so sharing memory is
+    // overlapping byte ranges, found by one sort and a sweep rather than by pairs. The Python backends say the
+    // same (pyfastnn/_ref.py, _refuse_overlap).
+    void refuse_overlap() const {
+        std::vector<const held*> order;
+        for (const held& h : held_)
+            if (h.hi > h.lo) order.push_back(&h);
+        std::stable_sort(order.begin(), order.end(), [](const held* a, const held* b) { return a->lo < b->lo; });
+        const held *reach = nullptr, *reach_written = nullptr;  // the ranges reaching furthest so far
+        for (const held* h : order) {
+            const held* other = h->written ? reach : reach_written;
+            if (other != nullptr && h->lo < other->hi) {
+                const held* first = h->written ? h : other;
+                const held* second = h->written ? other : h;
+                throw py::value_error(first->what + " overlaps " + second->what + " in memory: the arrays a kernel "
+                                      "writes must not share memory with its other arrays");
+            }
+            if (reach == nullptr || h->hi > reach->hi) reach = h;
+            if (h->written && (reach_written == nullptr || h->hi > reach_written->hi)) reach_written = h;
+        }
+    }
+
 private:
+    struct held {
+        const char *lo, *hi;
+        std::string what;
+        bool written;
+    };
     std::vector<py::array> keep_;
+    std::vector<held> held_;
 };
 
 act_kind activation_of(const py::handle& h, const std::string& what) {
@@ -247,6 +286,7 @@ void activation_forward_t(const std::string& name, const py::array& z, const py:
     T* zp = keep.get(z, "z", {rows, cols}, false);
     T* op = keep.get(out, "out", {rows, cols}, true);
     if (act == act_kind::softmax && cols == 0) return;
+    if (zp != op) keep.refuse_overlap();  // out may be z itself (the same memory, same shape), nothing else
     py::gil_scoped_release nogil;
     if (zp == op) {
         bias_activation_forward<T>(act, rows, cols, op, cols, nullptr, op, cols);
@@ -267,6 +307,7 @@ void activation_backward_t(const std::string& name, const py::array& a, const py
     T* zp = z.is_none() ? nullptr : keep.get(z, "z", {rows, cols}, false);
     if (zp == nullptr && needs_z(act, ste)) throw py::value_error("z is needed for step/sign with ste=True");
     T* dp = keep.get(delta, "delta", {rows, cols}, true);
+    keep.refuse_overlap();
     py::gil_scoped_release nogil;
     activation_backward<T>(act, rows, cols, ap, cols, zp, cols, dp, cols, ste);
 }
@@ -290,6 +331,7 @@ double loss_t(const std::string& loss, const std::string& act_name, const py::ar
     }
     if (zp == nullptr && needs_z(act, ste)) throw py::value_error("z is needed for step/sign with ste=True");
     T* dp = keep.get(delta, "delta", {rows, cols}, true);
+    keep.refuse_overlap();
     py::gil_scoped_release nogil;
     return loss_and_output_delta<T>(lk, act, rows, cols, ap, zp, yp, dp, ste, sp, nullptr);
 }
@@ -376,6 +418,7 @@ void forward_t(const py::list& weights, const py::list& biases, const py::list& 
     const bool sparse = is_csr(x);
     auto buf = buffers_of<T>(keep, net, outs, zs, nullptr, rows, true, false);
     if (rows == 0) return;
+    keep.refuse_overlap();
     py::gil_scoped_release nogil;
     mlp_forward<T>(net, xp, sparse ? &sx : nullptr, rows, buf);
 }
@@ -398,6 +441,7 @@ double backward_t(const py::list& weights, const py::list& acts, const std::stri
     auto grads = grads_of<T>(keep, net, dweights, dbiases);
     const std::size_t nl = net.size();
     std::vector<T*> dw(grads.begin(), grads.begin() + nl), db(grads.begin() + nl, grads.end());
+    keep.refuse_overlap();
     py::gil_scoped_release nogil;
     return mlp_backward<T>(net, lk, xp, sparse ? &sx : nullptr, yp, rows, buf, dw, db, ste, sp);
 }
@@ -433,6 +477,7 @@ void sgd_update_t(const py::list& params, const py::list& grads, const py::objec
         vp.push_back(momentum != 0.0 ? keep.get(v[i], "velocities" + idx, dims, true, 0, order) : nullptr);
         sizes.push_back(count_of(dims));
     }
+    keep.refuse_overlap();
     py::gil_scoped_release nogil;
     for (std::size_t i = 0; i < n; ++i) sgd_update<T>(sizes[i], pp[i], gp[i], vp[i], lr, momentum, nesterov, weight_decay);
 }
@@ -456,10 +501,34 @@ void adam_update_t(const py::list& params, const py::list& grads, const py::list
         vp.push_back(keep.get(v[i], "vs" + idx, dims, true, 0, order));
         sizes.push_back(count_of(dims));
     }
+    keep.refuse_overlap();
     py::gil_scoped_release nogil;
     for (std::size_t i = 0; i < n; ++i)
         adam_update<T>(sizes[i], pp[i], gp[i], mp[i], vp[i], step, lr, beta1, beta2, eps, weight_decay);
 }
+
+// Ctrl-C during a native epoch: Python only notes a signal and runs its handler when the interpreter next gets
+// control, which for an epoch run without the GIL used to be its end (many seconds). Between batches, at most
+// every poll interval (a clock read otherwise), this takes the GIL back for a moment and lets Python run the
+// handlers: one that raises (KeyboardInterrupt) ends the epoch, its exception left set in this thread for the
+// caller to throw once it holds the GIL again. Only the main thread runs signal handlers; elsewhere the check
+// answers no at once. The interval bounds both the added latency of a stop and the cost of retaking the GIL
+// (at most one switch interval, 5 ms, when another thread runs Python).
+class signal_poll {
+public:
+    bool operator()() {
+        const auto now = clock::now();
+        if (now - last_ < interval) return false;
+        last_ = now;
+        py::gil_scoped_acquire gil;
+        return PyErr_CheckSignals() != 0;
+    }
+
+private:
+    using clock = std::chrono::steady_clock;
+    static constexpr std::chrono::milliseconds interval{100};
+    clock::time_point last_ = clock::now();
+};
 
 template <class T>
 py::tuple train_epoch_t(const py::list& weights, const py::list& biases, const py::list& acts, const std::string& loss,
@@ -495,6 +564,7 @@ py::tuple train_epoch_t(const py::list& weights, const py::list& biases, const p
         if (order_arr.ndim() != 1 || order_arr.shape(0) != n || !(order_arr.flags() & py::array::c_style))
             throw py::value_error("order must be a contiguous 1-D array of " + std::to_string(n) + " row indices");
         op = order_arr.data();
+        keep.hold(order_arr, "order", false);
         for (py::ssize_t i = 0; i < n; ++i)
             if (op[i] < 0 || op[i] >= n)
                 throw py::value_error("order[" + std::to_string(i) + "] = " + std::to_string(op[i]) +
@@ -534,12 +604,17 @@ py::tuple train_epoch_t(const py::list& weights, const py::list& biases, const p
                                                     net[l].table ? layout::f : layout::c));
         }
     }
+    keep.refuse_overlap();
     epoch_result res;
     {
+        signal_poll poll;
         py::gil_scoped_release nogil;
         res = mlp_train_epoch<T>(net, lk, xp, sparse ? &sx : nullptr, yp, n, op, batch, buf, dw, db, xb, yb, ste, spec,
-                                 sp);
+                                 sp, poll);
     }
+    // The weights are those after the last batch run; the Python caller decides what to keep (fit restores
+    // the epoch's start).
+    if (res.interrupted) throw py::error_already_set();
     return py::make_tuple(res.loss_sum, res.samples_done, res.bad_batch_start, res.bad_loss);
 }
 
@@ -643,7 +718,9 @@ void register_nn(py::module_& m) {
         "With sample weights sw (one per row of x, gathered through order) each batch minimises its weighted-mean loss, "
         "loss_sum is Σ batch loss × batch weight sum, and a batch of weight sum 0 is skipped (no update at all). A sparse "
         "x (a CSR) is read through order in place (xbuf unused); its first layer moves only the rows of the table "
-        "the batch uses (exactly the dense update for plain SGD; lazy momentum / Adam when opt's lazy is true).");
+        "the batch uses (exactly the dense update for plain SGD; lazy momentum / Adam when opt's lazy is true). Signals "
+        "are handled between batches (every 100 ms at most): Ctrl-C raises KeyboardInterrupt within about a batch, "
+        "the weights and optimizer state then being those after the last batch run.");
 }
 
 }  // namespace pyfastnn

@@ -378,7 +378,7 @@ epoch_result mlp_train_epoch(const std::vector<layer_view<T>>& net, loss_kind lo
                              const csr_view<T>* sx, const T* y, std::int64_t n, const std::int64_t* order,
                              std::int64_t batch, const mlp_buffers<T>& buf, const std::vector<T*>& dw,
                              const std::vector<T*>& db, T* xbuf, T* ybuf, bool ste, optimizer_spec<T>& opt,
-                             const T* sw) {
+                             const T* sw, const std::function<bool()>& should_stop) {
     epoch_result res;
     // Plain SGD on sparse rows keeps W¹ = s·E during the call (sparse.h); E holds W¹ again whenever we return.
     double scale = 1.0;
@@ -387,6 +387,10 @@ epoch_result mlp_train_epoch(const std::vector<layer_view<T>>& net, loss_kind lo
     const layer_view<T>& out = net.back();
     const std::size_t nl = net.size();
     for (std::int64_t lo = 0; lo < n; lo += batch) {
+        if (lo > 0 && should_stop && should_stop()) {
+            res.interrupted = true;
+            break;
+        }
         const std::int64_t rows = std::min(batch, n - lo);
         // With weights: those of this batch's rows (through order, like x and y), and their sum, decided once
         // per batch; a batch of weight 0 changes nothing, not even the decay or the optimizer's state.
@@ -449,7 +453,8 @@ epoch_result mlp_train_epoch(const std::vector<layer_view<T>>& net, loss_kind lo
     template epoch_result mlp_train_epoch<T>(const std::vector<layer_view<T>>&, loss_kind, const T*,               \
                                              const csr_view<T>*, const T*, std::int64_t, const std::int64_t*,      \
                                              std::int64_t, const mlp_buffers<T>&, const std::vector<T*>&,          \
-                                             const std::vector<T*>&, T*, T*, bool, optimizer_spec<T>&, const T*);
+                                             const std::vector<T*>&, T*, T*, bool, optimizer_spec<T>&, const T*,   \
+                                             const std::function<bool()>&);
 
 PYFASTNN_INSTANTIATE(float)
 PYFASTNN_INSTANTIATE(double)

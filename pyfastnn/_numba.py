@@ -57,7 +57,9 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from ._ref import CSR, KERNELS, _check_csr  # noqa: F401  (KERNELS: the contract this module implements)
+from ._ref import (  # noqa: F401  (KERNELS: the contract this module implements)
+    CSR, KERNELS, _check_csr, _named, _refuse_network_overlap, _refuse_overlap, _same_memory,
+)
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")  # nogil: other Python threads run meanwhile
 
@@ -581,6 +583,13 @@ def _dtype_of(x, what):
     return x.dtype
 
 
+@_jit
+def _k_address(a):
+    """The address of a's first element: ~10x faster than through ``__array_interface__``, which matters for the
+    overlap check of train_epoch (some 20-40 arrays per call, once per train_step)."""
+    return a.ctypes.data
+
+
 def _check(x, what, dtype, shape, writable=False, min_rows=None, table=False):
     """A C-contiguous array of ``dtype`` and ``shape`` (None: any size; with min_rows the first dimension is at
     least min_rows); with ``table`` the transpose of a C-contiguous array instead (weights[0]'s embedding
@@ -771,6 +780,8 @@ def activation_forward(name, z, out):
     _check(out, "out", dtype, z.shape, writable=True)
     if code == SOFTMAX and z.shape[1] == 0:
         return
+    if not _same_memory(out, z):
+        _refuse_overlap([("out", out)], [("z", z)])
     if out is not z:
         np.copyto(out, z)  # the kernel works in place, so z itself is never written (it may be read-only)
     _k_bias_act(out, _dummy(dtype, 1), False, code, out)
@@ -791,6 +802,7 @@ def activation_backward(name, a, z, delta, ste):
     else:
         _check(z, "z", dtype, a.shape)
     _check(delta, "delta", dtype, a.shape, writable=True)
+    _refuse_overlap([("delta", delta)], [("a", a), ("z", z)])
     _k_act_backward(a, z, delta, code, ste, _dummy(dtype, 1), False)
 
 
@@ -817,6 +829,7 @@ def _loss_call(loss, act, a, z, y, delta, ste, sw):
         _check(z, "z", dtype, a.shape)
     if want_delta:
         _check(delta, "delta", dtype, a.shape, writable=True)
+        _refuse_overlap([("delta", delta)], [("a", a), ("z", z), ("y", y), ("sw", sw)])
     else:
         delta = _dummy(dtype, 2)
     lo, hi = _typed(dtype, _GRAD_EPS[dtype], 1 - _GRAD_EPS[dtype])
@@ -874,6 +887,7 @@ def forward(weights, biases, acts, x, outs, zs):
     _buffers(sizes, codes, dtype, outs, zs, None, rows, True, False)
     if rows == 0:
         return
+    _refuse_network_overlap(weights, biases, x, outs, zs, address=_k_address)
     _forward(weights, biases, codes, x, outs, zs)
 
 
@@ -910,6 +924,7 @@ def backward(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste
     _grads(sizes, dtype, dweights, dbiases, table)
     if zs[-1] is None and _loss_needs_z(lcode, codes[-1]):
         raise ValueError(f"zs[-1] must be an array: {loss} with {acts[-1]} outputs needs the pre-activations")
+    _refuse_network_overlap(weights, (), x, outs, zs, y, sw, deltas, dweights, dbiases, address=_k_address)
     zz = [out if z is None else z for out, z in zip(outs, zs)]
     lo, hi = _typed(dtype, _GRAD_EPS[dtype], 1 - _GRAD_EPS[dtype])
     weighted = sw is not None
@@ -954,6 +969,8 @@ def _flat_params(params, grads, extra, what_extra):
         for e, name in zip(lists, what_extra):
             row.append(_check(e[i], f"{name}[{i}]", dtype, p.shape, True, table=table))
         flat.append([_kernel_view(a, table).reshape(-1) for a in row])
+    _refuse_overlap(_named("params", params) + [w for e, name in zip(lists, what_extra) for w in _named(name, e)],
+                    _named("grads", grads), _k_address)
     return dtype, flat
 
 
@@ -1083,6 +1100,9 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
             of_bias = (i // n_layers) % 2 == 1
             shape = (sizes[l + 1],) if of_bias else (sizes[l + 1], sizes[l])
             _check(s, f"optimizer state[{i}]", dtype, shape, True, table=table and l == 0 and not of_bias)
+    _refuse_network_overlap(weights, biases, x, outs, zs, y, sw, deltas, dweights, dbiases, train=(
+        xbuf if shuffled and not sparse else None, ybuf if shuffled else None, state if stateful else (), order),
+        address=_k_address)
 
     # ---- per-epoch constants: typed scalars, views for the full and the last batch
     zero, one, lr_t, mom_t, wd_t, b1_t, b2_t, c1_t, c2_t, eps_t = _typed(

@@ -41,7 +41,14 @@ train_epoch's loss_sum is Σ over the applied batches of (batch loss × batch ro
 train_epoch sw[k] belongs to row k of x (it is gathered through ``order`` like x and y). A batch whose weights
 sum to 0 is skipped: no update at all (not even weight decay, momentum or Adam's step), and it adds
 nothing to loss_sum or samples_done; samples_done counts only the rows of applied batches, so the number of
-updates made is still ceil(samples_done / batch).
+updates made is still ceil(samples_done / batch). train_epoch may end early with KeyboardInterrupt (Ctrl-C): the
+compiled core checks for signals between batches, the Python backends anywhere in their loop, so the parameters
+and the optimizer's state are then partly updated; a caller that needs a consistent state restores a snapshot
+(fit and train_step do).
+
+No array a kernel writes (an output, a buffer, a parameter it updates) may share memory with another of the
+call's arrays: each backend refuses that with the same ValueError naming both, before touching anything. The one
+exception is ``activation_forward`` with ``out`` the very array ``z`` (in place).
 
 ``zs[l]`` is None where layer l+1 does not need its pre-activation kept: only the output layer (for the stable
 log-sigmoid / log-softmax losses) and step/sign layers trained with the straight-through estimator need it.
@@ -131,6 +138,91 @@ def _check_csr(x, n_cols, dtype):
         raise ValueError(f"x.indices must lie in 0..{n_cols - 1}")
 
 
+def _interface_address(a):
+    """The address of an array's first element."""
+    return a.__array_interface__["data"][0]
+
+
+def _byte_range(a, address=_interface_address):
+    """[lo, hi): the bytes an array's elements lie in (for a contiguous array exactly its memory)."""
+    lo = hi = address(a)
+    if a.flags.c_contiguous or a.flags.f_contiguous:  # the contract's arrays: no loop over the dimensions
+        return lo, lo + a.nbytes
+    for n, stride in zip(a.shape, a.strides):
+        if stride < 0:
+            lo += (n - 1) * stride
+        else:
+            hi += (n - 1) * stride
+    return lo, hi + a.itemsize
+
+
+def _named(what, arrays):
+    """(name, array) for each entry of a per-layer list (None entries and non-arrays left out)."""
+    return [(f"{what}[{i}]", a) for i, a in enumerate(arrays) if isinstance(a, np.ndarray)]
+
+
+def _refuse_overlap(written, read=(), address=_interface_address):
+    """Refuse (ValueError) an array a kernel writes that shares memory with another of the call's arrays.
+
+    ``written`` and ``read`` are lists of (name, array). A kernel reads and writes its arrays in an order of
+    its own (a GEMM in blocks, a gather before the layers that read the data), so an output overlapping an
+    input or another output gives wrong results silently. Overlap is judged on byte ranges — exact for the
+    contiguous arrays of the contract, cautious for strided ones — by one sort, not by pairs: the call's
+    cost grows as n log n in its arrays. Every backend raises the same message (the compiled core's bindings
+    too). ``address(a)``: the address of a's first element (the numba backend passes a faster one).
+    """
+    ranges = []
+    for flag, named in ((True, written), (False, read)):
+        for name, a in named:
+            if isinstance(a, np.ndarray) and a.size:
+                ranges.append((*_byte_range(a, address), flag, name))
+    ranges.sort(key=lambda r: r[0])
+    reach = reach_written = None  # the range reaching furthest so far: of all, of the written ones
+    for lo, hi, flag, name in ranges:
+        other = reach if flag else reach_written
+        if other is not None and lo < other[1]:
+            first, second = (name, other[3]) if flag else (other[3], name)
+            raise ValueError(f"{first} overlaps {second} in memory: the arrays a kernel writes must not share "
+                             "memory with its other arrays")
+        if reach is None or hi > reach[1]:
+            reach = (lo, hi, flag, name)
+        if flag and (reach_written is None or hi > reach_written[1]):
+            reach_written = (lo, hi, flag, name)
+
+
+def _same_memory(a, b):
+    """Whether two arrays are the same elements in the same layout (an in-place call, allowed where documented)."""
+    if a is b:
+        return True
+    return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
+            and a.strides == b.strides and _byte_range(a) == _byte_range(b))
+
+
+def _refuse_network_overlap(weights, biases, x, outs, zs, y=None, sw=None, deltas=(), dweights=(), dbiases=(),
+                            train=None, address=_interface_address):
+    """_refuse_overlap for forward, backward and train_epoch. The per-layer buffers count as written in all
+    three; the weights and biases are read, except by train_epoch, which writes them and the arrays in
+    ``train`` = (xbuf or None, ybuf or None, the optimizer's state arrays) and reads ``order`` too."""
+    params = _named("weights", weights) + _named("biases", biases)
+    written = (_named("outs", outs) + _named("zs", zs) + _named("deltas", deltas) + _named("dweights", dweights)
+               + _named("dbiases", dbiases))
+    read = _csr_arrays(x) + [("y", y), ("sw", sw)]
+    if train is None:
+        read += params
+    else:
+        xbuf, ybuf, state, order = train
+        written += params + [("xbuf", xbuf), ("ybuf", ybuf)] + _named("optimizer state", state)
+        read.append(("order", order))
+    _refuse_overlap(written, read, address)
+
+
+def _csr_arrays(x):
+    """The arrays of a CSR x, named, or x itself (a dense input)."""
+    if isinstance(x, CSR):
+        return [("x.indptr", x.indptr), ("x.indices", x.indices), ("x.data", x.data)]
+    return [("x", x)]
+
+
 def _is_sparse(a):
     return hasattr(a, "tocsr")
 
@@ -218,6 +310,8 @@ def _check_activation(name):
 def activation_forward(name, z, out):
     """out = σ(z) row by row (softmax normalises each row); out may be z itself."""
     _check_activation(name)
+    if not _same_memory(out, z):
+        _refuse_overlap([("out", out)], [("z", z)])
     _FORWARD[name](z, out)
 
 
@@ -229,6 +323,7 @@ def activation_backward(name, a, z, delta, ste):
     _check_activation(name)
     if z is None and ste and name in ("step", "sign"):
         raise ValueError("z is needed for step/sign with ste=True")
+    _refuse_overlap([("delta", delta)], [("a", a), ("z", z)])
     if name == "softmax":
         delta[...] = a * (delta - np.sum(delta * a, axis=-1, keepdims=True))
     else:
@@ -352,6 +447,7 @@ def loss_and_output_delta(loss, act, a, z, y, delta, ste, sw=None):
     s_k·B/S (S = Σ s_k); when S = 0 the loss is 0 and delta is all zeros.
     """
     sw = _check_sample_weight(sw, a.shape[0], a.dtype)
+    _refuse_overlap([("delta", delta)], [("a", a), ("z", z), ("y", y), ("sw", sw)])
     value = _weighted_mean(_per_sample_loss(loss, act, a, z, y), sw)
     if loss == "binary_cross_entropy" and act == "sigmoid":
         np.subtract(a, y, out=delta)
@@ -382,6 +478,7 @@ def forward(weights, biases, acts, x, outs, zs):
     """Forward pass: outs[l] = σ(A W^ᵀ + b) layer by layer; zs[l] keeps Z where it is not None. x: an array
     (B, N_0) or a CSR."""
     _check_layers(weights, biases=biases, acts=acts, outs=outs, zs=zs)
+    _refuse_network_overlap(weights, biases, x, outs, zs)
     _forward(weights, biases, acts, _operand(x, weights[0].shape[1], outs[0].dtype), outs, zs)
 
 
@@ -405,6 +502,7 @@ def backward(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste
     sparse x (a CSR) dweights[0] is still the whole gradient of W¹: zero outside the columns x uses.
     """
     _check_layers(weights, acts=acts, outs=outs, zs=zs, deltas=deltas, dweights=dweights, dbiases=dbiases)
+    _refuse_network_overlap(weights, (), x, outs, zs, y, sw, deltas, dweights, dbiases)
     x = _operand(x, weights[0].shape[1], outs[0].dtype)
     return _backward(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, ste, sw)
 
@@ -433,6 +531,8 @@ def _backward(weights, acts, loss, x, y, outs, zs, deltas, dweights, dbiases, st
 
 def sgd_update(params, grads, velocities, lr, momentum, nesterov, weight_decay):
     """p ← p − lr·g, with momentum v ← μv + g (and Nesterov's look-ahead g + μv) when momentum > 0."""
+    _refuse_overlap(_named("params", params) + (_named("velocities", velocities) if momentum else []),
+                    _named("grads", grads))
     for i, (p, g) in enumerate(zip(params, grads)):
         g = g + weight_decay * p if weight_decay else g
         if momentum:
@@ -445,6 +545,7 @@ def sgd_update(params, grads, velocities, lr, momentum, nesterov, weight_decay):
 
 def adam_update(params, grads, ms, vs, step, lr, beta1, beta2, eps, weight_decay):
     """Adam (Kingma & Ba) with bias correction; ``step`` counts updates from 1."""
+    _refuse_overlap(_named("params", params) + _named("ms", ms) + _named("vs", vs), _named("grads", grads))
     for p, g, m, v in zip(params, grads, ms, vs):
         g = g + weight_decay * p if weight_decay else g
         m *= beta1
@@ -485,6 +586,10 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
     n_layers = len(weights)
     n = x.shape[0]
     sparse = isinstance(x, CSR)
+    shuffled = order is not None
+    _refuse_network_overlap(weights, biases, x, outs, zs, y, sw, deltas, dweights, dbiases, train=(
+        xbuf if shuffled and not sparse else None, ybuf if shuffled else None,
+        state if kind == "adam" or momentum else (), order))
     x = _operand(x, weights[0].shape[1], outs[0].dtype)
     sw = _check_sample_weight(sw, n, outs[-1].dtype)
     # Lazy updates leave the rows of E = W¹ᵀ that a batch does not use alone, state included.

@@ -707,10 +707,15 @@ class MLP:
         # The update and its undoing are one write: inference in other threads sees the network before or
         # after it.
         with self._workspace(rows) as (outs, zs, deltas), self._guard().writing():
-            total, done, bad_start, bad_loss = kernels.train_epoch(
-                self.weights, self.biases, self.activations, loss, x, y, None, rows, outs, zs, deltas, dws,
-                dbs, None, None, self.straight_through, spec, *sw,
-            )
+            try:
+                total, done, bad_start, bad_loss = kernels.train_epoch(
+                    self.weights, self.biases, self.activations, loss, x, y, None, rows, outs, zs, deltas, dws,
+                    dbs, None, None, self.straight_through, spec, *sw,
+                )
+            except BaseException:  # Ctrl-C (the numpy backend may stop between two layers' updates), ...
+                for target, a in zip(params + state, saved):
+                    np.copyto(target, a)
+                raise
             if bad_start >= 0:  # the kernel applies no update after a non-finite loss
                 raise FloatingPointError(
                     f"the loss is {bad_loss}: training diverged (the weights were not updated); "
