@@ -48,6 +48,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
     ) from exc
 
 from . import _backend
+from ._lbfgs import minimize_lbfgs
 from .network import MLP
 from .optim import SGD, Adam
 from .schedules import ExponentialDecay, InverseScaling, ReduceOnPlateau, StepDecay
@@ -307,8 +308,6 @@ class _BaseMLP(BaseEstimator):
         minimises. For a multi-output regressor scikit-learn's reported loss (a mean over the outputs) is not
         the function its gradient belongs to, and its line search sees them mixed; here they agree, and
         ``loss_`` is still reported in scikit-learn's scale."""
-        from ._lbfgs import minimize_lbfgs
-
         callbacks = list(self.callbacks or ())
         started = time.perf_counter()
         stopped = []
