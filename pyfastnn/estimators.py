@@ -6,14 +6,17 @@ the rest of pyfastnn does not.
 
 What differs from scikit-learn, on purpose or by necessity:
 
-* ``solver`` is "sgd" or "adam" ("lbfgs" is not offered). Like scikit-learn, the network trains in the dtype
-  of X (float32 stays float32, anything else becomes float64) unless ``dtype`` says otherwise: pass float32
-  data or ``dtype="float32"`` for speed. Initial weights are He / Glorot from pyfastnn (scikit-learn uses Glorot
-  uniform), so the same ``random_state`` does not give the same weights as scikit-learn.
+* ``solver`` is "sgd", "adam" or "lbfgs" (full-batch L-BFGS through scipy.optimize over pyfastnn's native
+  loss and gradients, scikit-learn's objective and stopping rules). Like scikit-learn, the network trains in
+  the dtype of X (float32 stays float32, anything else becomes float64) unless ``dtype`` says otherwise: pass
+  float32 data or ``dtype="float32"`` for speed. Initial weights are He / Glorot from pyfastnn (scikit-learn
+  uses Glorot uniform), so the same ``random_state`` does not give the same weights as scikit-learn.
 * The loss scaling matches scikit-learn's exactly: the regressor minimises ½·mean squared error averaged
   over the outputs, and ``alpha`` is the L2 penalty 0.5·alpha·‖W‖² per batch of ``batch_size`` rows, so the
   same hyper-parameters give the same updates. ``loss_curve_`` holds the data term only (scikit-learn adds
-  the penalty, which at the default alpha is ~1e-4 of the loss).
+  the penalty, which at the default alpha is ~1e-4 of the loss). Under lbfgs the batch is the whole data set
+  (the sum of the sample weights), the iterates are scikit-learn's from the same weights, and ``loss_`` is
+  its objective, penalty included.
 * ``learning_rate`` also takes "step" and "exponential" (pyfastnn's schedules); as in scikit-learn the
   schedules apply to the sgd solver only.
 * Extra parameters: ``dtype``, ``backend``, ``callbacks`` (``cb(epoch, logs) -> bool``, True stops) and, for
@@ -22,6 +25,8 @@ What differs from scikit-learn, on purpose or by necessity:
 
 import contextlib
 import numbers
+import sys
+import time
 import warnings
 
 import numpy as np
@@ -33,6 +38,7 @@ try:
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import LabelBinarizer
     from sklearn.utils import check_random_state
+    from sklearn.utils.metaestimators import available_if
     from sklearn.utils.multiclass import check_classification_targets, type_of_target
     from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
@@ -42,6 +48,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
     ) from exc
 
 from . import _backend
+from ._lbfgs import minimize_lbfgs
 from .network import MLP
 from .optim import SGD, Adam
 from .schedules import ExponentialDecay, InverseScaling, ReduceOnPlateau, StepDecay
@@ -52,6 +59,16 @@ _ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "re
                 "linear": "linear", "sigmoid": "sigmoid", "piecewise_linear": "piecewise_linear"}
 _SKLEARN_NAME = {"linear": "identity", "sigmoid": "logistic", "softmax": "softmax"}
 _LEARNING_RATES = ("constant", "invscaling", "adaptive", "step", "exponential")
+_SOLVERS = ("lbfgs", "sgd", "adam")
+_STOCHASTIC_ONLY = ("loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_", "history_")
+
+
+def _stochastic_solver(estimator):
+    """partial_fit exists for the stochastic solvers only, as in scikit-learn."""
+    if estimator.solver == "lbfgs":
+        raise AttributeError("partial_fit is only available for stochastic optimizers. lbfgs is not "
+                             "stochastic.")
+    return True
 
 
 class _BaseMLP(BaseEstimator):
@@ -61,7 +78,7 @@ class _BaseMLP(BaseEstimator):
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, dtype=None, backend=None, callbacks=None):
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype=None, backend=None, callbacks=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -84,6 +101,7 @@ class _BaseMLP(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.dtype = dtype
         self.backend = backend
         self.callbacks = callbacks
@@ -127,9 +145,8 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"hidden_layer_sizes must be positive ints; got {self.hidden_layer_sizes!r}")
         if self.activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(_ACTIVATIONS)}; got {self.activation!r}")
-        if self.solver not in ("sgd", "adam"):
-            extra = " (lbfgs is not offered by pyfastnn)" if self.solver == "lbfgs" else ""
-            raise ValueError(f"solver must be 'sgd' or 'adam'; got {self.solver!r}{extra}")
+        if self.solver not in _SOLVERS:
+            raise ValueError(f"solver must be one of {', '.join(map(repr, _SOLVERS))}; got {self.solver!r}")
         if self.learning_rate not in _LEARNING_RATES:
             raise ValueError(f"learning_rate must be one of {', '.join(_LEARNING_RATES)}; got {self.learning_rate!r}")
         for name, low in (("alpha", 0.0), ("tol", 0.0), ("power_t", 0.0), ("momentum", 0.0)):
@@ -146,7 +163,7 @@ class _BaseMLP(BaseEstimator):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
                 raise ValueError(f"{name} must lie in [0, 1); got {value!r}")
-        for name in ("max_iter", "n_iter_no_change"):
+        for name in ("max_iter", "n_iter_no_change", "max_fun"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1; got {value!r}")
@@ -183,11 +200,15 @@ class _BaseMLP(BaseEstimator):
                         output_activation=output_activation, dtype=dtype, seed=seed)
         self.n_outputs_ = n_outputs
         self.t_ = 0
+        self._optimizer = None
+        if self.solver == "lbfgs":  # as scikit-learn's lbfgs: no per-epoch record (nor a stale one)
+            for name in _STOCHASTIC_ONLY:
+                self.__dict__.pop(name, None)
+            return
         self.loss_curve_ = []
         self.best_loss_ = None if self.early_stopping else np.inf
         self.validation_scores_ = [] if self.early_stopping else None
         self.best_validation_score_ = -np.inf if self.early_stopping else None
-        self._optimizer = None
 
     def _make_optimizer(self, batch, scale):
         """pyfastnn's optimizer that makes scikit-learn's updates for these hyper-parameters.
@@ -227,6 +248,8 @@ class _BaseMLP(BaseEstimator):
         ``grad_scale``: scikit-learn's gradient over pyfastnn's; ``loss_scale``: its reported loss over
         pyfastnn's. They differ for a multi-output regressor: scikit-learn reports ½·(mean over outputs) but
         its gradient is that of ½·(sum over outputs)."""
+        if self.solver == "lbfgs":
+            return self._train_lbfgs(X, y, sample_weight, grad_scale, loss_scale)
         n = X.shape[0]
         batch = min(200, n) if self.batch_size == "auto" else self.batch_size
         if batch > n:
@@ -276,6 +299,46 @@ class _BaseMLP(BaseEstimator):
                           "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=3)
         return self
 
+    def _train_lbfgs(self, X, y, sample_weight, grad_scale, loss_scale):
+        """Full-batch L-BFGS as scikit-learn's lbfgs solver: the same objective (its loss plus
+        0.5·alpha·‖W‖²/n_samples, n_samples the sum of the weights under ``sample_weight``), scipy's
+        L-BFGS-B with maxiter=max_iter, maxfun=max_fun, gtol=tol.
+
+        pyfastnn's loss times ``grad_scale`` has scikit-learn's gradient, so that is what L-BFGS
+        minimises. For a multi-output regressor scikit-learn's reported loss (a mean over the outputs) is not
+        the function its gradient belongs to, and its line search sees them mixed; here they agree, and
+        ``loss_`` is still reported in scikit-learn's scale."""
+        callbacks = list(self.callbacks or ())
+        started = time.perf_counter()
+        stopped = []
+
+        def reported(data_loss, penalty):
+            return loss_scale * data_loss + penalty
+
+        def after_iteration(iteration, data_loss, penalty):
+            logs = {"loss": reported(data_loss, penalty), "time": time.perf_counter() - started}
+            if self.verbose:
+                print(f"Iteration {iteration}, loss = {logs['loss']:.8f}", file=sys.stderr)
+            if any([bool(cb(iteration, dict(logs))) for cb in callbacks]):  # every callback sees it
+                stopped.append(iteration)
+            return bool(stopped)
+
+        with self._on_backend():
+            result = minimize_lbfgs(self.net_, X, self._targets(y), self._loss, sample_weight=sample_weight,
+                                    alpha=self.alpha, scale=grad_scale, max_iter=self.max_iter,
+                                    max_fun=self.max_fun, tol=self.tol, callback=after_iteration)
+        self.n_iter_ = min(result.nit, self.max_iter)
+        self.loss_ = reported(result.data_loss, result.penalty)
+        if result.status != 0:  # scikit-learn's warning (a callback's stop is not a failure)
+            message = (f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
+                       f"(status={result.status}):\n{result.message}\n")
+            if self.n_iter_ == self.max_iter:
+                message += ("\nIncrease the number of iterations to improve the convergence "
+                            f"(max_iter={self.max_iter}).")
+            if not stopped:
+                warnings.warn(message, ConvergenceWarning, stacklevel=5)  # the caller of fit
+        return self
+
     def _start(self, X, y, incremental, sample_weight):
         """Validate, and (re)build the network when this call starts from scratch."""
         sizes, dtype = self._check_params()
@@ -313,11 +376,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     activation : {"relu", "identity", "logistic", "tanh", "linear", "sigmoid", "piecewise_linear"}
         Activation of the hidden layers (default "relu"). scikit-learn's names are read as pyfastnn's
         ("identity" is "linear", "logistic" is "sigmoid"); "piecewise_linear" is clip(z + 1/2, 0, 1).
-    solver : {"adam", "sgd"}, default "adam"
+    solver : {"adam", "sgd", "lbfgs"}, default "adam"
         "sgd": stochastic gradient descent with ``momentum`` (Nesterov's when ``nesterovs_momentum``); "adam":
-        Adam with ``beta_1``, ``beta_2``, ``epsilon``. "lbfgs" is not offered.
+        Adam with ``beta_1``, ``beta_2``, ``epsilon``; "lbfgs": full-batch L-BFGS (scipy.optimize's
+        L-BFGS-B on the network's native loss and gradients), often the better choice for small data sets. The
+        parameters of mini-batches, rates and early stopping apply to the stochastic solvers only.
     alpha : float >= 0, default 1e-4
-        L2 penalty: each batch of B rows adds 0.5·alpha·‖W‖²/B (the weights, not the biases), as scikit-learn.
+        L2 penalty on the weights (not the biases), as scikit-learn: each batch of B rows adds
+        0.5·alpha·‖W‖²/B; under lbfgs the whole data set is the batch, B the sum of the sample weights.
     batch_size : int >= 1 or "auto", default "auto"
         Rows per update; "auto" is min(200, n_samples). A size above n_samples is clipped, with a warning.
     learning_rate : {"constant", "invscaling", "adaptive", "step", "exponential"}, default "constant"
@@ -331,7 +397,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     power_t : float >= 0, default 0.5
         The exponent of "invscaling".
     max_iter : int >= 1, default 200
-        The most epochs ``fit`` trains (``partial_fit`` trains one per call).
+        The most epochs ``fit`` trains (``partial_fit`` trains one per call); under lbfgs, the most
+        iterations.
     shuffle : bool, default True
         Visit the samples in a new random order every epoch.
     random_state : None, int or numpy.random.RandomState, default None
@@ -340,9 +407,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     tol : float >= 0, default 1e-4
         ``fit`` stops when the training loss (the validation score under ``early_stopping``) has not improved
         by more than ``tol`` for ``n_iter_no_change`` + 1 epochs in a row (scikit-learn's count). With the
-        "adaptive" rate, that condition lowers the rate instead.
+        "adaptive" rate, that condition lowers the rate instead. Under lbfgs: scipy's gtol, stop when no
+        component of the objective's gradient exceeds ``tol`` in magnitude.
     verbose : bool, default False
-        Print each epoch's progress to standard error.
+        Print each epoch's (lbfgs: iteration's) progress to standard error.
     warm_start : bool, default False
         ``fit`` starts from the weights of the previous fit (keeping its dtype) instead of new ones.
     momentum : float in [0, 1], default 0.9
@@ -353,7 +421,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Hold out ``validation_fraction`` of the training data (stratified by class for single-label
         classification), stop when the validation score (accuracy for the classifier, R² for the regressor)
         has not improved by more than ``tol`` for ``n_iter_no_change`` + 1 epochs, and end with the weights of
-        the best epoch. ``partial_fit`` ignores it.
+        the best epoch. ``partial_fit`` and lbfgs ignore it.
     validation_fraction : float in (0, 1), default 0.1
         The fraction held out for ``early_stopping``.
     beta_1, beta_2 : float in [0, 1), default 0.9, 0.999
@@ -363,6 +431,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         first steps).
     n_iter_no_change : int >= 1, default 10
         The patience of ``tol``, ``early_stopping`` and the "adaptive" rate (see those).
+    max_fun : int >= 1, default 15000
+        Under lbfgs, the most evaluations of the loss and gradients (scipy's maxfun: checked at the end of
+        each iteration, so the last one may go over).
     dtype : None, "float32" or "float64", default None
         The network's dtype. None: that of X (float32 stays float32, anything else becomes float64); pass
         float32 data or ``dtype="float32"`` for speed. ``warm_start`` and ``partial_fit`` keep the fitted
@@ -372,7 +443,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         (``pyfastnn.get_backend()``).
     callbacks : list of callables or None, default None
         Each is called as ``cb(epoch, logs)`` after every epoch (``logs``: the epoch's "loss", "lr", "time",
-        and under ``early_stopping`` the validation values); one returning True stops training.
+        and under ``early_stopping`` the validation values); one returning True stops training. Under lbfgs,
+        after every iteration, with "loss" (``loss_``'s value then) and "time".
     class_weight : dict {class label: weight}, "balanced" or None, default None
         Multiplies each sample's weight (``sample_weight``, else 1) by that of its class; "balanced" uses
         n_samples / (n_classes · count of the class). Not for multi-label targets.
@@ -399,24 +471,28 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     out_activation_ : str
         The output activation in scikit-learn's words: "logistic" (one output, or multi-label) or "softmax".
     loss_ : float
-        The last epoch's training loss.
+        The last epoch's training loss. Under lbfgs, scikit-learn's objective at the final weights: the
+        training loss plus the L2 penalty.
     loss_curve_ : list of float
         The training loss of every epoch (the mean over its batches, each measured before its update),
         without the L2 penalty, scaled as scikit-learn reports it: the mean over the samples of the
-        cross-entropy (softmax) or binary cross-entropy (summed over the outputs).
+        cross-entropy (softmax) or binary cross-entropy (summed over the outputs). Stochastic solvers only,
+        as in scikit-learn.
     best_loss_ : float or None
-        The smallest value of ``loss_curve_``; None under ``early_stopping``.
+        The smallest value of ``loss_curve_``; None under ``early_stopping``. Stochastic solvers only, as
+        ``validation_scores_`` and ``best_validation_score_``.
     validation_scores_ : list of float or None
         Under ``early_stopping``, the validation score (accuracy) of every epoch; else None.
     best_validation_score_ : float or None
         The largest of ``validation_scores_``; None without ``early_stopping``.
     n_iter_ : int
-        Epochs trained by ``fit`` (or, summed, by the ``partial_fit`` calls since).
+        Epochs trained by ``fit`` (or, summed, by the ``partial_fit`` calls since); under lbfgs, the
+        iterations of the last ``fit``.
     t_ : int
-        Training samples seen: rows × epochs, summed over calls.
+        Training samples seen: rows × epochs, summed over calls (lbfgs does not count them, as scikit-learn).
     history_ : pyfastnn.History
         What the last ``fit`` or ``partial_fit`` call logged per epoch (``history_["loss"]`` in pyfastnn's
-        scale, ``history_.stop_reason``, ...).
+        scale, ``history_.stop_reason``, ...). Stochastic solvers only (lbfgs reports through ``callbacks``).
     """
 
     _regression = False
@@ -425,15 +501,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, dtype=None, backend=None, callbacks=None,
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype=None, backend=None, callbacks=None,
                  class_weight=None):
         super().__init__(hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
                          learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t,
                          max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
                          warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
                          early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1,
-                         beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change, dtype=dtype,
-                         backend=backend, callbacks=callbacks)
+                         beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+                         dtype=dtype, backend=backend, callbacks=callbacks)
         self.class_weight = class_weight
 
     def __sklearn_tags__(self):
@@ -493,9 +569,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """Train on X (n_samples, n_features) and y (labels, or a label-indicator matrix); returns self."""
         return self._fit_classifier(X, y, sample_weight, None, incremental=False)
 
+    @available_if(_stochastic_solver)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y), keeping the weights and the optimizer state. The first call needs ``classes``
-        (all the classes y may ever hold), unless the model has already been fitted."""
+        (all the classes y may ever hold), unless the model has already been fitted. Stochastic solvers only:
+        with solver="lbfgs" the estimator has no partial_fit, as scikit-learn's."""
         if not hasattr(self, "net_") and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit.")
         return self._fit_classifier(X, y, sample_weight, classes, incremental=True)
@@ -509,6 +587,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def predict_proba(self, X):
         """Class probabilities, (n_samples, n_classes) (one column per label for multi-label targets)."""
         f = self._outputs(X).astype(np.float64)
+        if self.net_.output_activation == "sigmoid":
+            # A finite logit's probability lies strictly inside (0, 1), but the sigmoid rounds to 1 beyond
+            # z ≈ 37 (≈ 17 in float32), as a well separated label reaches under lbfgs: keep such values at the
+            # nearest doubles inside the interval, the side the true value is on.
+            np.clip(f, np.finfo(np.float64).tiny, np.nextafter(1.0, 0.0), out=f)
         if self._label_binarizer.y_type_.startswith("multilabel"):
             return f
         if f.shape[1] == 1:
@@ -543,11 +626,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     activation : {"relu", "identity", "logistic", "tanh", "linear", "sigmoid", "piecewise_linear"}
         Activation of the hidden layers (default "relu"). scikit-learn's names are read as pyfastnn's
         ("identity" is "linear", "logistic" is "sigmoid"); "piecewise_linear" is clip(z + 1/2, 0, 1).
-    solver : {"adam", "sgd"}, default "adam"
+    solver : {"adam", "sgd", "lbfgs"}, default "adam"
         "sgd": stochastic gradient descent with ``momentum`` (Nesterov's when ``nesterovs_momentum``); "adam":
-        Adam with ``beta_1``, ``beta_2``, ``epsilon``. "lbfgs" is not offered.
+        Adam with ``beta_1``, ``beta_2``, ``epsilon``; "lbfgs": full-batch L-BFGS (scipy.optimize's
+        L-BFGS-B on the network's native loss and gradients), often the better choice for small data sets. The
+        parameters of mini-batches, rates and early stopping apply to the stochastic solvers only.
     alpha : float >= 0, default 1e-4
-        L2 penalty: each batch of B rows adds 0.5·alpha·‖W‖²/B (the weights, not the biases), as scikit-learn.
+        L2 penalty on the weights (not the biases), as scikit-learn: each batch of B rows adds
+        0.5·alpha·‖W‖²/B; under lbfgs the whole data set is the batch, B the sum of the sample weights.
     batch_size : int >= 1 or "auto", default "auto"
         Rows per update; "auto" is min(200, n_samples). A size above n_samples is clipped, with a warning.
     learning_rate : {"constant", "invscaling", "adaptive", "step", "exponential"}, default "constant"
@@ -561,7 +647,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     power_t : float >= 0, default 0.5
         The exponent of "invscaling".
     max_iter : int >= 1, default 200
-        The most epochs ``fit`` trains (``partial_fit`` trains one per call).
+        The most epochs ``fit`` trains (``partial_fit`` trains one per call); under lbfgs, the most
+        iterations.
     shuffle : bool, default True
         Visit the samples in a new random order every epoch.
     random_state : None, int or numpy.random.RandomState, default None
@@ -570,9 +657,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     tol : float >= 0, default 1e-4
         ``fit`` stops when the training loss (the validation score under ``early_stopping``) has not improved
         by more than ``tol`` for ``n_iter_no_change`` + 1 epochs in a row (scikit-learn's count). With the
-        "adaptive" rate, that condition lowers the rate instead.
+        "adaptive" rate, that condition lowers the rate instead. Under lbfgs: scipy's gtol, stop when no
+        component of the objective's gradient exceeds ``tol`` in magnitude.
     verbose : bool, default False
-        Print each epoch's progress to standard error.
+        Print each epoch's (lbfgs: iteration's) progress to standard error.
     warm_start : bool, default False
         ``fit`` starts from the weights of the previous fit (keeping its dtype) instead of new ones.
     momentum : float in [0, 1], default 0.9
@@ -583,7 +671,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Hold out ``validation_fraction`` of the training data (stratified by class for single-label
         classification), stop when the validation score (accuracy for the classifier, R² for the regressor)
         has not improved by more than ``tol`` for ``n_iter_no_change`` + 1 epochs, and end with the weights of
-        the best epoch. ``partial_fit`` ignores it.
+        the best epoch. ``partial_fit`` and lbfgs ignore it.
     validation_fraction : float in (0, 1), default 0.1
         The fraction held out for ``early_stopping``.
     beta_1, beta_2 : float in [0, 1), default 0.9, 0.999
@@ -593,6 +681,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         first steps).
     n_iter_no_change : int >= 1, default 10
         The patience of ``tol``, ``early_stopping`` and the "adaptive" rate (see those).
+    max_fun : int >= 1, default 15000
+        Under lbfgs, the most evaluations of the loss and gradients (scipy's maxfun: checked at the end of
+        each iteration, so the last one may go over).
     dtype : None, "float32" or "float64", default None
         The network's dtype. None: that of X (float32 stays float32, anything else becomes float64); pass
         float32 data or ``dtype="float32"`` for speed. ``warm_start`` and ``partial_fit`` keep the fitted
@@ -602,7 +693,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         (``pyfastnn.get_backend()``).
     callbacks : list of callables or None, default None
         Each is called as ``cb(epoch, logs)`` after every epoch (``logs``: the epoch's "loss", "lr", "time",
-        and under ``early_stopping`` the validation values); one returning True stops training.
+        and under ``early_stopping`` the validation values); one returning True stops training. Under lbfgs,
+        after every iteration, with "loss" (``loss_``'s value then) and "time".
 
     Attributes
     ----------
@@ -624,24 +716,27 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     out_activation_ : str
         The output activation in scikit-learn's words: "identity".
     loss_ : float
-        The last epoch's training loss.
+        The last epoch's training loss. Under lbfgs, scikit-learn's objective at the final weights: the
+        training loss plus the L2 penalty.
     loss_curve_ : list of float
         The training loss of every epoch (the mean over its batches, each measured before its update),
         without the L2 penalty, scaled as scikit-learn reports it: ½·squared error averaged over the
-        outputs and the samples.
+        outputs and the samples. Stochastic solvers only, as in scikit-learn.
     best_loss_ : float or None
-        The smallest value of ``loss_curve_``; None under ``early_stopping``.
+        The smallest value of ``loss_curve_``; None under ``early_stopping``. Stochastic solvers only, as
+        ``validation_scores_`` and ``best_validation_score_``.
     validation_scores_ : list of float or None
         Under ``early_stopping``, the validation score (R²) of every epoch; else None.
     best_validation_score_ : float or None
         The largest of ``validation_scores_``; None without ``early_stopping``.
     n_iter_ : int
-        Epochs trained by ``fit`` (or, summed, by the ``partial_fit`` calls since).
+        Epochs trained by ``fit`` (or, summed, by the ``partial_fit`` calls since); under lbfgs, the
+        iterations of the last ``fit``.
     t_ : int
-        Training samples seen: rows × epochs, summed over calls.
+        Training samples seen: rows × epochs, summed over calls (lbfgs does not count them, as scikit-learn).
     history_ : pyfastnn.History
         What the last ``fit`` or ``partial_fit`` call logged per epoch (``history_["loss"]`` in pyfastnn's
-        scale, ``history_.stop_reason``, ...).
+        scale, ``history_.stop_reason``, ...). Stochastic solvers only (lbfgs reports through ``callbacks``).
     """
 
     _regression = True
@@ -679,8 +774,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """Train on X (n_samples, n_features) and y (n_samples,) or (n_samples, n_outputs); returns self."""
         return self._fit_regressor(X, y, sample_weight, incremental=False)
 
+    @available_if(_stochastic_solver)
     def partial_fit(self, X, y, sample_weight=None):
-        """One epoch over (X, y), keeping the weights and the optimizer state."""
+        """One epoch over (X, y), keeping the weights and the optimizer state. Stochastic solvers only: with
+        solver="lbfgs" the estimator has no partial_fit, as scikit-learn's."""
         return self._fit_regressor(X, y, sample_weight, incremental=True)
 
     def predict(self, X):

@@ -215,7 +215,8 @@ def test_same_random_state_same_model():
 @pytest.mark.parametrize(
     "params,match",
     [
-        ({"solver": "lbfgs"}, "lbfgs"),
+        ({"solver": "newton"}, "solver"),
+        ({"solver": "lbfgs", "max_fun": 0}, "max_fun"),
         ({"activation": "softplus"}, "activation"),
         ({"hidden_layer_sizes": (4, 0)}, "hidden_layer_sizes"),
         ({"learning_rate": "cosine"}, "learning_rate"),
