@@ -21,17 +21,10 @@ from pyfastnn import benchmark as bm
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="V = 50,000 only, one repeat")
-    mode.add_argument("--smoke", action="store_true", help="tiny sizes, every code path, numbers meaningless")
-    parser.add_argument("--vocab", help="comma-separated vocabulary sizes (default 50000,1000000)")
-    parser.add_argument("--threads", type=int, default=None, help="threads for every library (default: all usable)")
-    parser.add_argument("--repeat", type=int, default=None, help="timed runs per cell (median reported)")
+    bs.add_options(parser, "threads for every library (default: all usable)")
     parser.add_argument("--peers", default=None, help=f"comma-separated, from: {', '.join(bs.SPARSE_PEERS)}")
     args = parser.parse_args(argv)
-    mode = "smoke" if args.smoke or bm.smoke_from_env() else ("quick" if args.quick else "full")
-    vocabs = [int(v) for v in args.vocab.split(",")] if args.vocab else list(bs.VOCABS[mode])
-    threads = args.threads or bm.usable_cpus()
+    mode, vocabs, threads = bs.read_options(args)
     wanted = [p.strip() for p in args.peers.split(",")] if args.peers else list(bs.SPARSE_PEERS)
     unknown = sorted(set(wanted) - set(bs.SPARSE_PEERS))
     if unknown:

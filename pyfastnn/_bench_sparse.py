@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from . import _backend
-from .benchmark import _update_error, fmt_rate
+from .benchmark import _update_error, fmt_rate, smoke_from_env, usable_cpus
 
 HIDDEN, CLASSES, BATCH, LR = 128, 2, 64, 0.05
 MEAN_TOKENS = 45        # tokens per document (Poisson): ~35 distinct words at V = 50,000
@@ -51,6 +51,23 @@ PEER_DOC = {
                "`partial_fit` per pass, on the CSR matrix",
 }
 BACKEND_OF = {"cpp fit": "cpp", "numba-be": "numba", "numpy-be": "numpy"}
+
+
+def add_options(parser, threads_help="threads (default: all usable)"):
+    """The command-line options every sparse benchmark takes: the mode, the vocabularies, threads, repeats."""
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="V = 50,000 only, one repeat")
+    mode.add_argument("--smoke", action="store_true", help="tiny sizes, every code path, numbers meaningless")
+    parser.add_argument("--vocab", help="comma-separated vocabulary sizes (default 50000,1000000)")
+    parser.add_argument("--threads", type=int, default=None, help=threads_help)
+    parser.add_argument("--repeat", type=int, default=None, help="timed runs per cell (median reported)")
+
+
+def read_options(args):
+    """(mode, vocabularies, threads) from the options of :func:`add_options`."""
+    mode = "smoke" if args.smoke or smoke_from_env() else ("quick" if args.quick else "full")
+    vocabs = [int(v) for v in args.vocab.split(",")] if args.vocab else list(VOCABS[mode])
+    return mode, vocabs, args.threads or usable_cpus()
 
 
 def zipf_documents(n_docs, vocab, seed=0):
