@@ -7,6 +7,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 
@@ -74,8 +75,10 @@ def _read_line(proc, deadline):
 @pytest.mark.parametrize("case", ["sgd", "adam", "sparse"])
 def test_ctrl_c_stops_training_within_seconds(backend_name, case):
     env = dict(os.environ, PYFASTNN_BACKEND=backend_name, PYFASTNN_NUM_THREADS="2")
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, case], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    # Outside the source tree, so that the child imports the installed package (with its compiled core), as the
+    # tests do.
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, case], env=env, cwd=tempfile.gettempdir(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = _read_line(proc, time.monotonic() + 120)
         assert line.startswith("IN_EPOCH"), f"the child did not start training: {line!r} {proc.stderr.read()}"
