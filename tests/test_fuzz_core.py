@@ -1,7 +1,7 @@
 """Property-based fuzzing of the compiled core's network kernels called directly (pyfastnn._core.forward,
 backward, train_epoch; issue #13, "Beyond the fixes"): a valid call, then one mutation of it — a per-layer
 list one entry short or long, an array of the wrong shape or dtype, non-contiguous, read-only, None or a list,
-a written array overlapping another, an unknown activation or loss, a bad batch size, order or optimizer tuple.
+a written array overlapping another, an unknown activation or loss, a bad batch, order or optimizer tuple.
 
 The call must raise a clear ValueError / TypeError (tests/_fuzz.py), or do exactly what the NumPy reference
 kernels (pyfastnn._ref) do on an identical set of arguments. The unmutated call must succeed, and a written
