@@ -28,6 +28,7 @@ import numbers
 import os
 import secrets
 import stat
+import tokenize
 import zipfile
 import zlib
 
@@ -41,9 +42,12 @@ _MAX_HEADER_BYTES = 1 << 20  # the JSON header takes a few hundred bytes
 _DEFLATE_RATIO = 1100  # deflate expands at most ~1032 times
 _CHUNK = 1 << 24  # arrays are read 16 MiB at a time
 # What reading a damaged .npz raises, in zipfile (BadZipFile for a bad checksum or directory,
-# NotImplementedError for a zip version or compression method it does not know), zlib and NumPy's .npy reader:
-# a file that is not a valid archive, reported as ValueError (pyfastnn.datasets reads .npz data files so too).
-ZIP_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError)
+# NotImplementedError for a zip version or compression method it does not know, RuntimeError for a member
+# flagged as encrypted), zlib and NumPy's .npy reader (SyntaxError or tokenize's TokenError for a garbled .npy
+# header): a file that is not a valid archive, reported as ValueError (pyfastnn.datasets reads .npz data files
+# so too).
+ZIP_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError,
+              SyntaxError, tokenize.TokenError)
 
 
 def _digest(arrays):

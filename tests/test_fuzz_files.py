@@ -225,6 +225,17 @@ def _central_directory_version_set_to(raw, version):
     return bytes(b)
 
 
+def test_a_member_flagged_encrypted_is_a_value_error(tmp_path):
+    # zipfile raises RuntimeError ("password required") for a member whose encryption flag is set.
+    path = tmp_path / "model.npz"
+    MODELS[0].save(path)
+    raw = bytearray(path.read_bytes())
+    raw[raw.index(b"PK\x01\x02") + 8] |= 1  # bit 0 of the general purpose flags: encrypted
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="not a pyfastnn model file .*encrypted"):
+        pf.load(path)
+
+
 def test_an_unknown_zip_version_is_a_value_error(tmp_path):
     # zipfile raises NotImplementedError("zip file version 10.9"), which escaped pf.load and load_data.
     path = tmp_path / "model.npz"
@@ -239,6 +250,21 @@ def test_an_unknown_zip_version_is_a_value_error(tmp_path):
         pf.datasets.load_data(data)
 
 
+def test_an_npz_member_that_is_not_npy_is_a_value_error(tmp_path):
+    # np.load returns the raw bytes of a member without the .npy magic: load_data then raised AttributeError.
+    import io
+    import zipfile
+
+    path = tmp_path / "data.npz"
+    y = io.BytesIO()
+    np.save(y, np.zeros(2))
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("X.npy", b"not an array")
+        archive.writestr("y.npy", y.getvalue())
+    with pytest.raises(ValueError, match="member 'X' is not a .npy array"):
+        pf.datasets.load_data(path)
+
+
 def test_a_damaged_long_model_header_is_a_value_error(tmp_path):
     # A JSON header longer than zipfile's first read (400 feature names) has its CRC checked on the last read,
     # where BadZipFile escaped pf.load.
@@ -248,6 +274,19 @@ def test_a_damaged_long_model_header_is_a_value_error(tmp_path):
     raw[raw.index(b"feature_399")] ^= 0x20
     path.write_bytes(bytes(raw))
     with pytest.raises(ValueError, match="not a pyfastnn model file .*Bad CRC-32 for file 'header.npy'"):
+        pf.load(path)
+
+
+def test_a_garbled_npy_header_is_a_value_error(tmp_path):
+    # One more byte in the header member's .npy header length: NumPy's header parser then raised
+    # tokenize.TokenError ("EOF in multi-line statement"), which escaped pf.load.
+    path = tmp_path / "model.npz"
+    MODELS[2].save(path)
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"\x93NUMPY\x01\x00") + 8  # the little-endian length of the .npy header
+    raw[at] += 1
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="not a pyfastnn model file .*member header"):
         pf.load(path)
 
 
