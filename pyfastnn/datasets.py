@@ -729,6 +729,9 @@ def _load_npz(p: Path, dtype: Any = np.float32, labels: Any = None) -> tuple[Any
                 y = npz["y"]
     except ZIP_ERRORS as exc:
         raise ValueError(f"{p}: not a readable .npz file ({exc})") from None
+    for name, a in (("X", X), ("y", y)):
+        if a is not None and not isinstance(a, np.ndarray):  # np.load gives a non-.npy member's raw bytes
+            raise ValueError(f"{p}: member {name!r} is not a .npy array (it lacks the .npy magic)")
     if _SPARSE_NPZ <= set(found):
         return _load_sparse_npz(p, y, dt, labels)
     if labels is not None:
