@@ -122,6 +122,8 @@ def inputs(draw, n_features):
             kept = np.where(mask, values, np.zeros((), dtype=values.dtype))
             return getattr(scipy.sparse, f"{fmt}_matrix")(kept), kept
         layout = "c"
+    if layout == "list":  # a list holds Python numbers: NumPy reads them back as int, float, bool or complex
+        values = np.asarray(values.tolist())
     return _lay_out(values, layout), values
 
 
@@ -234,17 +236,18 @@ def test_forward_is_right_or_refuses(backend_name, net, data):
 @FUZZ
 @given(
     sizes=st.one_of(
+        st.lists(st.integers(1, 4), min_size=2, max_size=4),
         st.lists(st.integers(-1, 4), max_size=4),
         st.sampled_from([5, "34", None, [2.0, 3], [True, 2], (np.int32(2), np.int64(3))]),
     ),
-    activation=st.sampled_from(HIDDEN + ["step", "softmax", "nope", None, 3, ["relu"], ["tanh", "relu"]]),
-    output=st.sampled_from(OUTPUT + ["auto", "sign", "step", "bogus", None]),
+    activation=st.sampled_from(HIDDEN * 2 + ["step", "softmax", "nope", None, 3, ["relu"], ["tanh", "relu"]]),
+    output=st.sampled_from(OUTPUT + ["auto"] * 4 + ["sign", "step", "bogus", None]),
     dtype=st.sampled_from(
-        [np.float32, np.float64, "float32", "f8", np.int32, "complex64", None, "nope", float]
+        [np.float32, np.float64, "float32", "f8"] * 2 + [np.int32, "complex64", None, "nope", float]
     ),
-    seed=st.sampled_from([None, 0, 7, -1, 1.5, True, 2**70]),
-    init=st.sampled_from(["auto", "he", "glorot", "xavier", None]),
-    ste=st.sampled_from([False, True, 0, "yes"]),
+    seed=st.sampled_from([None, 0, 7, 2**70] * 2 + [-1, 1.5, True]),
+    init=st.sampled_from(["auto", "he", "glorot"] * 2 + ["xavier", None]),
+    ste=st.sampled_from([False, True] * 3 + [0, "yes"]),
 )
 def test_construction_is_right_or_refuses(sizes, activation, output, dtype, seed, init, ste):
     kind, net = outcome(
@@ -382,7 +385,7 @@ def _rtol(net):
 
 @FUZZ
 @given(net=networks(), data=st.data())
-def test_loss_and_gradients_match_numpy(backend_name, net, data):
+def test_loss_and_gradients_match_the_reference_backend(backend_name, net, data):
     x, y, loss = _training_problem(data.draw, net)
     _differential(lambda n: [n.loss(x, y, loss=loss)], net, "MLP.loss", _rtol(net))
 
@@ -415,7 +418,7 @@ def _optimizer(spec):
         [None] * 6 + ["ones", "ones", "zeros", "negative", "nan", "short", "tiny", "huge"]
     ),
 )
-def test_train_step_matches_numpy(backend_name, net, data, optimizer, weights):
+def test_train_step_matches_the_reference_backend(backend_name, net, data, optimizer, weights):
     x, y, loss = _training_problem(data.draw, net)
     rows = np.atleast_2d(np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=object)).shape[0]
     sw = (
@@ -448,7 +451,7 @@ def test_train_step_matches_numpy(backend_name, net, data, optimizer, weights):
     epochs=st.sampled_from([1, 2] * 4 + [0, -1, 1.5, None]),
     shuffle=st.booleans(),
 )
-def test_fit_matches_numpy(backend_name, net, data, optimizer, batch_size, epochs, shuffle):
+def test_fit_matches_the_reference_backend(backend_name, net, data, optimizer, batch_size, epochs, shuffle):
     x, y, loss = _training_problem(data.draw, net)
 
     def fit(n):
@@ -539,16 +542,13 @@ def _gemm_refusal(a, b, out, trans_a, trans_b, alpha, beta):
     m=st.sampled_from([0, 1, 2, 3, 7, 33]),
     k=st.sampled_from([0, 1, 2, 5, 70]),
     n=st.sampled_from([0, 1, 3, 17]),
-    trans_a=st.sampled_from([False, True] * 3 + [np.bool_(True), "no", 0]),
-    trans_b=st.sampled_from([False, True] * 3 + [np.False_, 1, None]),
-    alpha=st.sampled_from([1.0, 0.0, -2.5, 1e-3, np.float32(3), 2] * 2 + ["1", 1j, True]),
+    trans_a=st.sampled_from([False, True] * 8 + [np.bool_(True), "no", 0]),
+    trans_b=st.sampled_from([False, True] * 8 + [np.False_, 1, None]),
+    alpha=st.sampled_from([1.0, 0.0, -2.5, 1e-3, np.float32(3), 2] * 4 + ["1", 1j, True]),
     beta=st.sampled_from([0.0, 0.0, 1.0, -0.5, 0, np.float64(2)]),
     out_kind=st.sampled_from(
-        [
-            "none",
-            "fresh",
-            "fresh",
-            "nan",
+        ["none", "fresh", "nan"] * 3
+        + [
             "wrong_shape",
             "wrong_dtype",
             "fortran",
