@@ -143,6 +143,20 @@ loss_kind loss_of(const std::string& name) {
 
 bool needs_z(act_kind act, bool ste) { return ste && (act == act_kind::step || act == act_kind::sign); }
 
+// The stable log-softmax / log-sigmoid forms of these two losses read the output pre-activations: without them
+// the loss would come from the clipped outputs, silently wrong for confident outputs (120 read as 34.5). Refused
+// with the messages of the other backends (`network`: the zs list of backward / train_epoch, else a loss kernel's z).
+void require_output_z(loss_kind lk, act_kind act, bool has_z, const std::string& loss, const std::string& act_name,
+                      bool network) {
+    if (has_z || !((lk == loss_kind::cross_entropy && act == act_kind::softmax) ||
+                   (lk == loss_kind::binary_cross_entropy && act == act_kind::sigmoid)))
+        return;
+    if (network)
+        throw py::value_error("zs[-1] must be an array: " + loss + " with " + act_name +
+                              " outputs needs the pre-activations");
+    throw py::value_error("z is needed for " + loss + " with " + act_name + " outputs");
+}
+
 bool is_float64(const py::handle& h, const char* what);
 
 // A sparse x comes as the contract's CSR, a named tuple.
@@ -323,6 +337,7 @@ double loss_t(const std::string& loss, const std::string& act_name, const py::ar
     if (act == act_kind::softmax && cols == 0) throw py::value_error("softmax needs at least one column");
     T* ap = keep.get(a, "a", {rows, cols}, false);
     T* zp = z.is_none() ? nullptr : keep.get(z, "z", {rows, cols}, false);
+    require_output_z(lk, act, zp != nullptr, loss, act_name, false);
     T* yp = keep.get(y, "y", {rows, cols}, false);
     const T* sp = sample_weights_of<T>(keep, sw, rows);
     if (delta.is_none()) {
@@ -438,6 +453,7 @@ double backward_t(const py::list& weights, const py::list& acts, const std::stri
     T* yp = keep.get(y, "y", {rows, net.back().n_out}, false);
     const T* sp = sample_weights_of<T>(keep, sw, rows);
     auto buf = buffers_of<T>(keep, net, outs, zs, &deltas, rows, true, ste);
+    require_output_z(lk, net.back().act, buf.zs.back() != nullptr, loss, py::str(acts[acts.size() - 1]), true);
     auto grads = grads_of<T>(keep, net, dweights, dbiases);
     const std::size_t nl = net.size();
     std::vector<T*> dw(grads.begin(), grads.begin() + nl), db(grads.begin() + nl, grads.end());
@@ -549,6 +565,7 @@ py::tuple train_epoch_t(const py::list& weights, const py::list& biases, const p
     T* yp = keep.get(y, "y", {n, net.back().n_out}, false);
     const T* sp = sample_weights_of<T>(keep, sw, n);
     auto buf = buffers_of<T>(keep, net, outs, zs, &deltas, cap, false, ste);
+    require_output_z(lk, net.back().act, buf.zs.back() != nullptr, loss, py::str(acts[acts.size() - 1]), true);
     auto grads = grads_of<T>(keep, net, dweights, dbiases);
     const std::size_t nl = net.size();
     std::vector<T*> dw(grads.begin(), grads.begin() + nl), db(grads.begin() + nl, grads.end());

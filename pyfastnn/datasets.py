@@ -35,7 +35,6 @@ import numbers
 import os
 import stat
 import warnings
-import zipfile
 import zlib
 from collections.abc import Sequence
 from importlib.resources import files
@@ -45,6 +44,7 @@ from typing import Any, Union
 import numpy as np
 
 from ._validation import is_sparse
+from .io import ZIP_ERRORS
 
 __all__ = [
     "load_csv",
@@ -200,7 +200,7 @@ def _parse_digits(raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
             found = sorted(npz.files)
             if "X" in found and "y" in found:
                 X, y = npz["X"], npz["y"]
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+    except ZIP_ERRORS as exc:
         raise ValueError(f"{where}: not a readable .npz file ({exc}); {hint}") from None
     if X is None or y is None:
         raise ValueError(f"{where}: expected arrays 'X' and 'y', found {found}; {hint}")
@@ -544,7 +544,9 @@ def load_csv(
         lab %= ncols
         if skip_header == "auto":
             numeric = [_is_number(c) for i, c in enumerate(first) if i != lab]
-            label_text = not _is_number(first[lab]) and len(head) > 1 and _is_number(head[1][1][lab])
+            # The second line may have fewer cells: the parser reports that, with its line number.
+            label_text = (not _is_number(first[lab]) and len(head) > 1 and lab < len(head[1][1])
+                          and _is_number(head[1][1][lab]))
             has_header = not any(numeric) or (all(numeric) and label_text)
         else:
             has_header = bool(skip_header)
@@ -725,8 +727,11 @@ def _load_npz(p: Path, dtype: Any = np.float32, labels: Any = None) -> tuple[Any
                 X, y = npz["X"], npz["y"]
             elif "y" in found:
                 y = npz["y"]
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+    except ZIP_ERRORS as exc:
         raise ValueError(f"{p}: not a readable .npz file ({exc})") from None
+    for name, a in (("X", X), ("y", y)):
+        if a is not None and not isinstance(a, np.ndarray):  # np.load gives a non-.npy member's raw bytes
+            raise ValueError(f"{p}: member {name!r} is not a .npy array (it lacks the .npy magic)")
     if _SPARSE_NPZ <= set(found):
         return _load_sparse_npz(p, y, dt, labels)
     if labels is not None:
@@ -1255,7 +1260,7 @@ def load_sentiment() -> tuple[list, np.ndarray, np.ndarray]:
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
             blobs = {name: npz[name].tobytes() for name in npz.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+    except ZIP_ERRORS as exc:
         raise ValueError(f"{resource}: not a readable .npz file ({exc}); {hint}") from None
     if sorted(blobs) != sorted(_SENTIMENT_SHA256):
         raise ValueError(

@@ -28,6 +28,7 @@ import numbers
 import os
 import secrets
 import stat
+import tokenize
 import zipfile
 import zlib
 
@@ -40,6 +41,13 @@ _TEXT_ARRAYS = ("vocab_offsets", "vocab_utf8")
 _MAX_HEADER_BYTES = 1 << 20  # the JSON header takes a few hundred bytes
 _DEFLATE_RATIO = 1100  # deflate expands at most ~1032 times
 _CHUNK = 1 << 24  # arrays are read 16 MiB at a time
+# What reading a damaged .npz raises, in zipfile (BadZipFile for a bad checksum or directory,
+# NotImplementedError for a zip version or compression method it does not know, RuntimeError for a member
+# flagged as encrypted), zlib and NumPy's .npy reader (SyntaxError or tokenize's TokenError for a garbled .npy
+# header): a file that is not a valid archive, reported as ValueError (pyfastnn.datasets reads .npz data files
+# so too).
+ZIP_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError,
+              SyntaxError, tokenize.TokenError)
 
 
 def _digest(arrays):
@@ -184,7 +192,7 @@ def _open_array(archive, path, name, shape, dtype, limit=None):
             got_shape, fortran, got_dtype = np.lib.format.read_array_header_1_0(member)
         else:
             got_shape, fortran, got_dtype = np.lib.format.read_array_header_2_0(member)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
+    except ZIP_ERRORS as exc:
         if member is not None:
             member.close()
         raise ValueError(f"{path} is not a pyfastnn model file (member {name}: {exc})") from None
@@ -213,7 +221,7 @@ def _read_into(member, out, path, name):
             if not n:
                 raise ValueError(f"the data ends after {done} of {len(view)} bytes")
             done += n
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+    except ZIP_ERRORS as exc:
         raise ValueError(f"{path} is not a pyfastnn model file (member {name}: {exc})") from None
     finally:
         member.close()
@@ -258,7 +266,7 @@ def load(path):
     with f:
         try:
             archive = zipfile.ZipFile(f)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        except ZIP_ERRORS as exc:
             raise ValueError(f"{path} is not a pyfastnn model file (not a .npz archive: {exc})") from None
         with archive:
             return _load_archive(archive, path, MLP, check_dtype)
@@ -269,10 +277,10 @@ def _load_archive(archive, path, MLP, check_dtype):
         found = sorted(n.removesuffix(".npy") for n in archive.namelist())
         raise ValueError(f"{path} is not a pyfastnn model file (no header; arrays found: {found})")
     member, (length,), _ = _open_array(archive, path, "header", None, np.dtype(np.uint8), _MAX_HEADER_BYTES)
-    with member:
-        raw = member.read(length)
+    raw = np.empty(length, dtype=np.uint8)
+    _read_into(member, raw, path, "header")  # a damaged member (bad checksum) is a ValueError there
     try:
-        header = json.loads(raw.decode("utf-8"))
+        header = json.loads(raw.tobytes().decode("utf-8"))
         if not isinstance(header, dict):
             raise ValueError("header is not an object")
     except (ValueError, UnicodeDecodeError) as exc:

@@ -86,3 +86,14 @@ def _run_python(code, *, clear=("PYFASTNN_",), timeout=60, **env):
 def run_python():
     """``run_python(code, clear=("PYFASTNN_",), timeout=60, **env)`` → CompletedProcess (see _run_python)."""
     return _run_python
+
+
+def pytest_terminal_summary(terminalreporter):
+    # The fuzzing suites' calls by outcome (tests/_fuzz.py), when they ran.
+    fuzz = sys.modules.get("_fuzz")
+    if fuzz is None or not fuzz.OUTCOMES:
+        return
+    terminalreporter.section(f"fuzzed calls by outcome (hypothesis profile {fuzz.PROFILE!r})")
+    for (what, kind), count in sorted(fuzz.OUTCOMES.items()):
+        terminalreporter.write_line(f"{what:<28} {kind:<20} {count:>7}")
+    terminalreporter.write_line(f"{'total':<49} {sum(fuzz.OUTCOMES.values()):>7}")
