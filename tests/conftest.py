@@ -17,6 +17,7 @@ import sys
 import tempfile
 import textwrap
 
+import numpy as np
 import pytest
 
 import pyfastnn as pf
@@ -97,3 +98,16 @@ def pytest_terminal_summary(terminalreporter):
     for (what, kind), count in sorted(fuzz.OUTCOMES.items()):
         terminalreporter.write_line(f"{what:<28} {kind:<20} {count:>7}")
     terminalreporter.write_line(f"{'total':<49} {sum(fuzz.OUTCOMES.values()):>7}")
+
+
+# The kernel tests' comparison (test_kernels.py, test_sparse.py): the hidden activations every kernel takes, and
+# the largest error relative to the reference's largest magnitude each dtype may show.
+ACTS = ["step", "sign", "linear", "piecewise_linear", "sigmoid", "tanh", "relu"]
+TOL = {np.float64: 1e-12, np.float32: 1e-5}
+
+
+def close(got, want, dtype, factor=1.0):
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    scale = max(np.max(np.abs(want)) if want.size else 0.0, 1e-30)
+    err = np.max(np.abs(got - want)) / scale if want.size else 0.0
+    assert err <= TOL[dtype] * factor, f"relative error {err:.3g} > {TOL[dtype] * factor:.3g}"

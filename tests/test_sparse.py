@@ -12,18 +12,11 @@ import pyfastnn as pf
 from pyfastnn import _backend, _ref
 from pyfastnn._validation import check_inputs
 
+from conftest import ACTS, TOL, close
+
 sp = pytest.importorskip("scipy.sparse")
 
 AVAILABLE = [name for name, info in pf.backends().items() if info["available"]]
-ACTS = ["step", "sign", "linear", "piecewise_linear", "sigmoid", "tanh", "relu"]
-TOL = {np.float64: 1e-12, np.float32: 1e-5}
-
-
-def close(got, want, dtype, factor=1.0):
-    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
-    scale = max(np.max(np.abs(want)) if want.size else 0.0, 1e-30)
-    err = np.max(np.abs(got - want)) / scale if want.size else 0.0
-    assert err <= TOL[dtype] * factor, f"relative error {err:.3g} > {TOL[dtype] * factor:.3g}"
 
 
 @pytest.fixture(params=[np.float64, np.float32], ids=["f64", "f32"])
