@@ -352,6 +352,18 @@ def test_skl2onnx_classifier_default_zipmap_with_string_labels(skl2onnx, ort):
     assert np.max(np.abs(proba - est.predict_proba(X))) <= 1e-5
 
 
+def test_skl2onnx_classifier_columns_and_nocl_options(skl2onnx, ort):
+    X = _inputs(np.float32, n=90, width=4)
+    est = _fitted(pf.MLPClassifier, X, _classifier_targets()["strings"])
+    label, *columns = _run_onnx(ort, skl2onnx.to_onnx(est, X[:1], options={"zipmap": "columns"}), X)
+    np.testing.assert_array_equal(label, est.predict(X))
+    assert np.max(np.abs(np.column_stack(columns) - est.predict_proba(X))) <= 1e-5
+    # nocl: no class labels in the graph, the label output is the class index
+    label, proba = _run_onnx(ort, skl2onnx.to_onnx(est, X[:1], options={"zipmap": False, "nocl": True}), X)
+    assert label.dtype == np.int64
+    np.testing.assert_array_equal(est.classes_[label], est.predict(X))
+
+
 def test_skl2onnx_float64_input_to_a_float32_network(skl2onnx, ort):
     X = _inputs(np.float64, n=90, width=4)
     est = _fitted(pf.MLPClassifier, X.astype(np.float32), _classifier_targets()["strings"])
@@ -387,6 +399,20 @@ def test_skl2onnx_converts_a_pipeline(skl2onnx, ort):
     label, proba = _run_onnx(ort, skl2onnx.to_onnx(pipe, X[:1], options={"zipmap": False}), X)
     np.testing.assert_array_equal(label, pipe.predict(X))
     assert np.max(np.abs(proba - pipe.predict_proba(X))) <= 1e-5
+
+
+def test_skl2onnx_float_class_labels_become_int64_and_wrong_widths_are_refused(skl2onnx, ort):
+    from skl2onnx.common.data_types import FloatTensorType
+
+    X = _inputs(np.float32, n=40, width=4)
+    est = _fitted(pf.MLPClassifier, X, np.where(X[:, 0] > 0, 2.0, -1.0))
+    label, _ = _run_onnx(ort, skl2onnx.to_onnx(est, X[:1], options={"zipmap": False}), X)
+    assert label.dtype == np.int64  # as skl2onnx does for scikit-learn's classifiers
+    np.testing.assert_array_equal(label, est.predict(X))
+
+    est = _fitted(pf.MLPRegressor, X, X[:, 0])
+    with pytest.raises(ValueError, match="the input has 3 features but the estimator was fitted with 4"):
+        skl2onnx.convert_sklearn(est, initial_types=[("X", FloatTensorType([None, 3]))])
 
 
 def test_register_skl2onnx_twice_is_harmless(skl2onnx, ort):
