@@ -51,7 +51,22 @@ class _PiecewiseLinearUnit(torch.autograd.Function):
         return grad * ((a > 0) & (a < 1)).to(grad.dtype)
 
 
-class Step(torch.nn.Module):
+class _Threshold(torch.nn.Module):
+    kind = ""
+    half_width = 0.0
+
+    def __init__(self, straight_through=False):
+        super().__init__()
+        self.straight_through = bool(straight_through)
+
+    def forward(self, z):
+        return _ThresholdUnit.apply(z, self.kind, self.half_width if self.straight_through else 0.0)
+
+    def extra_repr(self):
+        return f"straight_through={self.straight_through}"
+
+
+class Step(_Threshold):
     """Heaviside step with H(0) = 1/2, pyfastnn's ``step``; elementwise, any shape.
 
     Parameters
@@ -61,20 +76,11 @@ class Step(torch.nn.Module):
         with its zero derivative.
     """
 
+    kind = "step"
     half_width = 0.5
 
-    def __init__(self, straight_through=False):
-        super().__init__()
-        self.straight_through = bool(straight_through)
 
-    def forward(self, z):
-        return _ThresholdUnit.apply(z, "step", self.half_width if self.straight_through else 0.0)
-
-    def extra_repr(self):
-        return f"straight_through={self.straight_through}"
-
-
-class Sign(Step):
+class Sign(_Threshold):
     """sign(z) with sign(0) = 0, pyfastnn's ``sign``; elementwise, any shape.
 
     Parameters
@@ -84,10 +90,8 @@ class Sign(Step):
         zero derivative.
     """
 
+    kind = "sign"
     half_width = 1.0
-
-    def forward(self, z):
-        return _ThresholdUnit.apply(z, "sign", self.half_width if self.straight_through else 0.0)
 
 
 class PiecewiseLinear(torch.nn.Module):

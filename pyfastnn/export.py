@@ -67,7 +67,15 @@ def _check_net(net: Any) -> MLP:
 
 
 def _layers(net: MLP) -> list[tuple[np.ndarray, np.ndarray, str]]:
-    return list(zip(net.weights, net.biases, net.activations))
+    """(W, b, activation) of every layer: copies taken as inference takes its reads, so an export while
+    another thread trains the network sees the weights of an epoch boundary, never a half-updated network.
+    order="K" keeps a first layer stored as an embedding table in that layout."""
+    guard = net._guard()
+    guard.begin_read()
+    try:
+        return [(w.copy(order="K"), b.copy(), act) for w, b, act in zip(net.weights, net.biases, net.activations)]
+    finally:
+        guard.end_read()
 
 
 # ---- PyTorch ----------------------------------------------------------------------------------------------------
@@ -108,9 +116,9 @@ def to_torch(net: MLP) -> Any:
     for w, b, act in _layers(net):
         # Made on the meta device so the random initialisation torch would run (and overwrite) is skipped.
         linear = torch.nn.Linear(w.shape[1], w.shape[0], device="meta", dtype=_torch_dtype(torch, net.dtype))
-        # np.array copies into C order: a first layer kept as an embedding table becomes a plain weight matrix.
-        linear.weight = torch.nn.Parameter(torch.from_numpy(np.array(w, order="C")))
-        linear.bias = torch.nn.Parameter(torch.from_numpy(np.array(b)))
+        # A first layer kept as an embedding table becomes an ordinary (C-contiguous) weight matrix.
+        linear.weight = torch.nn.Parameter(torch.from_numpy(np.ascontiguousarray(w)))
+        linear.bias = torch.nn.Parameter(torch.from_numpy(b))
         modules += [linear, _torch_activation(torch, act, net.straight_through)]
     return torch.nn.Sequential(*modules)
 
@@ -127,10 +135,8 @@ def _torch_activation_name(torch: Any, index: int, module: Any) -> tuple[str, bo
     """pyfastnn's name for an activation module, and its straight_through flag (None when it has none)."""
     from . import _torch
 
-    if isinstance(module, _torch.Sign):  # before Step: Sign subclasses it
-        return "sign", module.straight_through
-    if isinstance(module, _torch.Step):
-        return "step", module.straight_through
+    if isinstance(module, (_torch.Step, _torch.Sign)):
+        return module.kind, module.straight_through
     if isinstance(module, _torch.PiecewiseLinear):
         return "piecewise_linear", None
     for name, cls in _TORCH_BUILTINS.items():
@@ -447,7 +453,9 @@ def _check_opset(container: Any) -> None:
 
 def _classifier_shapes(operator: Any) -> None:
     from skl2onnx.common.data_types import Int64TensorType, StringTensorType
+    from skl2onnx.common.utils import check_input_and_output_numbers
 
+    check_input_and_output_numbers(operator, input_count_range=1, output_count_range=2)
     est = operator.raw_operator
     n = operator.inputs[0].get_first_dimension()
     k = len(est.classes_)
@@ -483,6 +491,9 @@ def _convert_classifier(scope: Any, operator: Any, container: Any) -> None:
 
 
 def _regressor_shapes(operator: Any) -> None:
+    from skl2onnx.common.utils import check_input_and_output_numbers
+
+    check_input_and_output_numbers(operator, input_count_range=1, output_count_range=1)
     est = operator.raw_operator
     n = operator.inputs[0].get_first_dimension()
     operator.outputs[0].type = operator.outputs[0].type.__class__([n, est.net_.layer_sizes[-1]])

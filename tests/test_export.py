@@ -194,6 +194,22 @@ def test_round_trip_pyfastnn_torch_pyfastnn_is_bit_exact(torch, dtype, straight_
     np.testing.assert_array_equal(back.forward(x), net.forward(x))
 
 
+def test_exports_copy_the_parameters(torch, ort):
+    net = _net("tanh", "softmax", np.float32)
+    module = net.to_torch()
+    model = net.to_onnx()
+    x = _inputs(np.float32)
+    before = net.forward(x)
+    for w in net.weights:
+        w[:] = 0
+    np.testing.assert_allclose(_torch_forward(torch, module, x), before, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_run_onnx(ort, model, x)[0], before, rtol=1e-5, atol=1e-6)
+    back = pf.MLP.from_torch(module)
+    with torch.no_grad():
+        module[0].weight.zero_()
+    np.testing.assert_allclose(back.forward(x), before, rtol=1e-5, atol=1e-6)
+
+
 def test_torch_to_pyfastnn_to_torch_keeps_every_parameter(torch):
     torch.manual_seed(0)
     module = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8), torch.nn.Tanh(),
