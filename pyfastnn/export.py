@@ -23,18 +23,16 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .network import MLP
 
-if TYPE_CHECKING:
-    from .estimators import MLPClassifier, MLPRegressor
-
 __all__ = ["OPSET", "from_torch", "register_skl2onnx", "to_onnx", "to_torch"]
 
-#: The ONNX opset of :func:`to_onnx` (onnxruntime ≥ 1.13 runs it); skl2onnx conversions need at least 13.
+#: The ONNX opset of :func:`to_onnx` (the onnx extra's oldest onnxruntime, 1.17, runs up to 20); skl2onnx
+#: conversions need a target_opset of at least 13.
 OPSET = 17
 _MIN_OPSET = 13  # Softmax normalises along its axis alone from opset 13 on; Clip takes min/max inputs from 11
 
@@ -273,9 +271,7 @@ class _Graph:
         return out
 
     def tensor(self, name: str, value: np.ndarray) -> Any:
-        if value.dtype.kind in "OU":
-            return self.onnx.helper.make_tensor(name, self.onnx.TensorProto.STRING, value.shape,
-                                                [str(s).encode("utf-8") for s in value.ravel()])
+        """A numeric array as a TensorProto."""
         return self.onnx.numpy_helper.from_array(np.ascontiguousarray(value), name)
 
 
