@@ -1,12 +1,12 @@
-"""PyTorch modules for the pyfastnn units that torch has no exact built-in for: step, sign and piecewise_linear.
+"""PyTorch modules for the pyfastnn units that torch has no exact built-in for: step, sign, piecewise_linear.
 
-This module imports torch at the top: only :mod:`pyfastnn.export` imports it, and only when torch is asked for.
+This module imports torch at the top: only :mod:`pyfastnn.export` imports it, when torch is asked for.
 
 Each unit computes what pyfastnn's backends compute, value for value: step(0) = 1/2, sign(0) = 0, a NaN input
 gives NaN (``torch.sign`` and ``torch.heaviside`` would give 0), piecewise_linear(z) = clip(z + 1/2, 0, 1) in
-the tensor's dtype. Their gradients are pyfastnn's too: piecewise_linear's is 1 strictly inside (0, 1) and 0 at
-the kinks (``torch.clamp`` counts the kinks in); step's and sign's is 0, or, when ``straight_through``, that of
-the nearest piecewise-linear unit (1 on |z| < 1/2 for step, on |z| < 1 for sign), as
+the tensor's dtype. Their gradients are pyfastnn's too: piecewise_linear's is 1 strictly inside (0, 1) and 0
+at the kinks (``torch.clamp`` counts the kinks in); step's and sign's is 0, or, when ``straight_through``,
+that of the nearest piecewise-linear unit (1 on |z| < 1/2 for step, on |z| < 1 for sign), as
 ``MLP(..., straight_through=True)`` trains them.
 """
 

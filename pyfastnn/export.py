@@ -71,12 +71,13 @@ def _layers(net: MLP) -> list[tuple[np.ndarray, np.ndarray, str]]:
     guard = net._guard()
     guard.begin_read()
     try:
-        return [(w.copy(order="K"), b.copy(), act) for w, b, act in zip(net.weights, net.biases, net.activations)]
+        return [(w.copy(order="K"), b.copy(), act)
+                for w, b, act in zip(net.weights, net.biases, net.activations)]
     finally:
         guard.end_read()
 
 
-# ---- PyTorch ----------------------------------------------------------------------------------------------------
+# ---- PyTorch -----------------------------------------------------------------------------------------------
 
 _TORCH_BUILTINS = {"relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh", "linear": "Identity"}
 _TORCH_OWN = {"step": "Step", "sign": "Sign", "piecewise_linear": "PiecewiseLinear"}
@@ -104,8 +105,9 @@ def to_torch(net: MLP) -> Any:
     Returns
     -------
     torch.nn.Sequential
-        2·L modules on the CPU in the network's dtype (float32 or float64): module 2l is ``Linear(N_l, N_{l+1})``
-        holding a copy of ``net.weights[l]`` (N_{l+1}, N_l) and ``net.biases[l]``, module 2l + 1 the activation
+        2·L modules on the CPU in the network's dtype (float32 or float64): module 2l is
+        ``Linear(N_l, N_{l+1})`` holding a copy of ``net.weights[l]`` (N_{l+1}, N_l) and ``net.biases[l]``,
+        module 2l + 1 the activation
         (``Identity`` for linear). It maps (B, N_0) to (B, N_L) as ``net.forward`` does, gradients included.
     """
     torch = _require("torch", "torch", "MLP.to_torch")
@@ -147,8 +149,8 @@ def _torch_activation_name(torch: Any, index: int, module: Any) -> tuple[str, bo
                 f"{module.dim}"
             )
         return "softmax", None
-    supported = ", ".join(["Linear", "ReLU", "Sigmoid", "Tanh", "Identity", "Softmax(dim=-1)",
-                           "pyfastnn.export.Step", "pyfastnn.export.Sign", "pyfastnn.export.PiecewiseLinear"])
+    supported = ("Linear, ReLU, Sigmoid, Tanh, Identity, Softmax(dim=-1), pyfastnn.export.Step, "
+                 "pyfastnn.export.Sign, pyfastnn.export.PiecewiseLinear")
     raise ValueError(f"{_describe(index, module)} is not supported: from_torch maps {supported}")
 
 
@@ -184,7 +186,8 @@ def from_torch(module: Any) -> MLP:
     torch = _require("torch", "torch", "MLP.from_torch")
     if not isinstance(module, torch.nn.Sequential):
         raise TypeError(
-            f"from_torch takes a torch.nn.Sequential of Linear layers and activations; got {type(module).__name__}"
+            "from_torch takes a torch.nn.Sequential of Linear layers and activations; got "
+            f"{type(module).__name__}"
         )
     linears: list[Any] = []
     acts: list[str | None] = []
@@ -201,7 +204,8 @@ def from_torch(module: Any) -> MLP:
             continue
         name, flag = _torch_activation_name(torch, index, m)
         if not linears:
-            raise ValueError(f"{_describe(index, m)} comes before the first Linear layer: an MLP starts with one")
+            raise ValueError(f"{_describe(index, m)} comes before the first Linear layer: an MLP starts with "
+                             "one")
         if acts[-1] is not None:
             raise ValueError(f"{_describe(index, m)} follows another activation: one per Linear layer")
         acts[-1] = name
@@ -211,8 +215,8 @@ def from_torch(module: Any) -> MLP:
         raise ValueError("the Sequential holds no Linear layer: there is no network to convert")
     for index, (m, act) in enumerate(zip(linears[:-1], acts[:-1])):
         if act == "softmax":
-            raise ValueError(f"Softmax after Linear layer {index} of {len(linears)}: pyfastnn allows softmax only "
-                             "at the output")
+            raise ValueError(f"Softmax after Linear layer {index} of {len(linears)}: pyfastnn allows softmax "
+                             "only at the output")
     if len(flags) > 1:
         raise ValueError("the Step/Sign modules disagree on straight_through: pyfastnn sets it for the whole "
                          "network")
@@ -220,7 +224,8 @@ def from_torch(module: Any) -> MLP:
     allowed = {torch.float32: np.float32, torch.float64: np.float64}
     if len(dtypes) != 1 or next(iter(dtypes)) not in allowed:
         raise ValueError(
-            f"the Linear layers' parameters must all be float32 or all float64; got {sorted(map(str, dtypes))}"
+            "the Linear layers' parameters must all be float32 or all float64; got "
+            f"{sorted(map(str, dtypes))}"
         )
     dtype = allowed[next(iter(dtypes))]
     names = [a or "linear" for a in acts]
@@ -234,7 +239,7 @@ def from_torch(module: Any) -> MLP:
     return net
 
 
-# ---- ONNX graphs ------------------------------------------------------------------------------------------------
+# ---- ONNX graphs -------------------------------------------------------------------------------------------
 
 class _Graph:
     """The nodes and constants of an ONNX graph being written; subclasses say where they go."""
@@ -336,7 +341,8 @@ def _emit_network(g: _Graph, net: MLP, x: str, output: str | None = None) -> str
     for l, (w, b, act) in enumerate(_layers(net)):
         last = l == net.n_layers - 1
         # Gemm computes x·Bᵀ + b with transB=1. A first layer kept as an embedding table (W¹ = Eᵀ, E
-        # C-contiguous, see docs/sparse.md) is stored as E with transB=0: the same product, no transposing copy.
+        # C-contiguous, see docs/sparse.md) is stored as E with transB=0: the same product, no transposing
+        # copy.
         table = not w.flags.c_contiguous
         weight = g.const(f"W{l}", w.T if table else w)
         z = g.op("Gemm", [x, weight, g.const(f"b{l}", b)], output if last and act == "linear" else None,
@@ -392,7 +398,7 @@ def to_onnx(net: MLP, path: str | os.PathLike[str] | None = None, *, opset: int 
     return model
 
 
-# ---- skl2onnx -----------------------------------------------------------------------------------------------------
+# ---- skl2onnx ----------------------------------------------------------------------------------------------
 
 def _estimator_input(g: _Graph, operator: Any, net: MLP) -> str:
     """The operator's input in the network's dtype (a Cast when the declared input type differs)."""
@@ -422,8 +428,8 @@ def _class_labels(classes: np.ndarray) -> np.ndarray:
     classes = np.asarray(classes)
     if classes.dtype.kind in "OU":
         if not all(isinstance(c, str) for c in classes):
-            raise ValueError("the ONNX converter takes class labels that are all strings or all integers; got "
-                             f"{classes.tolist()!r}")
+            raise ValueError("the ONNX converter takes class labels that are all strings or all integers; "
+                             f"got {classes.tolist()!r}")
         return classes.astype(str)
     if classes.dtype.kind in "biu" or (classes.dtype.kind == "f" and np.all(classes == np.round(classes))):
         return classes.astype(np.int64)
@@ -432,7 +438,7 @@ def _class_labels(classes: np.ndarray) -> np.ndarray:
 
 def _labels_of(scope: Any, est: Any) -> np.ndarray:
     """The values of the label output: classes_, or their indices under skl2onnx's option nocl=True."""
-    if scope.get_options(est, dict(nocl=False))["nocl"]:
+    if scope.get_options(est, {"nocl": False})["nocl"]:
         return np.arange(len(est.classes_), dtype=np.int64)
     return _class_labels(est.classes_)
 
@@ -503,10 +509,10 @@ def _convert_regressor(scope: Any, operator: Any, container: Any) -> None:
 
 
 def register_skl2onnx() -> None:
-    """Register shape calculators and converters for ``pf.MLPClassifier`` and ``pf.MLPRegressor`` with skl2onnx.
+    """Register skl2onnx shape calculators and converters for ``pf.MLPClassifier`` and ``pf.MLPRegressor``.
 
-    After it, ``skl2onnx.to_onnx(estimator, X)`` (and ``convert_sklearn``) converts a fitted estimator, also as
-    the last step of a Pipeline. The classifier's model has skl2onnx's usual outputs: ``label`` (N,) int64,
+    After it, ``skl2onnx.to_onnx(estimator, X)`` (and ``convert_sklearn``) converts a fitted estimator, also
+    as the last step of a Pipeline. The classifier's model has skl2onnx's usual outputs: ``label`` (N,) int64,
     or string for string class labels ((N, n_labels) int64 0/1 for multi-label targets) and ``probabilities``
     (N, n_classes), which skl2onnx wraps in a ZipMap unless ``options={"zipmap": False}``. The regressor's
     ``variable`` has shape (N, n_outputs), a column for a single output, as skl2onnx gives scikit-learn's

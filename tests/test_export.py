@@ -1,5 +1,5 @@
-"""Export to PyTorch and ONNX (pyfastnn.export): every unit, both dtypes, round trips, sparse-trained networks,
-skl2onnx for the estimators, and the errors of bad input.
+"""Export to PyTorch and ONNX (pyfastnn.export): every unit, both dtypes, round trips, sparse-trained
+networks, skl2onnx for the estimators, and the errors of bad input.
 
 The tests skip when torch / onnx / onnxruntime / skl2onnx are missing, unless PYFASTNN_REQUIRE_EXPORT=1 (CI
 sets it), which turns a missing package into a failure.
@@ -49,7 +49,7 @@ def skl2onnx():
 
 
 def _tolerance(dtype):
-    return dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
+    return {"rtol": 1e-5, "atol": 1e-6} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-13}
 
 
 def _net(hidden, output, dtype, straight_through=False, sizes=(5, 7, 6, 3)):
@@ -72,7 +72,7 @@ def _run_onnx(ort, model, x):
     return session.run(None, {session.get_inputs()[0].name: x})
 
 
-# ---- the units, value for value ---------------------------------------------------------------------------------
+# ---- the units, value for value ----------------------------------------------------------------------------
 
 SPECIAL = np.array([-np.inf, -3.0, -1.0, -0.5, -0.25, -0.0, 0.0, 0.25, 0.5, 1.0, 3.0, np.inf, np.nan])
 
@@ -101,7 +101,7 @@ def test_softmax_module_normalises_rows(torch, dtype):
                                **_tolerance(dtype))
 
 
-# ---- to_torch: outputs, gradients, losses ------------------------------------------------------------------------
+# ---- to_torch: outputs, gradients, losses ------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("output", ACTIVATIONS)
@@ -174,13 +174,13 @@ def test_straight_through_gradient_is_pyfastnns_window(torch):
     np.testing.assert_array_equal(w.grad.numpy(), [0.0, 1.0, 1.0, 0.0, 0.0])  # 0 at the kinks, as pyfastnn
 
 
-# ---- round trips ---------------------------------------------------------------------------------------------------
+# ---- round trips -------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("straight_through", [False, True])
 def test_round_trip_pyfastnn_torch_pyfastnn_is_bit_exact(torch, dtype, straight_through):
-    net = pf.MLP([4, 6, 5, 5, 5, 5, 5, 5, 3], activation=list(HIDDEN_ACTIVATIONS), output_activation="softmax",
-                 dtype=dtype, seed=7, straight_through=straight_through)
+    net = pf.MLP([4, 6, 5, 5, 5, 5, 5, 5, 3], activation=list(HIDDEN_ACTIVATIONS),
+                 output_activation="softmax", dtype=dtype, seed=7, straight_through=straight_through)
     for b in net.biases:
         b[:] = np.random.default_rng(2).standard_normal(b.shape)
     back = pf.MLP.from_torch(net.to_torch())
@@ -212,8 +212,9 @@ def test_exports_copy_the_parameters(torch, ort):
 
 def test_torch_to_pyfastnn_to_torch_keeps_every_parameter(torch):
     torch.manual_seed(0)
-    module = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8), torch.nn.Tanh(),
-                                 torch.nn.Linear(8, 4), torch.nn.Linear(4, 3), torch.nn.Softmax(dim=1))
+    nn = torch.nn
+    module = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 4),
+                           nn.Linear(4, 3), nn.Softmax(dim=1))
     net = pf.MLP.from_torch(module)
     assert net.layer_sizes == [6, 8, 8, 4, 3] and net.activations == ["relu", "tanh", "linear", "softmax"]
     again = net.to_torch()
@@ -233,7 +234,7 @@ def test_from_torch_linear_without_bias_gets_zero_biases(torch):
     np.testing.assert_allclose(net.forward(x), _torch_forward(torch, module, x), rtol=1e-12)
 
 
-# ---- sparse-trained networks (first layer in the embedding layout) ------------------------------------------------
+# ---- sparse-trained networks (first layer in the embedding layout) -----------------------------------------
 
 @pytest.fixture(scope="module")
 def sparse_net():
@@ -264,7 +265,7 @@ def test_sparse_trained_network_exports_to_onnx(ort, sparse_net):
     np.testing.assert_allclose(got, net.forward(x), rtol=1e-5, atol=1e-5)
 
 
-# ---- ONNX ------------------------------------------------------------------------------------------------------------
+# ---- ONNX --------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("output", ACTIVATIONS)
@@ -324,7 +325,7 @@ def test_to_onnx_bad_arguments(ort):
         net.to_onnx()
 
 
-# ---- skl2onnx ---------------------------------------------------------------------------------------------------------
+# ---- skl2onnx ----------------------------------------------------------------------------------------------
 
 def _fitted(cls, X, y, **kw):
     with warnings.catch_warnings():
@@ -376,7 +377,7 @@ def test_skl2onnx_classifier_columns_and_nocl_options(skl2onnx, ort):
     assert np.max(np.abs(np.column_stack(columns) - est.predict_proba(X))) <= 1e-5
     # nocl: no class labels in the graph, the label output is the class index
     label, proba = _run_onnx(ort, skl2onnx.to_onnx(est, X[:1], options={"zipmap": False, "nocl": True}), X)
-    assert label.dtype == np.int64
+    assert label.dtype == np.int64 and proba.shape == (90, 3)
     np.testing.assert_array_equal(est.classes_[label], est.predict(X))
 
 
@@ -439,7 +440,7 @@ def test_register_skl2onnx_twice_is_harmless(skl2onnx, ort):
     assert np.max(np.abs(got[:, 0] - est.predict(X))) <= 1e-5
 
 
-# ---- bad input ---------------------------------------------------------------------------------------------------------
+# ---- bad input ---------------------------------------------------------------------------------------------
 
 def test_from_torch_refuses_what_is_not_a_sequential(torch):
     with pytest.raises(TypeError, match="from_torch takes a torch.nn.Sequential .*; got Linear"):
@@ -456,14 +457,20 @@ def test_from_torch_names_the_unsupported_module(torch):
         (nn.Sequential(nn.Linear(3, 4), nn.LeakyReLU(), nn.Linear(4, 2)), r"module \[1\] \(LeakyReLU"),
         (nn.Sequential(nn.Linear(3, 4), nn.Hardsigmoid()), r"module \[1\] \(Hardsigmoid"),
         (nn.Sequential(nn.Linear(3, 4), nn.Sequential(nn.ReLU())), r"module \[1\] \(Sequential"),
-        (nn.Sequential(nn.ReLU(), nn.Linear(3, 4)), r"module \[0\] \(ReLU\(\)\) comes before the first Linear"),
+        (nn.Sequential(nn.ReLU(), nn.Linear(3, 4)),
+         r"module \[0\] \(ReLU\(\)\) comes before the first Linear"),
         (nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Tanh()), r"module \[2\] \(Tanh\(\)\) follows another"),
-        (nn.Sequential(nn.Linear(3, 4), nn.Softmax(dim=-1), nn.Linear(4, 2)), "pyfastnn allows softmax only at"),
-        (nn.Sequential(nn.Linear(3, 4), nn.Softmax(dim=0)), r"normalise each row \(dim=-1 or dim=1\); got dim=0"),
-        (nn.Sequential(nn.Linear(3, 4), nn.Linear(5, 2)), r"module \[1\] .* takes 5 inputs but the Linear before"),
+        (nn.Sequential(nn.Linear(3, 4), nn.Softmax(dim=-1), nn.Linear(4, 2)),
+         "pyfastnn allows softmax only at"),
+        (nn.Sequential(nn.Linear(3, 4), nn.Softmax(dim=0)),
+         r"normalise each row \(dim=-1 or dim=1\); got dim=0"),
+        (nn.Sequential(nn.Linear(3, 4), nn.Linear(5, 2)),
+         r"module \[1\] .* takes 5 inputs but the Linear before"),
         (nn.Sequential(), "holds no Linear layer"),
-        (nn.Sequential(nn.Linear(3, 4, dtype=torch.float16)), r"must all be float32 or all float64; got \['torch.float16'\]"),
-        (nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2, dtype=torch.float64)), "must all be float32 or all float64"),
+        (nn.Sequential(nn.Linear(3, 4, dtype=torch.float16)),
+         r"must all be float32 or all float64; got \['torch.float16'\]"),
+        (nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2, dtype=torch.float64)),
+         "must all be float32 or all float64"),
         (nn.Sequential(nn.Linear(3, 4), export.Step(straight_through=True), nn.Linear(4, 2), export.Sign()),
          "disagree on straight_through"),
     ]
