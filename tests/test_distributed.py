@@ -155,6 +155,24 @@ def test_cli_distributed_trains_the_digits_like_one_process(tmp_path):
     assert net.accuracy(x, y) > 0.9
 
 
+def test_cli_distributed_reads_per_rank_files(tmp_path):
+    # Rank 1's file holds no digit 9: the classes are the union of the ranks' labels.
+    x, y = pf.datasets.load_digits()
+    even = np.arange(len(y)) % 2 == 0
+    rows = [np.flatnonzero(even | (y == 9)), np.flatnonzero(~even & (y != 9))]
+    for rank, part in enumerate(rows):
+        np.savetxt(tmp_path / f"part-{rank}.csv", np.column_stack([x[part], y[part]]), delimiter=",",
+                   fmt="%g")
+    model = tmp_path / "model.npz"
+    proc = mpirun(2, sys.executable, "-m", "pyfastnn.cli", "train", "--distributed", "--quiet", "--epochs",
+                  "15", "--data", str(tmp_path / "part-{rank}.csv"), "--save", str(model))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "10 classes" in proc.stdout
+    net = pf.load(model)
+    assert net.classes_.tolist() == list(range(10))
+    assert np.mean(net.classes_[net.predict_labels(x)] == y) > 0.9  # raw inputs: the folded standardization
+
+
 def test_cli_distributed_outside_mpiexec_is_one_rank(tmp_path):
     # Under plain python, COMM_WORLD has one process: --distributed then trains as a single process would.
     command = [sys.executable, "-m", "pyfastnn.cli", "train", "--epochs", "3", "--quiet", "--distributed",
