@@ -108,6 +108,35 @@ def raises_mid_training():
     result(finished=True)  # not reached
 
 
+def killed_mid_training():
+    """Rank size−1 dies from SIGKILL in epoch 2 (no Python exception, no abort_on_error to call)."""
+    import os
+    import signal
+
+    x, y = data(300, seed=rank)
+
+    def die(epoch, logs):
+        if rank == size - 1 and epoch == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return False
+
+    pf.MLP([7, 8, 3], seed=0).fit(x, y, batch_size=8, epochs=1000, callbacks=[die], comm=comm, progress=False)
+    result(finished=True)  # not reached
+
+
+def diverges():
+    """Rank 1's shard makes the loss overflow: every rank raises FloatingPointError in the same epoch."""
+    x, y = data(64, seed=rank)
+    if rank == 1:
+        x[5] = 1e30
+    try:
+        pf.MLP([7, 8, 3], seed=0).fit(x, y, batch_size=8, epochs=3, comm=comm, progress=False)
+    except FloatingPointError as exc:
+        print(f"RANK {rank} FloatingPointError: {exc}", flush=True)
+        return
+    print(f"RANK {rank} trained", flush=True)
+
+
 def fails_before_training():
     """Rank 1's data has the wrong number of features: every rank raises, none waits."""
     x, y = data(50, features=7 if rank != 1 else 5)
@@ -161,4 +190,5 @@ def estimator():
 if __name__ == "__main__":
     {"oracle": oracle, "oracle_sparse": lambda: oracle(sparse=True), "replicas": replicas,
      "raises_mid_training": raises_mid_training, "fails_before_training": fails_before_training,
-     "mismatch": mismatch, "estimator": estimator}[sys.argv[1]]()
+     "mismatch": mismatch, "estimator": estimator, "killed_mid_training": killed_mid_training,
+     "diverges": diverges}[sys.argv[1]]()

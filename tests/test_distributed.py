@@ -114,6 +114,21 @@ def test_a_rank_that_raises_ends_the_job_within_30_s():
     assert elapsed < 30, elapsed
 
 
+def test_a_killed_rank_ends_the_job_within_30_s():
+    start = time.monotonic()
+    proc = job(2, "killed_mid_training", timeout=60)
+    assert proc.returncode != 0 and "RESULT" not in proc.stdout
+    assert time.monotonic() - start < 30
+
+
+def test_a_diverging_rank_makes_every_rank_raise_in_the_same_epoch():
+    proc = job(2, "diverges", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("RANK"))
+    assert len(lines) == 2, proc.stdout
+    assert all("FloatingPointError: training diverged in epoch 1" in line for line in lines), lines
+
+
 def test_an_error_before_training_raises_on_every_rank():
     proc = job(2, "fails_before_training", timeout=60)
     assert proc.returncode == 0, proc.stderr
