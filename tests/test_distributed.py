@@ -228,3 +228,18 @@ def test_one_rank_communicator_trains_like_no_communicator():
     b.fit(x, y, batch_size=8, epochs=2, shuffle=False, comm=MPI.COMM_SELF, progress=False)
     for p, q in zip(a.weights + a.biases, b.weights + b.biases):
         np.testing.assert_allclose(q, p, rtol=1e-12, atol=1e-14)
+
+
+def test_abort_on_error_lets_errors_through_in_a_one_process_job():
+    from mpi4py import MPI
+
+    from pyfastnn.distributed import abort_on_error
+
+    @abort_on_error(MPI.COMM_SELF)
+    def fails():
+        raise KeyError("the error itself")
+
+    with pytest.raises(KeyError, match="the error itself"):
+        fails()
+    with abort_on_error(MPI.COMM_SELF):
+        pass  # a block without an error is left alone
