@@ -130,7 +130,7 @@ def diverges():
     if rank == 1:
         x[5] = 1e30
     try:
-        pf.MLP([7, 8, 3], seed=0).fit(x, y, batch_size=8, epochs=3, comm=comm, progress=False)
+        pf.MLP([7, 8, 3], seed=0).fit(x, y, batch_size=8, epochs=3, seed=0, comm=comm, progress=False)
     except FloatingPointError as exc:
         print(f"RANK {rank} FloatingPointError: {exc}", flush=True)
         return

@@ -6,6 +6,7 @@ failure, so the suite cannot pass by skipping."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -126,7 +127,9 @@ def test_a_diverging_rank_makes_every_rank_raise_in_the_same_epoch():
     assert proc.returncode == 0, proc.stderr
     lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("RANK"))
     assert len(lines) == 2, proc.stdout
-    assert all("FloatingPointError: training diverged in epoch 1" in line for line in lines), lines
+    # Whichever epoch it is (it depends on where the shuffle puts the bad row), it is the same on every rank.
+    epochs = {re.search(r"FloatingPointError: training diverged in epoch (\d+)", line).group(1) for line in lines}
+    assert len(epochs) == 1, lines
 
 
 def test_an_error_before_training_raises_on_every_rank():
