@@ -15,6 +15,7 @@ plus a block, not a table of Python objects or a float64 copy of the whole file.
 from __future__ import annotations
 
 import csv
+import math
 import warnings
 from collections.abc import Iterator
 from typing import Any, Callable
@@ -24,7 +25,8 @@ import numpy as np
 ENGINES = ("auto", "pyarrow", "pandas", "numpy")
 IO_EXTRA = 'pip install "pyfastnn[io]"'
 
-_BLOCK = 1 << 22  # bytes of text per block for the NumPy engine and pyarrow's reader
+_BLOCK = 1 << 22  # bytes of text per block for the NumPy engine (pyarrow's reader keeps its 1 MiB default)
+_FRAME = 1 << 24  # bytes of float64 per pandas chunk
 
 # What str.splitlines() also ends a line at, besides "\r" and "\n": the whitespace-delimited parser splits
 # lines with it, the engines do not, so such a file goes to that parser.
@@ -139,15 +141,21 @@ class _Labels:
 
 
 def read_csv_body(engine: str, stream: Any, delimiter: str | None, ncols: int, lab: int, dtype: np.dtype,
-                  threads: int, size: int | None = None) -> tuple[np.ndarray, list, np.ndarray] | None:
+                  threads: int, size: int | None = None, line_bytes: float = 0.0
+                  ) -> tuple[np.ndarray, list, np.ndarray] | None:
     """Read the rest of the binary ``stream`` (the rows of the file after its header) with ``engine``.
 
     Returns ``(X, keys, codes)`` as described in the module docstring, or None when the engine fails, a row
     has other than ``ncols`` cells, a feature is not a finite number or a label is empty or quoted. ``size``,
-    the bytes left in the stream when known, bounds the row count: a row that reads holds ``ncols`` non-empty
-    cells, ``ncols - 1`` delimiters and a line end.
+    the bytes left in the stream when known, and ``line_bytes``, the mean length of the first lines, size the
+    output for the rows expected, at most for the most rows ``size`` can hold (a row that reads holds
+    ``ncols`` non-empty cells, ``ncols - 1`` delimiters and a line end).
     """
-    out = _Rows(ncols - 1, dtype, 1024 if size is None else size // (2 * ncols) + 1)
+    capacity = 1024
+    if size is not None:
+        expected = size / line_bytes * 1.1 + 1024 if line_bytes > 0 else math.inf
+        capacity = int(min(size // (2 * ncols) + 1, expected))
+    out = _Rows(ncols - 1, dtype, capacity)
     labels = _Labels()
     readers: dict[str, Callable[..., bool]] = {
         "pyarrow": _arrow_blocks, "pandas": _pandas_blocks, "numpy": _numpy_blocks}
@@ -197,7 +205,7 @@ def _arrow_blocks(stream, delimiter, ncols, lab, out, labels, threads) -> bool:
 
     names = [f"f{i}" for i in range(ncols)]
     types = {name: (pa.string() if i == lab else pa.float64()) for i, name in enumerate(names)}
-    read = pacsv.ReadOptions(use_threads=threads > 1, column_names=names, block_size=_BLOCK)
+    read = pacsv.ReadOptions(use_threads=threads > 1, column_names=names)
     # Quotes are plain characters here: a quoted cell is then no number, or a label with a quote in it,
     # and the file goes to the parser that unquotes.
     parse = pacsv.ParseOptions(delimiter=delimiter, quote_char=False, double_quote=False, escape_char=False,
@@ -206,7 +214,7 @@ def _arrow_blocks(stream, delimiter, ncols, lab, out, labels, threads) -> bool:
                                    quoted_strings_can_be_null=False, check_utf8=True)
     before = pa.cpu_count()
     if threads > 1 and threads != before:
-        pa.set_cpu_count(threads)
+        pa.set_cpu_count(threads)  # pyarrow's pool is process-wide: set for this read, restored after it
     try:
         for batch in pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert):
             if batch.num_columns != ncols:
@@ -231,7 +239,8 @@ def _pandas_blocks(stream, delimiter, ncols, lab, out, labels, threads) -> bool:
         chunks = pd.read_csv(
             stream, header=None, index_col=False, dtype=dtypes, engine="c",
             sep=r"\s+" if delimiter is None else delimiter, quoting=csv.QUOTE_NONE, na_filter=False,
-            skip_blank_lines=True, encoding="utf-8", encoding_errors="strict", chunksize=1 << 16,
+            skip_blank_lines=True, encoding="utf-8", encoding_errors="strict",
+            chunksize=max(_FRAME // (8 * ncols), 1),
         )
         with chunks:
             for frame in chunks:

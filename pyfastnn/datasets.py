@@ -615,8 +615,9 @@ def _csv_by_engine(p: Path, engine: str, delimiter: str | None, label_column: in
                 body += len(text[:after].encode("utf-8"))
             stream.seek(body)
             size = None if gzipped else os.fstat(f.fileno()).st_size - body
+            line_bytes = len(text.encode("utf-8")) / max(text.count("\n"), 1)
             return _tabular.read_csv_body(engine, stream, delimiter, len(head[0][1]), lab, dt,
-                                          get_num_threads(), size)
+                                          get_num_threads(), size, line_bytes)
         except (ValueError, OSError, EOFError, zlib.error):
             return None
 
@@ -1106,11 +1107,22 @@ def load_data(path: PathLike, **kw: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _sniff_delimiter(p: Path) -> str | None:
+    # The start of the file only, up to the end of its first non-blank line.
+    raw = b""
     try:
-        text = _read_maybe_gzipped(p).decode("utf-8-sig", errors="replace")
-    except ValueError:
+        with _open_regular(p) as f:
+            gzipped = f.read(2) == _GZIP_MAGIC
+            f.seek(0)
+            stream = gzip.GzipFile(fileobj=f, mode="rb") if gzipped else f
+            while True:
+                more = stream.read(1 << 16)
+                raw += more
+                lines = raw.decode("utf-8-sig", errors="replace").splitlines()
+                if not more or any(line.strip() for line in lines[:-1]):  # the last may be cut short
+                    break
+    except (ValueError, OSError, EOFError, zlib.error):
         return ","  # let load_csv report the problem
-    for line in text.splitlines():
+    for line in lines:
         if line.strip():
             if "," in line:
                 return ","
