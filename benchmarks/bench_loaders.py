@@ -11,9 +11,9 @@ a header line ``p0,...,label``.
 
 Each reader runs in a fresh subprocess, its modules imported before the clock starts (a first call pays
 those imports once: about a second for pandas). The table gives the wall time of the call (best of
-``--repeat`` subprocesses), its peak resident memory minus the resident size just before it (Linux's VmHWM after resetting it through /proc/self/clear_refs, else ``ru_maxrss``; either
-also sees what pyarrow and pandas allocate outside Python's allocator), and the ratio of both to
-``np.loadtxt``. Rows:
+``--repeat`` subprocesses), its peak resident memory minus the resident size just before it (Linux's VmHWM
+after resetting it through /proc/self/clear_refs, else ``ru_maxrss``; either also sees what pyarrow and
+pandas allocate outside Python's allocator), and the ratio of both to ``np.loadtxt``. Rows:
 
   load_csv engine=...      pyfastnn.datasets.load_csv with each engine available here (float32 X, int64 y)
   load_csv (DIR)           with ``--before DIR``: load_csv of the pyfastnn tree in DIR (an older version)
@@ -99,7 +99,8 @@ def readers(before):
                 pass
     for engine in engines:
         # The engine's module is imported before the clock starts, as pandas is for pandas.read_csv.
-        module = {"pyarrow": "; import pyarrow.csv, pyarrow.compute", "pandas": "; import pandas", "numpy": ""}[engine]
+        module = {"pyarrow": "; import pyarrow.csv, pyarrow.compute", "pandas": "; import pandas",
+                  "numpy": ""}[engine]
         setup = "import pyfastnn.datasets" + module
         out.append((f"load_csv engine={engine!r}", setup,
                     load.format(kw=f", engine={engine!r}"), ROOT))
@@ -118,8 +119,10 @@ def readers(before):
 def run(name, setup, call, pythonpath, path):
     env = dict(os.environ, PYTHONPATH=pythonpath)
     code = CHILD.format(setup=setup, call=call)
+    # From the file's directory: `python -c` puts the working directory first on sys.path, where a source
+    # tree would shadow PYTHONPATH's pyfastnn.
     done = subprocess.run([sys.executable, "-c", code, path], env=env, capture_output=True, text=True,
-                          check=False)
+                          check=False, cwd=os.path.dirname(path))
     if done.returncode != 0:
         raise SystemExit(f"{name} failed:\n{done.stderr}")
     seconds, kib, s1, s2, *shape = done.stdout.split(maxsplit=4)
