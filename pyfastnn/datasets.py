@@ -36,6 +36,7 @@ import itertools
 import math
 import numbers
 import os
+import re
 import stat
 import zlib
 from collections.abc import Sequence
@@ -1460,6 +1461,37 @@ def _text_rows(text: str, delimiter: str, quotechar: str | None):
         raise ValueError(f"line {reader.line_num}: {exc}") from None
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _lines(text: str):
+    """Yield (line number, line) of ``text`` split at "\\r\\n", "\\r" and "\\n", lazily."""
+    number, start = 1, 0
+    for brk in _LINE_BREAK.finditer(text):
+        yield number, text[start:brk.start()]
+        number, start = number + 1, brk.end()
+    yield number, text[start:]
+
+
+def _first_unquoted_record(text: str, delimiter: str):
+    """(line number, cells) of the first record ``_text_rows(text, delimiter, None)`` yields, or (0, None),
+    reading no further into the text than that record."""
+    for number, line in _lines(text):
+        cells = line.split(delimiter)
+        if line and not (len(cells) == 1 and not line.strip()):
+            return number, cells
+    return 0, None
+
+
+def _raise_bad_columns(p: Path, line: int, columns: int, ncols: int, first_line: int, quotechar: str | None):
+    """The error for a record (at ``line``; 0 for none) with another number of columns than the first."""
+    if line:
+        raise ValueError(
+            f"{p}: line {line} has {columns} columns, expected {ncols} like line {first_line}"
+            + ("" if quotechar is None else f" (an unbalanced {quotechar} quote? pass quotechar=None)")
+        )
+
+
 def _column_index(column: Any, name: str, header: list | None, ncols: int, where: Any) -> int:
     if isinstance(column, str):
         if header is None:
@@ -1561,66 +1593,74 @@ def load_text(
     del raw
     if delimiter is None:
         ext = os.path.splitext(_idx_stem(p.name).lower())[1]
-        first = next((line for line in text.split("\n") if line.strip()), "")
+        first = next((line for _, line in _lines(text) if line.strip()), "")
         delimiter = "\t" if ext == ".tsv" or (ext != ".csv" and "\t" in first) else ","
     if quotechar == "auto":
         quotechar = '"' if delimiter == "," else None
     elif quotechar == delimiter:
         raise ValueError(f"quotechar {quotechar!r} is also the delimiter")
 
-    try:
-        rows = list(_text_rows(text, delimiter, quotechar))
-    except ValueError as exc:
-        raise ValueError(f"{p}: {exc}") from None
-    if not rows:
+    if quotechar is None:
+        rows = None
+        first_line, first = _first_unquoted_record(text, delimiter)
+    else:
+        try:
+            rows = list(_text_rows(text, delimiter, quotechar))
+        except ValueError as exc:
+            raise ValueError(f"{p}: {exc}") from None
+        first_line, first = rows[0] if rows else (0, None)
+    if first is None:
         raise ValueError(f"{p}: the file has no data (it is empty or blank)")
-    first_line, first = rows[0]
     ncols = len(first)
     if ncols < 2:
         raise ValueError(
             f"{p}: line {first_line} has 1 column, expected at least 2 (a text and a label); "
             f"is the delimiter {delimiter!r} right?"
         )
-    for lineno, cells in rows:
+    bad_line = bad_columns = 0
+    for lineno, cells in rows or ():
         if len(cells) != ncols:
-            raise ValueError(
-                f"{p}: line {lineno} has {len(cells)} columns, expected {ncols} like line {first_line}"
-                + ("" if quotechar is None else f" (an unbalanced {quotechar} quote? pass quotechar=None)")
-            )
+            bad_line, bad_columns = lineno, len(cells)
+            break
+    if rows is not None:
+        _raise_bad_columns(p, bad_line, bad_columns, ncols, first_line, quotechar)
 
     named = isinstance(text_column, str) or isinstance(label_column, str)
     if named and skip_header is False:
         raise ValueError("a column given by name needs a header line, but skip_header=False")
-    if named or skip_header is True or skip_header is np.True_:
-        has_header = True
-    elif skip_header == "auto":
-        lab = _column_index(label_column, "label_column", None, ncols, p)
-        has_header = (len(rows) > 1 and not _is_number(first[lab].strip())
-                      and all(_is_number(cells[lab].strip()) for _, cells in rows[1:]))
-    else:
-        has_header = False
-    header = first if has_header else None
+    header = first if named or skip_header is True or skip_header is np.True_ else None
     tcol = _column_index(text_column, "text_column", header, ncols, p)
     lcol = _column_index(label_column, "label_column", header, ncols, p)
     if tcol == lcol:
         raise ValueError(f"{p}: text_column and label_column are the same column ({tcol})")
-    if has_header:
-        rows = rows[1:]
-        if not rows:
+    if rows is None:
+        # Only the two columns are made into strings, in one pass over the text (compiled when the text
+        # extension is built).
+        from .text.vectorizers import _kernels
+
+        texts, labels, lines, bad_line, bad_columns = _kernels().text_columns(text, delimiter, ncols, tcol, lcol)
+        _raise_bad_columns(p, bad_line, bad_columns, ncols, first_line, quotechar)
+    else:
+        texts = [cells[tcol] for _, cells in rows]
+        labels = [cells[lcol] for _, cells in rows]
+        lines = [lineno for lineno, _ in rows]
+    del text, rows
+    labels = [label.strip() for label in labels]
+    if header is None and skip_header == "auto":
+        # A header over numeric labels: a first label that is not a number above labels that all are.
+        if len(labels) > 1 and not _is_number(labels[0]) and all(_is_number(label) for label in labels[1:]):
+            header = first
+    if header is not None:
+        texts, labels, lines = texts[1:], labels[1:], lines[1:]
+        if not texts:
             raise ValueError(f"{p}: the file has a header line but no data lines")
 
-    texts = []
     keys: dict = {}
-    codes = np.empty(len(rows), dtype=np.int64)
-    for r, (lineno, cells) in enumerate(rows):
-        label = cells[lcol].strip()
-        if not label:
-            raise ValueError(f"{p}: line {lineno}, column {lcol + 1}: the label is empty")
-        code = keys.get(label)
-        if code is None:
-            code = keys[label] = len(keys)
-        codes[r] = code
-        texts.append(cells[tcol])
+    # setdefault numbers the distinct labels in order of first appearance.
+    codes = np.fromiter([keys.setdefault(label, len(keys)) for label in labels], dtype=np.int64,
+                        count=len(labels))
+    if "" in keys:
+        raise ValueError(f"{p}: line {lines[labels.index('')]}, column {lcol + 1}: the label is empty")
     names = list(keys)
     if not _numeric_labels_finite(names):
         bad = next(k for k in names if not math.isfinite(float(k)))
