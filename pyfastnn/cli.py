@@ -80,14 +80,15 @@ def _build_parser():
         description="Train an MLP classifier on a stratified train/test split and save it. Without --data it uses "
         "the bundled UCI 8x8 handwritten digits (1,797 images, CC BY 4.0).",
     )
-    t.add_argument("--data", metavar="PATH", help="your own data: CSV with a label column, .npz with X and y (or a "
-                   "scipy.sparse matrix with --labels), MNIST-format IDX files (gzipped or not; give the images file "
-                   "or their folder); with --text a CSV/TSV of texts and labels")
+    t.add_argument("--data", metavar="PATH", help="your own data: CSV with a label column, Parquet (.parquet, .pq; "
+                   "needs pyarrow), .npz with X and y (or a scipy.sparse matrix with --labels), MNIST-format IDX "
+                   "files (gzipped or not; give the images file or their folder); with --text a CSV/TSV of texts "
+                   "and labels")
     t.add_argument("--text", action="store_true",
                    help="classify text: a bag-of-words network on the bundled UCI review sentences (positive / "
                    "negative), or on --data; saves the vocabulary with the network (see pyfastnn predict)")
     t.add_argument("--text-column", default="0", help="with --text: the column of the texts (default 0)")
-    t.add_argument("--label-column", default="-1", help="CSV label column: index or header name (default: last)")
+    t.add_argument("--label-column", default="-1", help="CSV/Parquet label column: index or name (default: last)")
     t.add_argument("--ngrams", type=_positive(int), default=1,
                    help="with --text: word n-grams up to this length as features (default 1: single words)")
     t.add_argument("--min-df", type=_positive(int), default=1,
@@ -158,6 +159,12 @@ def _load(args):
         x, y = datasets.load_digits(dtype=args.dtype)
         return x, y, "UCI 8x8 handwritten digits (bundled)", None
     ext = os.path.splitext(args.data.lower().removesuffix(".gz"))[1]
+    if ext in (".parquet", ".pq") and args.labels is None:
+        label = args.label_column
+        label = int(label) if label.lstrip("-").isdigit() else label
+        x, y, names = datasets.load_parquet(args.data, label_column=label, dtype=args.dtype, return_classes=True)
+        features = datasets._parquet_feature_names(args.data, label)
+        return x, (y if names is None else names[y]), args.data, features
     if ext not in (".csv", ".tsv", ".txt"):
         kw = {} if args.labels is None else {"labels": args.labels}
         x, y = datasets.load_data(args.data, **kw)
