@@ -71,7 +71,9 @@ def _text_extensions():
             raise RuntimeError(msg + " PYFASTNN_REQUIRE_EXTENSION is set.")
         sys.stderr.write("WARNING: " + msg + "\n")
         return []
-    extra = ["/O2"] if sys.platform == "win32" else ["-O3", "-fvisibility=hidden"]
+    # -g0: Python's own CFLAGS often carry -g (they do on Debian and pyenv builds), which made this module 2.8 MB
+    # of debug information in a wheel; pybind11 adds -g0 to the C++ core for the same reason.
+    extra = ["/O2"] if sys.platform == "win32" else ["-O3", "-g0", "-fvisibility=hidden"]
     extra_link = []
     if _flag("PYFASTNN_SANITIZE"):
         extra = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined"]
