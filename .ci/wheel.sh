@@ -46,6 +46,18 @@ case "$(basename "$repaired")" in *manylinux_2_*) ;; *) echo "no manylinux tag";
 if python -m zipfile -l "$repaired" | grep -q "pyfastnn.libs/"; then
     echo "auditwheel had to graft shared libraries into the wheel:"; python -m zipfile -l "$repaired"; exit 1
 fi
+python - "$repaired" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as whl:
+    names = whl.namelist()
+    meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    fields = [line for line in whl.read(meta).decode().splitlines() if line.startswith("License")]
+licenses = sorted(n.split(".dist-info/", 1)[1] for n in names
+                  if ".dist-info/licenses/" in n and not n.endswith("/"))  # (auditwheel adds folder entries)
+print("wheel metadata:", fields, "license files:", licenses)
+assert "License-Expression: MIT" in fields, fields
+assert "licenses/LICENSE" in licenses and len(licenses) == 3, licenses
+PY
 
 echo "-- the repaired wheel in a fresh virtual environment, run from outside the source tree"
 python3 -m venv "$work/venv"
