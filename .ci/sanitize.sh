@@ -8,7 +8,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 git archive HEAD 2>/dev/null | tar -x -C "$work" || cp -r csrc pyfastnn tests setup.py pyproject.toml README.md "$work"/
 cd "$work"
-python -m pip install -q "pybind11>=2.12" "setuptools>=64" "Cython>=3.0"
+python -m pip install -q "pybind11>=2.12" "setuptools>=77" "Cython>=3.0"
 PYFASTNN_SANITIZE=1 PYFASTNN_REQUIRE_EXTENSION=1 python setup.py -q build_ext --inplace 2>&1 | grep -v -i "warn" || true
 ls pyfastnn/_core*.so pyfastnn/text/_bow*.so >/dev/null  # the build must have produced both extensions
 # Python itself is not instrumented, so the sanitizer runtimes are preloaded; CPython's own allocations are

@@ -5,13 +5,21 @@
 
 #if defined(__x86_64__) || defined(_M_X64)
 
+#if defined(__clang__)  // clang has no `#pragma GCC target`; this is its equivalent
+#pragma clang attribute push(__attribute__((target("avx2,fma,avx512f,avx512dq,avx512bw,avx512vl"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,avx512f,avx512dq,avx512bw,avx512vl")
+#endif
 namespace pyfastnn {
 PYFASTNN_DEFINE_ROWOPS(float, avx512_f32)
 PYFASTNN_DEFINE_ROWOPS(double, avx512_f64)
 }  // namespace pyfastnn
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 namespace pyfastnn {
 const rowops<float>* avx512_rowops_f32() { return &avx512_f32_table; }

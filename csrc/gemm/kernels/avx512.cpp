@@ -19,8 +19,12 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
+#if defined(__clang__)  // clang has no `#pragma GCC target`; this is its equivalent
+#pragma clang attribute push(__attribute__((target("avx2,fma,avx512f"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,avx512f")
+#endif
 
 namespace pyfastnn {
 namespace {
@@ -131,7 +135,11 @@ template void direct<double>(std::int64_t, std::int64_t, std::int64_t, double, c
 }  // namespace
 }  // namespace pyfastnn
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 namespace pyfastnn {
 namespace {
