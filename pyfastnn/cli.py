@@ -117,6 +117,12 @@ def _build_parser():
     t.add_argument("--save", metavar="PATH", default="pyfastnn-model.npz", help="where to save the trained model")
     t.add_argument("--no-save", action="store_true", help="do not save the model")
     t.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    t.add_argument("--checkpoint", metavar="PATH", default=None,
+                   help="write the training state to PATH after every epoch (atomically), to continue an interrupted "
+                   "run with --resume")
+    t.add_argument("--resume", action="store_true",
+                   help="with --checkpoint: continue the run recorded in PATH (if PATH exists; else start afresh) "
+                   "up to --epochs in total, ending exactly as the uninterrupted run; give the same arguments")
     t.add_argument("--plot", metavar="PNG", nargs="?", const="pyfastnn-training.png", default=None,
                    help="write the loss and accuracy curves to a PNG (default name pyfastnn-training.png; "
                    "needs matplotlib)")
@@ -286,6 +292,10 @@ def train(args):
         _check_output(args.save, "--save")
     if args.plot:
         _check_output(args.plot, "--plot")
+    if args.checkpoint:
+        _check_output(args.checkpoint, "--checkpoint")
+    elif args.resume:
+        raise ValueError("--resume needs --checkpoint PATH (the checkpoint to continue from)")
     defaulted = [name for name in _TRAIN_DEFAULTS[args.text] if getattr(args, name) is None]
     for name in defaulted:
         setattr(args, name, _TRAIN_DEFAULTS[args.text][name])
@@ -322,13 +332,16 @@ def train(args):
     if args.plot:
         _matplotlib()  # fail before training, not after
     start = time.perf_counter()
+    trained = []  # the epochs this run trains (a resumed run's History also holds the earlier ones)
     history = net.fit(x_train, targets_train, loss=args.loss, optimizer=optimizer, batch_size=batch,
                       epochs=args.epochs, seed=args.seed, validation_data=(x_test, targets_test),
-                      progress=not args.quiet)
+                      progress=not args.quiet, callbacks=[lambda epoch, logs: trained.append(epoch)],
+                      checkpoint=args.checkpoint, resume=args.resume)
     elapsed = time.perf_counter() - start
     accuracy = net.accuracy(x_test, y_test)
     model = finish(net)
-    print(f"trained in {elapsed:.2f} s ({len(history) * len(y_train) / elapsed:,.0f} samples/s)")
+    resumed = f" (resumed after epoch {len(history) - len(trained)})" if len(trained) < len(history) else ""
+    print(f"trained in {elapsed:.2f} s ({len(trained) * len(y_train) / elapsed:,.0f} samples/s){resumed}")
     print(f"test accuracy: {accuracy:.4f}")
     # Save before plotting: a failing plot must not lose the trained model.
     if not args.no_save:

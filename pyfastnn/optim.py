@@ -77,6 +77,33 @@ class Optimizer:
     def get_config(self):
         return {"name": type(self).__name__, **{k: v for k, v in vars(self).items() if not k.startswith("_")}}
 
+    def _set_config(self, config):
+        """Set the hyper-parameters to ``config`` (get_config without "name", from a checkpoint): the same
+        names, each value checked as on any assignment."""
+        expected = set(self.get_config()) - {"name"}
+        if set(config) != expected:
+            raise ValueError(f"{type(self).__name__} has hyper-parameters {sorted(expected)}; got {sorted(config)}")
+        for name, value in config.items():
+            setattr(self, name, value)
+
+    def _checkpoint_state(self):
+        """(state arrays, step count): what a checkpoint records of the state (no arrays before the first step
+        or after ``reset``)."""
+        return self.state_arrays(), 0
+
+    def _restore_checkpoint_state(self, params, arrays, step):
+        """Take the state recorded by ``_checkpoint_state`` for the parameters ``params`` (weights + biases)."""
+        if not arrays:
+            self.reset()  # the state starts afresh at the next step, as it would have
+            return
+        self._bind(params)
+        own = self.state_arrays()
+        if len(own) != len(arrays):
+            raise ValueError(f"{type(self).__name__} with these hyper-parameters keeps {len(own)} state arrays; "
+                             f"the checkpoint holds {len(arrays)}")
+        for target, a in zip(own, arrays):
+            np.copyto(target, a)
+
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
         return f"{type(self).__name__}({args})"
@@ -143,6 +170,12 @@ class SGD(Optimizer):
                 self.reset()  # velocities appear or disappear: the state is re-created at the next step
         super().__setattr__(name, value)
 
+    def _set_config(self, config):
+        # nesterov=True needs momentum > 0: clear it first, set it last.
+        self.nesterov = False
+        rest = {k: v for k, v in config.items() if k != "nesterov"}
+        super()._set_config({**rest, "nesterov": config.get("nesterov")} if "nesterov" in config else rest)
+
     def _init_state(self, params):
         return [np.zeros_like(p) for p in params] if self.momentum else [None] * len(params)
 
@@ -205,6 +238,14 @@ class Adam(Optimizer):
 
     def advance(self, steps):
         self._state["t"] += steps
+
+    def _checkpoint_state(self):
+        return self.state_arrays(), (self._state["t"] if self._state else 0)
+
+    def _restore_checkpoint_state(self, params, arrays, step):
+        super()._restore_checkpoint_state(params, arrays, step)
+        if arrays:
+            self._state["t"] = step
 
     def state_arrays(self):
         return (self._state["m"] + self._state["v"]) if self._state else []
