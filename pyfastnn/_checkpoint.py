@@ -140,7 +140,7 @@ def save_checkpoint(path, net, optimizer, *, epoch, rng, history, settings, stop
     """
     from . import __version__
 
-    state, step = optimizer._checkpoint_state()
+    state, step = optimizer._checkpoint_state(net.weights + net.biases)
     keys = list(history.history)
     table = np.array([history.history[k] for k in keys], dtype=np.float64).T.reshape(len(history), len(keys))
     header = {

@@ -45,9 +45,13 @@ class Optimizer:
             value = _check_sparse_update(value)
         object.__setattr__(self, name, value)
 
+    @staticmethod
+    def _key_of(params):
+        return tuple((id(p), p.shape, p.dtype.str) for p in params)
+
     def _bind(self, params):
         """(Re)create the state when the optimizer meets a new set of parameters."""
-        key = tuple((id(p), p.shape, p.dtype.str) for p in params)
+        key = self._key_of(params)
         if key != self._key:
             self._state = self._init_state(params)
             self._key = key
@@ -86,10 +90,16 @@ class Optimizer:
         for name, value in config.items():
             setattr(self, name, value)
 
-    def _checkpoint_state(self):
-        """(state arrays, step count): what a checkpoint records of the state (no arrays before the first step
-        or after ``reset``)."""
-        return self.state_arrays(), 0
+    def _checkpoint_state(self, params):
+        """(state arrays, step count): what a checkpoint records of the state for the parameters ``params``
+        (weights + biases). None when the state is of other arrays (a callback replaced some), or was reset:
+        the next step starts afresh, and so does a resumed run."""
+        if self._key != self._key_of(params):
+            return [], 0
+        return self.state_arrays(), self._step()
+
+    def _step(self):
+        return 0
 
     def _restore_checkpoint_state(self, params, arrays, step):
         """Take the state recorded by ``_checkpoint_state`` for the parameters ``params`` (weights + biases)."""
@@ -239,8 +249,8 @@ class Adam(Optimizer):
     def advance(self, steps):
         self._state["t"] += steps
 
-    def _checkpoint_state(self):
-        return self.state_arrays(), (self._state["t"] if self._state else 0)
+    def _step(self):
+        return self._state["t"]
 
     def _restore_checkpoint_state(self, params, arrays, step):
         super()._restore_checkpoint_state(params, arrays, step)

@@ -141,25 +141,33 @@ def _check_validation(net, loss, validation_data):
     return x_val, y_val, sw_val
 
 
-def _split_validation(net, x, y, sw, loss, fraction, seed, val=None):
-    """Hold out ``fraction`` of the rows (stratified by class for classification losses) for early stopping;
-    or the rows ``val`` (increasing indices: a checkpoint's). Returns (train part, validation part, val)."""
+def _validation_rows(x, y, loss, fraction, seed, saved=None):
+    """The sorted indices of ``fraction`` of the rows (stratified by class for classification losses), held out
+    for early stopping; ``saved`` (a checkpoint's) when given."""
     if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction < 1:
         raise ValueError(f"validation_fraction must lie in (0, 1); got {fraction!r}")
     n = x.shape[0]
     if n < 2:
         raise ValueError(f"early stopping needs at least 2 samples to hold out a validation fraction; got {n}")
+    if saved is not None:
+        return saved
+    classify = loss != "squared_error" and (y.shape[1] == 1 or loss == "cross_entropy")
+    labels = _row_classes(y, loss) if classify else np.zeros(n, dtype=np.int64)
+    # datasets.train_test_split on the row indices: stratified by class for classification losses.
+    _, val, _, _ = train_test_split(np.arange(n), labels, test_size=fraction, stratify=classify, seed=seed)
+    return np.sort(val)
+
+
+def _split_validation(net, x, y, sw, loss, fraction, seed, val=None):
+    """(train part, validation part) of (x, y, sw): the validation part the rows ``val``, by default
+    ``_validation_rows``."""
     if val is None:
-        classify = loss != "squared_error" and (y.shape[1] == 1 or loss == "cross_entropy")
-        labels = _row_classes(y, loss) if classify else np.zeros(n, dtype=np.int64)
-        # datasets.train_test_split on the row indices: stratified by class for classification losses.
-        _, val, _, _ = train_test_split(np.arange(n), labels, test_size=fraction, stratify=classify, seed=seed)
-        val = np.sort(val)
-    keep = np.ones(n, dtype=bool)
+        val = _validation_rows(x, y, loss, fraction, seed)
+    keep = np.ones(x.shape[0], dtype=bool)
     keep[val] = False
     keep = np.flatnonzero(keep)
     pick = lambda a, rows: None if a is None else np.ascontiguousarray(a[rows])  # noqa: E731
-    return (take_rows(x, keep), y[keep], pick(sw, keep)), (take_rows(x, val), y[val], pick(sw, val)), val
+    return (take_rows(x, keep), y[keep], pick(sw, keep)), (take_rows(x, val), y[val], pick(sw, val))
 
 
 _MONITORS = ("val_loss", "val_accuracy")
@@ -292,8 +300,9 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
         x_val, y_val, sw_val = _check_validation(net, loss, validation_data)
     elif early_stopping:
         saved = None if resumed is None or resumed.header["run"]["n_samples"] != n_samples else resumed.validation_rows
-        (x, y, sw), (x_val, y_val, sw_val), val_rows = _split_validation(net, x, y, sw, loss, validation_fraction,
-                                                                         seed, saved)
+        val_rows = _validation_rows(x, y, loss, validation_fraction, seed, saved)
+        (x, y, sw), (x_val, y_val, sw_val) = _split_validation(net, x, y, sw, loss, validation_fraction, seed,
+                                                               val_rows)
         if sw is not None and not sw.sum() > 0:
             raise ValueError("the sample weights of the training part (after the validation split) are all zero")
     callbacks = list(callbacks or ())
