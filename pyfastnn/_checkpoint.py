@@ -1,5 +1,6 @@
 """Training checkpoints: the whole state of a ``fit`` between two epochs, so that a run interrupted (an
-exception, Ctrl-C, a killed process) and resumed from its last checkpoint ends exactly as the uninterrupted run.
+exception, Ctrl-C, a killed process) and resumed from its last checkpoint ends exactly as the uninterrupted
+run.
 
 ``fit(..., checkpoint=path, resume=True)`` uses :func:`save_checkpoint` after an epoch and
 :func:`load_checkpoint` + :meth:`Checkpoint.check` + :meth:`Checkpoint.restore` before the first. A
@@ -7,9 +8,10 @@ data-parallel fit calls save_checkpoint on one process only (the others wait for
 
 File format (version 1; docs/file-formats.md): an ``.npz`` archive like a model file (no pickled objects) with
 
-    header   uint8 array: UTF-8 JSON {"format": "pyfastnn.checkpoint", "format_version": 1, "pyfastnn_version",
-             "network": {"layer_sizes", "activations", "dtype", "straight_through"},
-             "optimizer": {"name", "config", "n_state", "step"}, "run": the fit's settings (compared on resume),
+    header   uint8 array: UTF-8 JSON {"format": "pyfastnn.checkpoint", "format_version": 1,
+             "pyfastnn_version", "network": {"layer_sizes", "activations", "dtype", "straight_through"},
+             "optimizer": {"name", "config", "n_state", "step"}, "run": the fit's settings (compared on
+             resume),
              "epoch", "stop_reason", "best_epoch", "history_keys", "rng" (the shuffling Generator's
              bit_generator.state), "stopper": {"best", "bad"}, "schedule" (its state or null),
              "samples_seen", "loss_scale", "elapsed", "has_best", "has_validation_rows", "sha256"}
@@ -25,6 +27,7 @@ File format (version 1; docs/file-formats.md): an ``.npz`` archive like a model 
 above: a damaged or edited file fails to load, it never loads as another state.
 """
 
+import copy
 import json
 import math
 import numbers
@@ -96,8 +99,8 @@ def run_settings(net, loss, optimizer, n_samples, n_features, n_outputs, batch, 
 
 
 def _network(net):
-    return {"layer_sizes": list(net.layer_sizes), "activations": list(net.activations), "dtype": net.dtype.name,
-            "straight_through": bool(net.straight_through)}
+    return {"layer_sizes": list(net.layer_sizes), "activations": list(net.activations),
+            "dtype": net.dtype.name, "straight_through": bool(net.straight_through)}
 
 
 def _digest(header, arrays):
@@ -221,14 +224,15 @@ class Checkpoint:
                                    ("fit", self.header["run"], settings)):
             for key in sorted(set(mine) | set(theirs)):
                 if mine.get(key) != theirs.get(key):
-                    differences.append(f"{what} {key}: checkpoint {mine.get(key)!r}, this fit {theirs.get(key)!r}")
+                    differences.append(f"{what} {key}: checkpoint {mine.get(key)!r}, "
+                                       f"this fit {theirs.get(key)!r}")
         if differences:
             raise ValueError(f"the checkpoint {self.path} is of another run, so it cannot be resumed here ("
                              + "; ".join(differences) + "). Resume with the network and fit arguments it was "
                              "written with, or start afresh (resume=False overwrites it)")
         if self.epoch > epochs and not self.finished:
-            raise ValueError(f"the checkpoint {self.path} is at epoch {self.epoch}, past epochs={epochs}; pass "
-                             f"epochs >= {self.epoch} (the total count, not the count still to train)")
+            raise ValueError(f"the checkpoint {self.path} is at epoch {self.epoch}, past epochs={epochs}; "
+                             f"pass epochs >= {self.epoch} (the total count, not the count still to train)")
 
     def restore(self, net, optimizer, rng, history, stopper, schedule):
         """Put the saved state into the network's arrays, the optimizer (hyper-parameters and state), the
@@ -241,21 +245,32 @@ class Checkpoint:
         """
         h, a = self.header, self.arrays
         n = net.n_layers
+        names = [f"W{l}" for l in range(n)] + [f"b{l}" for l in range(n)]
+        params = net.weights + net.biases
+        # What the file sets is tried on copies first: a value they refuse leaves everything as it was.
         try:
-            optimizer._set_config(h["optimizer"]["config"])
-            rng.bit_generator.state = h["rng"]
+            type(rng.bit_generator)().state = h["rng"]
             if schedule is not None:
-                schedule._restore_checkpoint_state(h["schedule"])
+                copy.copy(schedule)._restore_checkpoint_state(h["schedule"])
+            probe = copy.copy(optimizer)
+            probe._set_config(h["optimizer"]["config"])
+            probe.reset()
+            probe._bind(params)
+            n_state = h["optimizer"]["n_state"]
+            if n_state and n_state != len(probe.state_arrays()):
+                raise ValueError(f"{probe!r} keeps {len(probe.state_arrays())} state arrays; the checkpoint "
+                                 f"holds {n_state}")
         except (TypeError, ValueError, KeyError) as exc:
             raise ValueError(f"{self.path}: invalid checkpoint header: {exc}") from None
+        optimizer._set_config(h["optimizer"]["config"])
+        rng.bit_generator.state = h["rng"]
+        if schedule is not None:
+            schedule._restore_checkpoint_state(h["schedule"])
         with net._guard().writing():
-            for target, name in zip(net.weights + net.biases, [f"W{l}" for l in range(n)] + [f"b{l}" for l in range(n)]):
+            for target, name in zip(params, names):
                 np.copyto(target, a[name])
-        state = [a[f"state{i}"] for i in range(h["optimizer"]["n_state"])]
-        try:
-            optimizer._restore_checkpoint_state(net.weights + net.biases, state, h["optimizer"]["step"])
-        except ValueError as exc:
-            raise ValueError(f"{self.path}: {exc}") from None
+        state = [a[f"state{i}"] for i in range(n_state)]
+        optimizer._restore_checkpoint_state(params, state, h["optimizer"]["step"])
         history.epochs = [int(e) for e in a["epochs"]]
         history.history = {k: [float(v) for v in a["history"][:, i]] for i, k in enumerate(h["history_keys"])}
         history.stop_reason = h["stop_reason"]
@@ -285,8 +300,8 @@ def load_checkpoint(path):
         header = _read_header(archive, path, KIND, FORMAT)
         version = header.get("format_version")
         if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
-            raise ValueError(f"{path} has checkpoint format version {version!r}; this pyfastnn reads versions up "
-                             f"to {FORMAT_VERSION}")
+            raise ValueError(f"{path} has checkpoint format version {version!r}; this pyfastnn reads "
+                             f"versions up to {FORMAT_VERSION}")
         try:
             members = _members(header)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
@@ -296,7 +311,8 @@ def load_checkpoint(path):
             member, _, fortran = _open_array(archive, path, name, shape, dtype, kind=KIND)
             if fortran:
                 member.close()
-                raise ValueError(f"{path}: array {name} is stored in Fortran order; a checkpoint's are in C order")
+                raise ValueError(f"{path}: array {name} is stored in Fortran order; a checkpoint's are in C "
+                                 "order")
             arrays[name] = np.empty(shape, dtype=dtype)
             _read_into(member, arrays[name], path, name, KIND)
     digest = header.pop("sha256", None)
@@ -353,7 +369,8 @@ def _check_contents(checkpoint):
         raise ValueError("the History's epochs are not 1, 2, ..., epoch")
     if h["stop_reason"] not in ("epochs",) + _FINISHED:
         raise ValueError(f"stop_reason {h['stop_reason']!r}")
-    if h["best_epoch"] is not None and not (isinstance(h["best_epoch"], int) and 1 <= h["best_epoch"] <= h["epoch"]):
+    best = h["best_epoch"]
+    if best is not None and not (isinstance(best, int) and 1 <= best <= h["epoch"]):
         raise ValueError(f"best_epoch {h['best_epoch']!r}")
     for key in ("samples_seen", "step"):
         value = h["samples_seen"] if key == "samples_seen" else h["optimizer"]["step"]

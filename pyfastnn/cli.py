@@ -118,11 +118,12 @@ def _build_parser():
     t.add_argument("--no-save", action="store_true", help="do not save the model")
     t.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     t.add_argument("--checkpoint", metavar="PATH", default=None,
-                   help="write the training state to PATH after every epoch (atomically), to continue an interrupted "
-                   "run with --resume")
+                   help="write the training state to PATH after every epoch (atomically), to continue an "
+                   "interrupted run with --resume")
     t.add_argument("--resume", action="store_true",
-                   help="with --checkpoint: continue the run recorded in PATH (if PATH exists; else start afresh) "
-                   "up to --epochs in total, ending exactly as the uninterrupted run; give the same arguments")
+                   help="with --checkpoint: continue the run recorded in PATH (if PATH exists; else start "
+                   "afresh) up to --epochs in total, ending exactly as the uninterrupted run; give the same "
+                   "arguments")
     t.add_argument("--plot", metavar="PNG", nargs="?", const="pyfastnn-training.png", default=None,
                    help="write the loss and accuracy curves to a PNG (default name pyfastnn-training.png; "
                    "needs matplotlib)")

@@ -144,10 +144,10 @@ def save(net, path, text=None):
 
 
 def _write_atomically(path, arrays, durable=False):
-    """Write ``arrays`` (dict name → array) as an .npz archive to ``path``: into a new file next to it, renamed
-    over ``path`` once complete, so a crash mid-write leaves any earlier file intact. ``durable``: the data and
-    the rename are also flushed to the disk (fsync) before returning, so that they survive a power loss or a
-    kernel crash too."""
+    """Write ``arrays`` (dict name → array) as an .npz archive to ``path``: into a new file next to it,
+    renamed over ``path`` once complete, so a crash mid-write leaves any earlier file intact. ``durable``: the
+    data and the rename are also flushed to the disk (fsync) before returning, so that they survive a power
+    loss or a kernel crash too."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = _create_temporary(folder)
     try:
@@ -270,8 +270,8 @@ def load(path):
 
 @contextlib.contextmanager
 def _open_archive(path, kind):
-    """``with _open_archive(path, kind) as (archive, path)``: the .npz at ``path`` (str, bytes or PathLike) open
-    as a ZipFile, ``path`` as a str. FileNotFoundError, IsADirectoryError and PermissionError name the
+    """``with _open_archive(path, kind) as (archive, path)``: the .npz at ``path`` (str, bytes or PathLike)
+    open as a ZipFile, ``path`` as a str. FileNotFoundError, IsADirectoryError and PermissionError name the
     file; anything that is not a regular file or not a zip archive is a ValueError naming ``kind``."""
     path = _check_path(path)
     try:

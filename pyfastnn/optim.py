@@ -86,7 +86,8 @@ class Optimizer:
         names, each value checked as on any assignment."""
         expected = set(self.get_config()) - {"name"}
         if set(config) != expected:
-            raise ValueError(f"{type(self).__name__} has hyper-parameters {sorted(expected)}; got {sorted(config)}")
+            raise ValueError(f"{type(self).__name__} has hyper-parameters {sorted(expected)}; got "
+                             f"{sorted(config)}")
         for name, value in config.items():
             setattr(self, name, value)
 
@@ -102,15 +103,14 @@ class Optimizer:
         return 0
 
     def _restore_checkpoint_state(self, params, arrays, step):
-        """Take the state recorded by ``_checkpoint_state`` for the parameters ``params`` (weights + biases)."""
+        """Take the state recorded by ``_checkpoint_state`` for ``params`` (weights + biases)."""
         if not arrays:
             self.reset()  # the state starts afresh at the next step, as it would have
             return
         self._bind(params)
         own = self.state_arrays()
         if len(own) != len(arrays):
-            raise ValueError(f"{type(self).__name__} with these hyper-parameters keeps {len(own)} state arrays; "
-                             f"the checkpoint holds {len(arrays)}")
+            raise ValueError(f"{self!r} keeps {len(own)} state arrays; got {len(arrays)}")
         for target, a in zip(own, arrays):
             np.copyto(target, a)
 

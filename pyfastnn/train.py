@@ -142,8 +142,8 @@ def _check_validation(net, loss, validation_data):
 
 
 def _validation_rows(x, y, loss, fraction, seed, saved=None):
-    """The sorted indices of ``fraction`` of the rows (stratified by class for classification losses), held out
-    for early stopping; ``saved`` (a checkpoint's) when given."""
+    """The sorted indices of ``fraction`` of the rows (stratified by class for classification losses), held
+    out for early stopping; ``saved`` (a checkpoint's) when given."""
     if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction < 1:
         raise ValueError(f"validation_fraction must lie in (0, 1); got {fraction!r}")
     n = x.shape[0]
@@ -299,7 +299,9 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
     if validation_data is not None:
         x_val, y_val, sw_val = _check_validation(net, loss, validation_data)
     elif early_stopping:
-        saved = None if resumed is None or resumed.header["run"]["n_samples"] != n_samples else resumed.validation_rows
+        saved = None
+        if resumed is not None and resumed.header["run"]["n_samples"] == n_samples:
+            saved = resumed.validation_rows
         val_rows = _validation_rows(x, y, loss, validation_fraction, seed, saved)
         (x, y, sw), (x_val, y_val, sw_val) = _split_validation(net, x, y, sw, loss, validation_fraction, seed,
                                                                val_rows)
@@ -314,8 +316,8 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
     batch = _check_batch_size(batch_size, n)
     if checkpoint is not None:
         settings = _checkpoint.run_settings(
-            net, loss, optimizer, n_samples, x.shape[1], y.shape[1], batch, shuffle, early_stopping, restore_best,
-            monitor, tol, patience, 0 if x_val is None else x_val.shape[0], schedule, sw is not None)
+            net, loss, optimizer, n_samples, x.shape[1], y.shape[1], batch, shuffle, early_stopping,
+            restore_best, monitor, tol, patience, 0 if x_val is None else x_val.shape[0], schedule, sw is not None)
         if resumed is not None:
             resumed.check(net, optimizer, settings, epochs)
     weight_total = float(n) if sw is None else float(sw.sum(dtype=np.float64))
@@ -339,8 +341,8 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
         scale = net._loss_scale(kernels, loss, x, y)
     else:
         state = resumed.restore(net, optimizer, rng, history, stopper, schedule)
-        samples_seen, scale, elapsed, best_params = (state[k] for k in ("samples_seen", "loss_scale", "elapsed",
-                                                                          "best_params"))
+        samples_seen, scale, elapsed, best_params = (
+            state[k] for k in ("samples_seen", "loss_scale", "elapsed", "best_params"))
         first = epochs + 1 if resumed.finished else resumed.epoch + 1
     start = time.perf_counter() - elapsed
     guard = net._guard()

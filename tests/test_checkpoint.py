@@ -1,6 +1,6 @@
-"""Checkpoints (issue #12, item 4): a fit interrupted after any epoch — by an exception, by Ctrl-C inside an epoch,
-by SIGKILL — and resumed from its checkpoint ends bit for bit as the uninterrupted fit: weights, optimizer
-state, History. A checkpoint that does not match the run, or a damaged file, is refused with a ValueError."""
+"""Checkpoints (issue #12, item 4): a fit interrupted after any epoch — by an exception, by Ctrl-C inside an
+epoch, by SIGKILL — and resumed from its checkpoint ends bit for bit as the uninterrupted fit: weights,
+optimizer state, History. A checkpoint that does not match the run, or a damaged file, is refused with a ValueError."""
 
 import json
 import os
@@ -44,8 +44,9 @@ def _run(kind="adam", dtype=np.float64, *, interrupt_after=None, seed=3, epochs=
                 raise Interrupted
         callbacks.append(interrupt)
     try:
-        history = net.fit(kwargs.pop("x", X), kwargs.pop("y", LABELS), optimizer=optimizer, epochs=epochs, batch_size=16,
-                          seed=seed, shuffle=True, progress=False, callbacks=callbacks, **kwargs)
+        history = net.fit(kwargs.pop("x", X), kwargs.pop("y", LABELS), optimizer=optimizer, epochs=epochs,
+                          batch_size=16, seed=seed, shuffle=True, progress=False, callbacks=callbacks,
+                          **kwargs)
     except Interrupted:
         return net, optimizer, None
     return net, optimizer, history
@@ -87,7 +88,8 @@ def test_float32_and_sample_weights(backend_name, tmp_path):
     weights = np.random.default_rng(1).uniform(0, 2, X.shape[0])
     whole = _run("adam", np.float32, sample_weight=weights)
     _run("adam", np.float32, checkpoint=tmp_path / "c", interrupt_after=3, sample_weight=weights)
-    _assert_same_run(whole, _run("adam", np.float32, checkpoint=tmp_path / "c", resume=True, sample_weight=weights))
+    resumed = _run("adam", np.float32, checkpoint=tmp_path / "c", resume=True, sample_weight=weights)
+    _assert_same_run(whole, resumed)
 
 
 def test_ctrl_c_inside_an_epoch_then_resume(backend_name, tmp_path, monkeypatch):
@@ -285,7 +287,7 @@ def test_the_file_is_plain_arrays_written_atomically(tmp_path, monkeypatch):
     with np.load(path, allow_pickle=False) as f:  # no pickled objects anywhere
         members = {name: f[name] for name in f.files}
     header = json.loads(members["header"].tobytes())
-    assert header["format"] == "pyfastnn.checkpoint" and header["format_version"] == 1 and header["epoch"] == 2
+    assert (header["format"], header["format_version"], header["epoch"]) == ("pyfastnn.checkpoint", 1, 2)
     assert members["history"].shape == (2, 3)  # loss, lr, time
     before = path.read_bytes()
 
@@ -359,6 +361,37 @@ def test_a_forged_header_with_a_matching_checksum_is_a_value_error(tmp_path):
             _checkpoint.load_checkpoint(path)
 
 
+ADAM = {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0, "sparse_update": "lazy"}
+
+
+@pytest.mark.parametrize("forge", [
+    {"rng": {"bit_generator": "MT19937", "state": {"key": [1, 2], "pos": 0}}},
+    {"optimizer": {"name": "Adam", "config": {**ADAM, "lr": -1.0}, "n_state": 8, "step": 3}},  # a bad value
+    {"optimizer": {"name": "Adam", "config": {"lr": 0.01}, "n_state": 8, "step": 3}},  # names missing
+    {"optimizer": {"name": "Adam", "config": ADAM, "n_state": 2, "step": 3}},  # Adam keeps 8 arrays here
+])
+def test_a_forged_state_is_refused_before_anything_changes(tmp_path, forge):
+    path = tmp_path / "c.npz"
+    _run("adam", checkpoint=path, interrupt_after=3)
+    with np.load(path) as f:
+        members = {name: f[name] for name in f.files}
+    header = json.loads(members.pop("header").tobytes())
+    header.pop("sha256")
+    header.update(forge)
+    n_state = header["optimizer"]["n_state"]
+    arrays = {k: a for k, a in members.items() if not k.startswith("state") or int(k[5:]) < n_state}
+    header["sha256"] = _checkpoint._digest(header, arrays.values())
+    np.savez(path, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **arrays)
+    net = pf.MLP([6, 9, 3], dtype=np.float64, seed=1)
+    optimizer = pf.Adam(lr=0.01)
+    weights = [a.copy() for a in net.weights + net.biases]
+    with pytest.raises(ValueError, match="invalid checkpoint header"):
+        net.fit(X, LABELS, optimizer=optimizer, epochs=7, batch_size=16, seed=3, progress=False,
+                checkpoint=path, resume=True)
+    assert all(np.array_equal(a, b) for a, b in zip(weights, net.weights + net.biases))
+    assert optimizer.lr == 0.01 and optimizer._state is None
+
+
 def test_damaged_checkpoints_load_unchanged_or_refuse(tmp_path):
     pytest.importorskip("hypothesis")
     from _fuzz import FUZZ, outcome
@@ -415,15 +448,15 @@ CHILD = textwrap.dedent("""
 
     options = dict(checkpoint=path, resume=True) if mode != "whole" else {}
     history = net.fit(x, y, optimizer=optimizer, epochs=40, batch_size=32, seed=5, progress=False,
-                      callbacks=[slow] if mode == "killed" else [], lr_schedule=pf.schedules.StepDecay(7, 0.7),
-                      **options)
+                      callbacks=[slow] if mode == "killed" else [],
+                      lr_schedule=pf.schedules.StepDecay(7, 0.7), **options)
     np.savez(out, *net.weights, *net.biases, *optimizer.state_arrays(), loss=np.array(history["loss"]))
 """)
 
 
 def _child(mode, path, out, **popen):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])),
-           "PYFASTNN_BACKEND": pf.get_backend()}
+    path_entries = filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path_entries), "PYFASTNN_BACKEND": pf.get_backend()}
     return subprocess.Popen([sys.executable, "-c", CHILD, mode, str(path), str(out)], env=env, **popen)
 
 
@@ -439,7 +472,7 @@ def test_a_process_killed_mid_run_resumes_to_the_same_end(tmp_path):
         for line in killed.stdout:
             if int(line) == 9:
                 break
-        time.sleep(0.037)  # while epoch 9's checkpoint is written, or in epoch 10, or in writing its checkpoint
+        time.sleep(0.037)  # while epoch 9's checkpoint is written, or in epoch 10, or writing its checkpoint
         killed.send_signal(signal.SIGKILL)
         assert killed.wait(30) == -signal.SIGKILL
     finally:
