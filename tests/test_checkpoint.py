@@ -1,6 +1,7 @@
 """Checkpoints (issue #12, item 4): a fit interrupted after any epoch — by an exception, by Ctrl-C inside an
 epoch, by SIGKILL — and resumed from its checkpoint ends bit for bit as the uninterrupted fit: weights,
-optimizer state, History. A checkpoint that does not match the run, or a damaged file, is refused with a ValueError."""
+optimizer state, History. A checkpoint that does not match the run, or a damaged file, is refused with a
+ValueError."""
 
 import json
 import os
