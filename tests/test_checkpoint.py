@@ -490,21 +490,22 @@ def test_a_process_killed_mid_run_resumes_to_the_same_end(tmp_path):
 
 
 def test_the_command_line_resumes_a_run(tmp_path, capsys):
-    """``pyfastnn train --checkpoint PATH``: 3 epochs, then ``--resume`` to 5, saves the model a straight run of
-    5 epochs saves; a checkpoint of other arguments, or --resume alone, is an error (exit status 1)."""
+    """``pyfastnn train --checkpoint PATH``: 3 epochs, then ``--resume`` to 5, saves the model a straight run
+    of 5 epochs saves; a checkpoint of other arguments, or --resume alone, is an error (exit status 1)."""
     from pyfastnn.cli import main
 
     common = ["train", "--layers", "16", "--quiet", "--seed", "2"]
     check = str(tmp_path / "run.npz")
     assert main(common + ["--epochs", "3", "--checkpoint", check, "--save", str(tmp_path / "a.npz")]) == 0
-    assert main(common + ["--epochs", "5", "--checkpoint", check, "--resume", "--save", str(tmp_path / "b.npz")]) == 0
+    resume = ["--checkpoint", check, "--resume"]
+    assert main(common + ["--epochs", "5", *resume, "--save", str(tmp_path / "b.npz")]) == 0
     assert "(resumed after epoch 3)" in capsys.readouterr().out
     assert main(common + ["--epochs", "5", "--save", str(tmp_path / "c.npz")]) == 0
     resumed, straight = pf.load(tmp_path / "b.npz"), pf.load(tmp_path / "c.npz")
     for p, q in zip(resumed.weights + resumed.biases, straight.weights + straight.biases):
         assert np.array_equal(p, q)
     capsys.readouterr()
-    assert main(common + ["--epochs", "6", "--checkpoint", check, "--resume", "--batch-size", "8", "--no-save"]) == 1
+    assert main(common + ["--epochs", "6", *resume, "--batch-size", "8", "--no-save"]) == 1
     assert "fit batch_size: checkpoint 32, this fit 8" in capsys.readouterr().err
     assert main(common + ["--resume", "--no-save"]) == 1
     assert "--resume needs --checkpoint PATH" in capsys.readouterr().err
