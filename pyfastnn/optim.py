@@ -181,10 +181,9 @@ class SGD(Optimizer):
         super().__setattr__(name, value)
 
     def _set_config(self, config):
-        # nesterov=True needs momentum > 0: clear it first, set it last.
+        # nesterov=True needs momentum > 0: cleared first, set last (sorted is stable).
         self.nesterov = False
-        rest = {k: v for k, v in config.items() if k != "nesterov"}
-        super()._set_config({**rest, "nesterov": config.get("nesterov")} if "nesterov" in config else rest)
+        super()._set_config(dict(sorted(config.items(), key=lambda item: item[0] == "nesterov")))
 
     def _init_state(self, params):
         return [np.zeros_like(p) for p in params] if self.momentum else [None] * len(params)

@@ -509,3 +509,43 @@ def test_the_command_line_resumes_a_run(tmp_path, capsys):
     assert "fit batch_size: checkpoint 32, this fit 8" in capsys.readouterr().err
     assert main(common + ["--resume", "--no-save"]) == 1
     assert "--resume needs --checkpoint PATH" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("estimator, options", [
+    ("MLPClassifier", dict(solver="sgd", learning_rate="adaptive", n_iter_no_change=1, tol=0.05)),
+    ("MLPClassifier", dict(solver="adam", early_stopping=True, n_iter_no_change=3, validation_fraction=0.2)),
+    ("MLPRegressor", dict(solver="adam")),
+])
+def test_the_estimators_resume_a_run(tmp_path, estimator, options):
+    """fit(X, y, checkpoint=, resume=) of the scikit-learn estimators: the resumed estimator's weights and
+    fitted attributes are the uninterrupted one's."""
+    pytest.importorskip("sklearn")
+    import warnings
+
+    def interrupt(epoch, logs):
+        if epoch == 4:
+            raise Interrupted
+
+    def make(callbacks=None):
+        cls = getattr(pf, estimator)
+        return cls(hidden_layer_sizes=(8,), max_iter=12, batch_size=16, random_state=0, callbacks=callbacks,
+                   **options)
+
+    y = LABELS if estimator == "MLPClassifier" else X @ np.arange(6.0)
+    path = tmp_path / "c.npz"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning after max_iter
+        whole = make().fit(X, y)
+        with pytest.raises(Interrupted):
+            make([interrupt]).fit(X, y, checkpoint=path)
+        resumed = make().fit(X, y, checkpoint=path, resume=True)
+    for p, q in zip(whole.coefs_ + whole.intercepts_, resumed.coefs_ + resumed.intercepts_):
+        assert np.array_equal(p, q)
+    assert whole.loss_curve_ == resumed.loss_curve_ and whole.n_iter_ == resumed.n_iter_ and whole.t_ == resumed.t_
+    assert whole.history_.stop_reason == resumed.history_.stop_reason
+    if options.get("early_stopping"):
+        assert whole.validation_scores_ == resumed.validation_scores_
+        with pytest.raises(ValueError, match="needs an int random_state"):
+            pf.MLPClassifier(early_stopping=True).fit(X, y, checkpoint=path, resume=True)
+    with pytest.raises(ValueError, match="solver='lbfgs' has none"):
+        getattr(pf, estimator)(solver="lbfgs").fit(X, y, checkpoint=path)
