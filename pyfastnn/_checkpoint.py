@@ -3,8 +3,8 @@ exception, Ctrl-C, a killed process) and resumed from its last checkpoint ends e
 run.
 
 ``fit(..., checkpoint=path, resume=True)`` uses :func:`save_checkpoint` after an epoch and
-:func:`load_checkpoint` + :meth:`Checkpoint.check` + :meth:`Checkpoint.restore` before the first. A
-data-parallel fit calls save_checkpoint on one process only (the others wait for it).
+:func:`load_checkpoint` + :meth:`Checkpoint.check` + :meth:`Checkpoint.restore` before the first. Of the
+processes of a data-parallel fit, one should write the file while the others wait.
 
 File format (version 1; docs/file-formats.md): an ``.npz`` archive like a model file (no pickled objects) with
 
@@ -28,6 +28,7 @@ above: a damaged or edited file fails to load, it never loads as another state.
 """
 
 import copy
+import hashlib
 import json
 import math
 import numbers
@@ -91,11 +92,10 @@ def run_settings(net, loss, optimizer, n_samples, n_features, n_outputs, batch, 
         "lr_schedule": None if schedule is None else {"name": type(schedule).__name__, **schedule._config()},
     }
     try:
-        json.dumps(settings, allow_nan=True)
+        return json.loads(json.dumps(settings))  # as a checkpoint gives them back (tuples as lists), to compare
     except TypeError as exc:
         raise TypeError(f"checkpoint: the lr_schedule {schedule!r} has parameters a checkpoint cannot record "
                         f"({exc}); give it numbers, strings and booleans only") from None
-    return settings
 
 
 def _network(net):
@@ -104,8 +104,6 @@ def _network(net):
 
 
 def _digest(header, arrays):
-    import hashlib
-
     h = hashlib.sha256(json.dumps(header, sort_keys=True).encode("utf-8"))
     for a in arrays:
         h.update(np.ascontiguousarray(a).tobytes())
