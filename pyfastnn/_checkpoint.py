@@ -92,7 +92,7 @@ def run_settings(net, loss, optimizer, n_samples, n_features, n_outputs, batch, 
         "lr_schedule": None if schedule is None else {"name": type(schedule).__name__, **schedule._config()},
     }
     try:
-        return json.loads(json.dumps(settings))  # as a checkpoint gives them back (tuples as lists), to compare
+        return json.loads(json.dumps(settings))  # as a checkpoint gives them back (tuples as lists)
     except TypeError as exc:
         raise TypeError(f"checkpoint: the lr_schedule {schedule!r} has parameters a checkpoint cannot record "
                         f"({exc}); give it numbers, strings and booleans only") from None
