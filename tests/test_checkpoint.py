@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 
@@ -456,9 +457,10 @@ CHILD = textwrap.dedent("""
 
 
 def _child(mode, path, out, **popen):
-    path_entries = filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path_entries), "PYFASTNN_BACKEND": pf.get_backend()}
-    return subprocess.Popen([sys.executable, "-c", CHILD, mode, str(path), str(out)], env=env, **popen)
+    env = dict(os.environ, PYFASTNN_BACKEND=pf.get_backend(), PYFASTNN_NUM_THREADS="2")
+    # Outside the source tree, so that the child imports the installed package, as the tests do.
+    return subprocess.Popen([sys.executable, "-c", CHILD, mode, str(path), str(out)], env=env,
+                            cwd=tempfile.gettempdir(), **popen)
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="SIGKILL is POSIX")
