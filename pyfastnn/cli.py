@@ -124,6 +124,13 @@ def _build_parser():
                    "the data and trains on its shard (rows r::N of the training split after a shuffle seeded "
                    "by --seed), or loads its own file when --data contains {rank}; --batch-size is per rank; "
                    "rank 0 prints and saves")
+    t.add_argument("--checkpoint", metavar="PATH", default=None,
+                   help="write the training state to PATH after every epoch (atomically), to continue an "
+                   "interrupted run with --resume")
+    t.add_argument("--resume", action="store_true",
+                   help="with --checkpoint: continue the run recorded in PATH (if PATH exists; else start "
+                   "afresh) up to --epochs in total, ending exactly as the uninterrupted run; give the same "
+                   "arguments")
     t.add_argument("--plot", metavar="PNG", nargs="?", const="pyfastnn-training.png", default=None,
                    help="write the loss and accuracy curves to a PNG (default name pyfastnn-training.png; "
                    "needs matplotlib)")
@@ -360,6 +367,10 @@ def _train(args):
         _check_output(args.save, "--save")
     if args.plot:
         _check_output(args.plot, "--plot")
+    if args.checkpoint:
+        _check_output(args.checkpoint, "--checkpoint")
+    elif args.resume:
+        raise ValueError("--resume needs --checkpoint PATH (the checkpoint to continue from)")
     defaulted = [name for name in _TRAIN_DEFAULTS[args.text] if getattr(args, name) is None]
     for name in defaulted:
         setattr(args, name, _TRAIN_DEFAULTS[args.text][name])
@@ -403,15 +414,18 @@ def _train(args):
     if args.plot:
         _matplotlib()  # fail before training, not after
     start = time.perf_counter()
+    trained = []  # the epochs this run trains (a resumed run's History also holds the earlier ones)
     history = net.fit(x_train, targets_train, loss=args.loss, optimizer=optimizer, batch_size=batch,
                       epochs=args.epochs, seed=args.seed, validation_data=(x_test, targets_test),
-                      progress=not args.quiet, comm=comm)
+                      progress=not args.quiet, comm=comm, callbacks=[lambda epoch, logs: trained.append(epoch)],
+                      checkpoint=args.checkpoint, resume=args.resume)
     elapsed = time.perf_counter() - start
     accuracy = net.accuracy(x_test, y_test)
     if comm is not None:  # over every rank's test rows
         accuracy = comm.allreduce(accuracy * len(y_test)) / n_test
     model = finish(net)
-    print(f"trained in {elapsed:.2f} s ({len(history) * n_train / elapsed:,.0f} samples/s)")
+    resumed = f" (resumed after epoch {len(history) - len(trained)})" if len(trained) < len(history) else ""
+    print(f"trained in {elapsed:.2f} s ({len(trained) * n_train / elapsed:,.0f} samples/s){resumed}")
     print(f"test accuracy: {accuracy:.4f}")
     # Save before plotting: a failing plot must not lose the trained model.
     if comm is not None and comm.Get_rank() != 0:

@@ -242,7 +242,8 @@ class _BaseMLP(BaseEstimator):
         return ReduceOnPlateau(factor=0.2, patience=self.n_iter_no_change + 1, tol=self.tol, min_lr=1e-6,
                                monitor=monitor, stop=True)
 
-    def _train(self, X, y, sample_weight, epochs, incremental, grad_scale, loss_scale, comm=None):
+    def _train(self, X, y, sample_weight, epochs, incremental, grad_scale, loss_scale, comm=None,
+               checkpoint=None):
         """Train the network on prepared data; record scikit-learn's fitted attributes.
 
         With an MPI communicator ``comm`` (see :func:`pyfastnn.train.fit`), ``batch_size`` is per rank and the
@@ -250,7 +251,18 @@ class _BaseMLP(BaseEstimator):
 
         ``grad_scale``: scikit-learn's gradient over pyfastnn's; ``loss_scale``: its reported loss over
         pyfastnn's. They differ for a multi-output regressor: scikit-learn reports ½·(mean over outputs) but
-        its gradient is that of ½·(sum over outputs)."""
+        its gradient is that of ½·(sum over outputs). ``checkpoint``: fit's checkpoint, checkpoint_every and
+        resume."""
+        checkpoint = checkpoint or {}
+        resume = checkpoint.get("resume")
+        if checkpoint.get("checkpoint") is not None or resume:
+            if self.solver == "lbfgs":
+                raise ValueError("checkpoints are for the stochastic solvers (sgd, adam); solver='lbfgs' has "
+                                 "none")
+            if resume and self.early_stopping and not isinstance(self.random_state, numbers.Integral):
+                raise ValueError("resume with early_stopping needs an int random_state: the estimator draws "
+                                 "its validation split from it, and it must be the run's split; got "
+                                 f"random_state={self.random_state!r}")
         if self.solver == "lbfgs":
             if comm is not None:
                 raise ValueError("comm (distributed training) needs a stochastic solver, 'sgd' or 'adam'; "
@@ -293,7 +305,8 @@ class _BaseMLP(BaseEstimator):
             history = _fit(self.net_, X, self._targets(y), loss=self._loss, optimizer=self._optimizer,
                            batch_size=batch, epochs=epochs, shuffle=bool(self.shuffle), seed=seed,
                            callbacks=list(self.callbacks or ()), progress=bool(self.verbose),
-                           sample_weight=sample_weight, lr_schedule=schedule, comm=comm, **kwargs)
+                           sample_weight=sample_weight, lr_schedule=schedule, comm=comm, **kwargs,
+                           **checkpoint)
         self.history_ = history
         for value in history["loss"]:
             self.loss_curve_.append(loss_scale * value)
@@ -547,7 +560,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         weights = compute_sample_weight(self.class_weight, y)
         return weights if sample_weight is None else sample_weight * weights
 
-    def _fit_classifier(self, X, y, sample_weight, classes, incremental, comm=None):
+    def _fit_classifier(self, X, y, sample_weight, classes, incremental, comm=None, checkpoint=None):
         X, y, sample_weight, sizes, dtype, first = self._start(X, y, incremental, sample_weight)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)  # a column of labels, as scikit-learn reads it
@@ -577,15 +590,18 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                                  f"{sorted(set(np.unique(y)) - set(self.classes_))}")
         sample_weight = self._class_sample_weight(y, sample_weight)
         epochs = 1 if incremental else self.max_iter
-        return self._train(X, y, sample_weight, epochs, incremental, 1.0, 1.0, comm)
+        return self._train(X, y, sample_weight, epochs, incremental, 1.0, 1.0, comm, checkpoint)
 
-    def fit(self, X, y, sample_weight=None, comm=None):
+    def fit(self, X, y, sample_weight=None, comm=None, *, checkpoint=None, checkpoint_every=1, resume=False):
         """Train on X (n_samples, n_features) and y (labels, or a label-indicator matrix); returns self.
 
         ``comm``: an mpi4py communicator for distributed data-parallel training, each rank passing its own
         shard (see :func:`pyfastnn.train.fit`; ``batch_size`` is then per rank). The communicator is used
-        during this call only, never stored: the estimator stays clonable and picklable."""
-        return self._fit_classifier(X, y, sample_weight, None, incremental=False, comm=comm)
+        during this call only, never stored: the estimator stays clonable and picklable. ``checkpoint``,
+        ``checkpoint_every``, ``resume``: as :func:`pyfastnn.fit`'s (stochastic solvers; a resumed run with
+        ``early_stopping`` needs an int ``random_state``)."""
+        options = {"checkpoint": checkpoint, "checkpoint_every": checkpoint_every, "resume": resume}
+        return self._fit_classifier(X, y, sample_weight, None, incremental=False, comm=comm, checkpoint=options)
 
     @available_if(_stochastic_solver)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
@@ -776,7 +792,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _validation_score(self, x, y, sw):
         return r2_score(y, self.predict(x), sample_weight=sw)
 
-    def _fit_regressor(self, X, y, sample_weight, incremental, comm=None):
+    def _fit_regressor(self, X, y, sample_weight, incremental, comm=None, checkpoint=None):
         X, y, sample_weight, sizes, dtype, first = self._start(X, y, incremental, sample_weight)
         n_out = 1 if y.ndim == 1 else y.shape[1]
         if first:
@@ -786,14 +802,16 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         elif n_out != self.n_outputs_:
             raise ValueError(f"y has {n_out} outputs but the model was fitted with {self.n_outputs_}")
         epochs = 1 if incremental else self.max_iter
-        return self._train(X, y, sample_weight, epochs, incremental, 0.5, 1.0 / (2 * n_out), comm)
+        return self._train(X, y, sample_weight, epochs, incremental, 0.5, 1.0 / (2 * n_out), comm, checkpoint)
 
-    def fit(self, X, y, sample_weight=None, comm=None):
+    def fit(self, X, y, sample_weight=None, comm=None, *, checkpoint=None, checkpoint_every=1, resume=False):
         """Train on X (n_samples, n_features) and y (n_samples,) or (n_samples, n_outputs); returns self.
 
         ``comm``: an mpi4py communicator for distributed data-parallel training (see
-        :meth:`MLPClassifier.fit`)."""
-        return self._fit_regressor(X, y, sample_weight, incremental=False, comm=comm)
+        :meth:`MLPClassifier.fit`). ``checkpoint``, ``checkpoint_every``, ``resume``: as :func:`pyfastnn.fit`'s
+        (stochastic solvers; a resumed run with ``early_stopping`` needs an int ``random_state``)."""
+        options = {"checkpoint": checkpoint, "checkpoint_every": checkpoint_every, "resume": resume}
+        return self._fit_regressor(X, y, sample_weight, incremental=False, comm=comm, checkpoint=options)
 
     @available_if(_stochastic_solver)
     def partial_fit(self, X, y, sample_weight=None):

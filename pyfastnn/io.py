@@ -21,6 +21,7 @@ damaged fails to load. Only those members are read, as plain .npy arrays of the 
 objects, so a file cannot run code), and only after their headers and sizes agree with the model header.
 """
 
+import contextlib
 import hashlib
 import json
 import math
@@ -139,17 +140,33 @@ def save(net, path, text=None):
         arrays[f"W{l}"] = w
         arrays[f"b{l}"] = b
     arrays.update(extra)
-    path = _check_path(path)
+    _write_atomically(_check_path(path), arrays)
+
+
+def _write_atomically(path, arrays, durable=False):
+    """Write ``arrays`` (dict name → array) as an .npz archive to ``path``: into a new file next to it,
+    renamed over ``path`` once complete, so a crash mid-write leaves any earlier file intact. ``durable``: the
+    data and the rename are also flushed to the disk (fsync) before returning, so that they survive a power
+    loss or a kernel crash too."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = _create_temporary(folder)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+    if durable and hasattr(os, "O_DIRECTORY"):  # the rename lives in the folder's entry (POSIX)
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 def _check_path(path):
@@ -162,10 +179,11 @@ def _check_path(path):
     return path
 
 
-def _open_array(archive, path, name, shape, dtype, limit=None):
+def _open_array(archive, path, name, shape, dtype, limit=None, kind="pyfastnn model file"):
     """Member ``name``.npy of ``archive``, open at its data, after checking, from the member's .npy header
     and its size in the zip directory alone, that it holds exactly an array of ``dtype`` and ``shape`` (a
-    1-D shape of any length when shape is None, of at most ``limit`` bytes).
+    1-D shape of any length when shape is None, of at most ``limit`` bytes). ``kind`` names the file in
+    messages.
 
     Returns (file, shape, fortran_order)."""
     where = f"{path}: array {name} should be {dtype} {'(n,)' if shape is None else shape}"
@@ -174,13 +192,11 @@ def _open_array(archive, path, name, shape, dtype, limit=None):
     except KeyError:
         raise ValueError(f"{where}; it is missing") from None
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise ValueError(
-            f"{path} is not a pyfastnn model file (member {name} uses compression {info.compress_type})"
-        )
+        raise ValueError(f"{path} is not a {kind} (member {name} uses compression {info.compress_type})")
     # Deflate expands data at most ~1032 times (stored data not at all): a member declaring more is forged.
     most = info.compress_size * (1 if info.compress_type == zipfile.ZIP_STORED else _DEFLATE_RATIO)
     if info.file_size > most:
-        raise ValueError(f"{path} is not a pyfastnn model file (member {name} declares "
+        raise ValueError(f"{path} is not a {kind} (member {name} declares "
                          f"{info.file_size} bytes but holds {info.compress_size} compressed bytes)")
     member = None
     try:
@@ -195,7 +211,7 @@ def _open_array(archive, path, name, shape, dtype, limit=None):
     except ZIP_ERRORS as exc:
         if member is not None:
             member.close()
-        raise ValueError(f"{path} is not a pyfastnn model file (member {name}: {exc})") from None
+        raise ValueError(f"{path} is not a {kind} (member {name}: {exc})") from None
     size = math.prod(got_shape) * got_dtype.itemsize
     held = info.file_size - member.tell()
     problem = None
@@ -211,7 +227,7 @@ def _open_array(archive, path, name, shape, dtype, limit=None):
     return member, got_shape, fortran
 
 
-def _read_into(member, out, path, name):
+def _read_into(member, out, path, name, kind="pyfastnn model file"):
     """Fill ``out`` (C-contiguous) from ``member`` in chunks, so no second copy of a large array is made."""
     view = memoryview(out).cast("B")
     done = 0
@@ -222,7 +238,7 @@ def _read_into(member, out, path, name):
                 raise ValueError(f"the data ends after {done} of {len(view)} bytes")
             done += n
     except ZIP_ERRORS as exc:
-        raise ValueError(f"{path} is not a pyfastnn model file (member {name}: {exc})") from None
+        raise ValueError(f"{path} is not a {kind} (member {name}: {exc})") from None
     finally:
         member.close()
 
@@ -248,45 +264,59 @@ def load(path):
     """
     from .network import MLP, check_dtype
 
+    with _open_archive(path, "pyfastnn model file") as (archive, path):
+        return _load_archive(archive, path, MLP, check_dtype)
+
+
+@contextlib.contextmanager
+def _open_archive(path, kind):
+    """``with _open_archive(path, kind) as (archive, path)``: the .npz at ``path`` (str, bytes or PathLike)
+    open as a ZipFile, ``path`` as a str. FileNotFoundError, IsADirectoryError and PermissionError name the
+    file; anything that is not a regular file or not a zip archive is a ValueError naming ``kind``."""
     path = _check_path(path)
     try:
         info = os.stat(path)
     except FileNotFoundError:
-        raise FileNotFoundError(f"no such model file: {path}") from None
+        raise FileNotFoundError(f"no such {kind}: {path}") from None
     if stat.S_ISDIR(info.st_mode):
-        raise IsADirectoryError(f"{path} is a directory, not a pyfastnn model file")
+        raise IsADirectoryError(f"{path} is a directory, not a {kind}")
     if not stat.S_ISREG(info.st_mode):
-        raise ValueError(
-            f"{path} is not a regular file (a device, pipe or socket), so not a pyfastnn model file"
-        )
+        raise ValueError(f"{path} is not a regular file (a device, pipe or socket), so not a {kind}")
     try:
         f = open(path, "rb")
     except PermissionError:
-        raise PermissionError(f"cannot read the model file {path}: permission denied") from None
+        raise PermissionError(f"cannot read the {kind} {path}: permission denied") from None
     with f:
         try:
             archive = zipfile.ZipFile(f)
         except ZIP_ERRORS as exc:
-            raise ValueError(f"{path} is not a pyfastnn model file (not a .npz archive: {exc})") from None
+            raise ValueError(f"{path} is not a {kind} (not a .npz archive: {exc})") from None
         with archive:
-            return _load_archive(archive, path, MLP, check_dtype)
+            yield archive, path
 
 
-def _load_archive(archive, path, MLP, check_dtype):
+def _read_header(archive, path, kind, fmt):
+    """The JSON object in member ``header`` of ``archive``, checked to have "format" ``fmt``."""
     if "header.npy" not in archive.namelist():
         found = sorted(n.removesuffix(".npy") for n in archive.namelist())
-        raise ValueError(f"{path} is not a pyfastnn model file (no header; arrays found: {found})")
-    member, (length,), _ = _open_array(archive, path, "header", None, np.dtype(np.uint8), _MAX_HEADER_BYTES)
+        raise ValueError(f"{path} is not a {kind} (no header; arrays found: {found})")
+    member, (length,), _ = _open_array(archive, path, "header", None, np.dtype(np.uint8), _MAX_HEADER_BYTES,
+                                       kind)
     raw = np.empty(length, dtype=np.uint8)
-    _read_into(member, raw, path, "header")  # a damaged member (bad checksum) is a ValueError there
+    _read_into(member, raw, path, "header", kind)  # a damaged member (bad checksum) is a ValueError there
     try:
         header = json.loads(raw.tobytes().decode("utf-8"))
         if not isinstance(header, dict):
             raise ValueError("header is not an object")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not a pyfastnn model file (unreadable header: {exc})") from None
-    if header.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a pyfastnn model file (format {header.get('format')!r})")
+        raise ValueError(f"{path} is not a {kind} (unreadable header: {exc})") from None
+    if header.get("format") != fmt:
+        raise ValueError(f"{path} is not a {kind} (format {header.get('format')!r})")
+    return header
+
+
+def _load_archive(archive, path, MLP, check_dtype):
+    header = _read_header(archive, path, "pyfastnn model file", FORMAT)
     version = header.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
         raise ValueError(

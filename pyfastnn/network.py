@@ -745,8 +745,8 @@ class MLP:
             validation_data=None, callbacks=(), progress=True, **options):
         """Train by gradient descent; see :func:`pyfastnn.train.fit` for the parameters (and the keyword-only
         ``options``: sample_weight, class_weight, lr_schedule, early_stopping, validation_fraction, patience,
-        monitor, restore_best, and comm / check_replicas for distributed training over MPI). Returns a
-        History."""
+        monitor, restore_best, checkpoint, checkpoint_every, resume, and comm / check_replicas for
+        distributed training over MPI). Returns a History."""
         from .train import fit
 
         return fit(self, x, y, loss=loss, optimizer=optimizer, batch_size=batch_size, epochs=epochs,

@@ -45,9 +45,13 @@ class Optimizer:
             value = _check_sparse_update(value)
         object.__setattr__(self, name, value)
 
+    @staticmethod
+    def _key_of(params):
+        return tuple((id(p), p.shape, p.dtype.str) for p in params)
+
     def _bind(self, params):
         """(Re)create the state when the optimizer meets a new set of parameters."""
-        key = tuple((id(p), p.shape, p.dtype.str) for p in params)
+        key = self._key_of(params)
         if key != self._key:
             self._state = self._init_state(params)
             self._key = key
@@ -76,6 +80,39 @@ class Optimizer:
 
     def get_config(self):
         return {"name": type(self).__name__, **{k: v for k, v in vars(self).items() if not k.startswith("_")}}
+
+    def _set_config(self, config):
+        """Set the hyper-parameters to ``config`` (get_config without "name", from a checkpoint): the same
+        names, each value checked as on any assignment."""
+        expected = set(self.get_config()) - {"name"}
+        if set(config) != expected:
+            raise ValueError(f"{type(self).__name__} has hyper-parameters {sorted(expected)}; got "
+                             f"{sorted(config)}")
+        for name, value in config.items():
+            setattr(self, name, value)
+
+    def _checkpoint_state(self, params):
+        """(state arrays, step count): what a checkpoint records of the state for the parameters ``params``
+        (weights + biases). None when the state is of other arrays (a callback replaced some), or was reset:
+        the next step starts afresh, and so does a resumed run."""
+        if self._key != self._key_of(params):
+            return [], 0
+        return self.state_arrays(), self._step()
+
+    def _step(self):
+        return 0
+
+    def _restore_checkpoint_state(self, params, arrays, step):
+        """Take the state recorded by ``_checkpoint_state`` for ``params`` (weights + biases)."""
+        if not arrays:
+            self.reset()  # the state starts afresh at the next step, as it would have
+            return
+        self._bind(params)
+        own = self.state_arrays()
+        if len(own) != len(arrays):
+            raise ValueError(f"{self!r} keeps {len(own)} state arrays; got {len(arrays)}")
+        for target, a in zip(own, arrays):
+            np.copyto(target, a)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
@@ -143,6 +180,11 @@ class SGD(Optimizer):
                 self.reset()  # velocities appear or disappear: the state is re-created at the next step
         super().__setattr__(name, value)
 
+    def _set_config(self, config):
+        # nesterov=True needs momentum > 0: cleared first, set last (sorted is stable).
+        self.nesterov = False
+        super()._set_config(dict(sorted(config.items(), key=lambda item: item[0] == "nesterov")))
+
     def _init_state(self, params):
         return [np.zeros_like(p) for p in params] if self.momentum else [None] * len(params)
 
@@ -205,6 +247,14 @@ class Adam(Optimizer):
 
     def advance(self, steps):
         self._state["t"] += steps
+
+    def _step(self):
+        return self._state["t"]
+
+    def _restore_checkpoint_state(self, params, arrays, step):
+        super()._restore_checkpoint_state(params, arrays, step)
+        if arrays:
+            self._state["t"] = step
 
     def state_arrays(self):
         return (self._state["m"] + self._state["v"]) if self._state else []

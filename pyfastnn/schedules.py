@@ -60,6 +60,21 @@ class LRSchedule:
         """
         return self.lr
 
+    def _config(self) -> dict[str, object]:
+        """The parameters the schedule was made with (what a checkpoint checks on resume)."""
+        return {k: v for k, v in vars(self).items() if not k.startswith(("lr", "_")) and k != "stopped"}
+
+    def _checkpoint_state(self) -> dict[str, object]:
+        """Everything ``after_epoch`` depends on, after ``start``: the rates, and a plateau's counters."""
+        return {**{k: v for k, v in vars(self).items() if k not in self._config()}, "stopped": self.stopped}
+
+    def _restore_checkpoint_state(self, state: Mapping[str, object]) -> None:
+        expected = set(self._checkpoint_state())
+        if set(state) != expected:
+            raise ValueError(f"{type(self).__name__} keeps the state {sorted(expected)}; got {sorted(state)}")
+        for key, value in state.items():
+            setattr(self, key, value)
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("lr"))
         return f"{type(self).__name__}({args})"

@@ -1,6 +1,7 @@
 """The training loop: epochs of shuffled mini-batches, validation, stopping criteria, progress and callbacks."""
 
 import numbers
+import os
 import sys
 import time
 
@@ -13,6 +14,7 @@ from .losses import prepare_targets
 from ._validation import CSR, check_inputs, take_rows
 from .network import (EXPLOSION, _all_finite, _one_trainer_at_a_time, cast_sample_weight, check_bool,
                       check_sample_weight, check_seed, divergence_cause)
+from . import _checkpoint
 from .optim import SGD, make_optimizer
 from .schedules import make_schedule
 
@@ -139,20 +141,30 @@ def _check_validation(net, loss, validation_data):
     return x_val, y_val, sw_val
 
 
-def _split_validation(net, x, y, sw, loss, fraction, seed):
-    """Hold out ``fraction`` of the rows (stratified by class for classification losses) for early stopping."""
+def _validation_rows(x, y, loss, fraction, seed, saved=None):
+    """The sorted indices of ``fraction`` of the rows (stratified by class for classification losses), held
+    out for early stopping; ``saved`` (a checkpoint's) when given."""
     if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction < 1:
         raise ValueError(f"validation_fraction must lie in (0, 1); got {fraction!r}")
     n = x.shape[0]
     if n < 2:
         raise ValueError(f"early stopping needs at least 2 samples to hold out a validation fraction; got {n}")
+    if saved is not None:
+        return saved
     classify = loss != "squared_error" and (y.shape[1] == 1 or loss == "cross_entropy")
     labels = _row_classes(y, loss) if classify else np.zeros(n, dtype=np.int64)
     # datasets.train_test_split on the row indices: stratified by class for classification losses.
     _, val, _, _ = train_test_split(np.arange(n), labels, test_size=fraction, stratify=classify, seed=seed)
-    keep = np.ones(n, dtype=bool)
+    return np.sort(val)
+
+
+def _split_validation(net, x, y, sw, loss, fraction, seed, val=None):
+    """(train part, validation part) of (x, y, sw): the validation part the rows ``val``, by default
+    ``_validation_rows``."""
+    if val is None:
+        val = _validation_rows(x, y, loss, fraction, seed)
+    keep = np.ones(x.shape[0], dtype=bool)
     keep[val] = False
-    val = np.sort(val)
     keep = np.flatnonzero(keep)
     pick = lambda a, rows: None if a is None else np.ascontiguousarray(a[rows])  # noqa: E731
     return (take_rows(x, keep), y[keep], pick(sw, keep)), (take_rows(x, val), y[val], pick(sw, val))
@@ -165,7 +177,8 @@ _MONITORS = ("val_loss", "val_accuracy")
 def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=True, seed=None, tol=None,
         validation_data=None, callbacks=(), progress=True, *, sample_weight=None, class_weight=None,
         lr_schedule=None, early_stopping=False, validation_fraction=0.1, patience=5, monitor="val_loss",
-        restore_best=True, comm=None, check_replicas=False):
+        restore_best=True, comm=None, check_replicas=False, checkpoint=None, checkpoint_every=1,
+        resume=False):
     """Train ``net`` by gradient descent.
 
     Parameters
@@ -229,6 +242,24 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
     check_replicas : bool
         With ``comm``: compare a digest of the parameters and optimizer state of every rank after each epoch
         and raise RuntimeError if they differ (a debugging aid; costs one hash of the parameters per epoch).
+    checkpoint : path or None
+        Write the state of the run to this file (a no-pickle .npz; see docs/file-formats.md) after every
+        ``checkpoint_every`` epochs and after the last: the parameters, the optimizer's hyper-parameters and
+        state, the epoch, the shuffling generator's state, the History, the early-stopping and lr-schedule
+        state, the best weights kept for ``restore_best`` and the validation split. Atomic and flushed to
+        the disk: a crash or a kill at any moment leaves the previous checkpoint or the new one.
+    checkpoint_every : int >= 1
+    resume : bool
+        Continue the run recorded in ``checkpoint`` (when the file exists; without it, start afresh and
+        write it): the network's parameters, the optimizer's hyper-parameters and state and everything else
+        are taken from the file (``seed`` then only matters for a fresh start), and training continues with
+        the next epoch up to ``epochs`` (the total count). A run interrupted after any epoch and resumed ends
+        with exactly the weights, optimizer state and History losses of the uninterrupted run (same backend,
+        dtype and thread count). A finished run (stopped early, by tol, a callback or a plateau) is not
+        trained further. The network, the data's size and fit's arguments (loss, optimizer type, batch
+        size, shuffle, early stopping, monitor, tol, patience, lr schedule, sample weights or not) must be
+        those of the run, or ValueError names the differences. Checkpoints are not yet supported with
+        ``comm`` (ValueError).
 
     Returns
     -------
@@ -266,7 +297,8 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
     try:
         return _fit(net, x, y, loss, optimizer, batch_size, epochs, shuffle, seed, tol, validation_data,
                     callbacks, progress, sample_weight, class_weight, lr_schedule, early_stopping,
-                    validation_fraction, patience, monitor, restore_best, replicas)
+                    validation_fraction, patience, monitor, restore_best, replicas, checkpoint, checkpoint_every,
+                    resume)
     except Exception as exc:
         if replicas is not None:
             replicas.fail(exc)  # a rank that cannot start makes every rank raise instead of wait
@@ -275,8 +307,13 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
 
 def _fit(net, x, y, loss, optimizer, batch_size, epochs, shuffle, seed, tol, validation_data, callbacks,
          progress, sample_weight, class_weight, lr_schedule, early_stopping, validation_fraction, patience,
-         monitor, restore_best, replicas):
+         monitor, restore_best, replicas, checkpoint, checkpoint_every, resume):
     seed = check_seed(seed)
+    checkpoint, checkpoint_every, resume = _checkpoint.check_arguments(checkpoint, checkpoint_every, resume)
+    if checkpoint is not None and replicas is not None:
+        # Each rank's shard size, validation split and shuffling seed would have to be recorded and checked.
+        raise ValueError("checkpoint= is not supported with comm= (distributed training) yet")
+    resumed = _checkpoint.load_checkpoint(checkpoint) if resume and os.path.exists(checkpoint) else None
     shuffle = check_bool("shuffle", shuffle)
     early_stopping = check_bool("early_stopping", early_stopping)
     restore_best = check_bool("restore_best", restore_best)
@@ -294,11 +331,17 @@ def _fit(net, x, y, loss, optimizer, batch_size, epochs, shuffle, seed, tol, val
     if monitor == "val_accuracy" and not _has_accuracy(net, loss):
         raise ValueError("monitor='val_accuracy' needs a classification loss (or softmax outputs)")
     sw = _sample_weights(net, y, loss, sample_weight, class_weight)
-    x_val = y_val = sw_val = None
+    x_val = y_val = sw_val = val_rows = None
+    n_samples = x.shape[0]
     if validation_data is not None:
         x_val, y_val, sw_val = _check_validation(net, loss, validation_data)
     elif early_stopping:
-        (x, y, sw), (x_val, y_val, sw_val) = _split_validation(net, x, y, sw, loss, validation_fraction, seed)
+        saved = None
+        if resumed is not None and resumed.header["run"]["n_samples"] == n_samples:
+            saved = resumed.validation_rows
+        val_rows = _validation_rows(x, y, loss, validation_fraction, seed, saved)
+        (x, y, sw), (x_val, y_val, sw_val) = _split_validation(net, x, y, sw, loss, validation_fraction, seed,
+                                                               val_rows)
         if sw is not None and not sw.sum() > 0:
             raise ValueError("the sample weights of the training part (after the validation split) are all zero")
     callbacks = list(callbacks or ())
@@ -308,6 +351,12 @@ def _fit(net, x, y, loss, optimizer, batch_size, epochs, shuffle, seed, tol, val
 
     n = x.shape[0]
     batch = _check_batch_size(batch_size, n)
+    if checkpoint is not None:
+        settings = _checkpoint.run_settings(
+            net, loss, optimizer, n_samples, x.shape[1], y.shape[1], batch, shuffle, early_stopping,
+            restore_best, monitor, tol, patience, 0 if x_val is None else x_val.shape[0], schedule, sw is not None)
+        if resumed is not None:
+            resumed.check(net, optimizer, settings, epochs)
     weight_total = float(n) if sw is None else float(sw.sum(dtype=np.float64))
     extra = () if sw is None else (sw,)
     kernels = _backend.kernels()
@@ -323,7 +372,16 @@ def _fit(net, x, y, loss, optimizer, batch_size, epochs, shuffle, seed, tol, val
     if schedule is not None:
         schedule.start(optimizer.lr)
     stopper = _Stopper(early_stopping, monitor, tol, patience)
-    scale = net._loss_scale(kernels, loss, x, y)
+    best_params = None
+    samples_seen = elapsed = 0
+    first = 1
+    if resumed is None:
+        scale = net._loss_scale(kernels, loss, x, y)
+    else:
+        state = resumed.restore(net, optimizer, rng, history, stopper, schedule)
+        samples_seen, scale, elapsed, best_params = (
+            state[k] for k in ("samples_seen", "loss_scale", "elapsed", "best_params"))
+        first = epochs + 1 if resumed.finished else resumed.epoch + 1
     if replicas is not None:
         signature = {
             "layer_sizes": net.layer_sizes, "activations": net.activations, "dtype": net.dtype.name,
@@ -340,14 +398,12 @@ def _fit(net, x, y, loss, optimizer, batch_size, epochs, shuffle, seed, tol, val
         replicas.broadcast(net.weights + net.biases, optimizer)
         buffers = replicas.gradient_buffers(net)
         val_weight = 0.0 if x_val is None else float(x_val.shape[0] if sw_val is None else sw_val.sum())
-    best_params = None
-    start = time.perf_counter()
-    samples_seen = 0
+    start = time.perf_counter() - elapsed
     guard = net._guard()
     workspace = net._workspace(batch)
     outs, zs, deltas = workspace.__enter__()  # this fit's until the end (the finally below gives it back)
     try:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(first, epochs + 1):
             # The network's current arrays: a callback may have replaced some (then the optimizer's state for
             # them starts afresh).
             params = _current_parameters(net, epoch)
@@ -427,12 +483,17 @@ def _fit(net, x, y, loss, optimizer, batch_size, epochs, shuffle, seed, tol, val
             answers = [bool(cb(epoch, dict(logs))) for cb in callbacks]
             if any(answers) if replicas is None else replicas.any(any(answers)):
                 history.stop_reason = "callback"
-                break
-            if stop:
+            elif stop:
                 history.stop_reason = "early_stopping" if early_stopping else "tol"
-                break
-            if schedule is not None and schedule.stopped:
+            elif schedule is not None and schedule.stopped:
                 history.stop_reason = "lr_plateau"
+            finished = history.stop_reason != "epochs"
+            if checkpoint is not None and (epoch % checkpoint_every == 0 or epoch == epochs or finished):
+                _checkpoint.save_checkpoint(
+                    checkpoint, net, optimizer, epoch=epoch, rng=rng, history=history, settings=settings,
+                    stopper=stopper, schedule=schedule, best_params=best_params, samples_seen=samples_seen,
+                    loss_scale=scale, elapsed=logs["time"], validation_rows=val_rows)
+            if finished:
                 break
     finally:
         workspace.__exit__(None, None, None)
