@@ -552,3 +552,13 @@ def test_the_estimators_resume_a_run(tmp_path, estimator, options):
             pf.MLPClassifier(early_stopping=True).fit(X, y, checkpoint=path, resume=True)
     with pytest.raises(ValueError, match="solver='lbfgs' has none"):
         getattr(pf, estimator)(solver="lbfgs").fit(X, y, checkpoint=path)
+
+
+def test_checkpoints_with_comm_are_refused_for_now(tmp_path):
+    MPI = pytest.importorskip("mpi4py.MPI")
+    x = np.random.default_rng(0).standard_normal((20, 3))
+    y = (x[:, 0] > 0).astype(np.int64)
+    net = pf.MLP([3, 4, 2], output_activation="softmax", seed=0)
+    with pytest.raises(ValueError, match="checkpoint= is not supported with comm="):
+        net.fit(x, y, epochs=1, progress=False, comm=MPI.COMM_SELF, checkpoint=tmp_path / "c.npz")
+    assert not (tmp_path / "c.npz").exists()
