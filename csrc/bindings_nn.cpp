@@ -526,13 +526,13 @@ void adam_update_t(const py::list& params, const py::list& grads, const py::list
 
 // Ctrl-C and progress during a native epoch: Python only notes a signal and runs its handler when the
 // interpreter next gets control, which for an epoch run without the GIL used to be its end (many seconds).
-// Between batches, at most every signal interval (a clock read otherwise), this takes the GIL back for a moment
-// and lets Python run the handlers: one that raises (KeyboardInterrupt) ends the epoch, its exception left set
-// in this thread for the caller to throw once it holds the GIL again. Only the main thread runs signal
-// handlers; elsewhere the check answers no at once. The interval bounds both the added latency of a stop and
-// the cost of retaking the GIL (at most one switch interval, 5 ms, when another thread runs Python). With a
-// progress callable, the same moments (at most every progress interval) also call progress(rows done so
-// far): the GIL is taken no more often than for the signals, and an exception it raises ends the epoch the
+// Between batches, at most every signal interval (a clock read otherwise), this takes the GIL back for a
+// moment and lets Python run the handlers: one that raises (KeyboardInterrupt) ends the epoch, its exception
+// left set in this thread for the caller to throw once it holds the GIL again. Only the main thread runs
+// signal handlers; elsewhere the check answers no at once. The interval bounds both the added latency of a
+// stop and the cost of retaking the GIL (at most one switch interval, 5 ms, when another thread runs Python).
+// With a progress callable, the same moments (at most every progress interval) also call progress(rows done
+// so far): the GIL is taken no more often than for the signals, and an exception it raises ends the epoch the
 // same way.
 class epoch_poll {
 public:
@@ -572,7 +572,8 @@ py::tuple train_epoch_t(const py::list& weights, const py::list& biases, const p
                         const py::object& ybuf, bool ste, const py::tuple& opt, const py::object& sw,
                         const py::object& progress) {
     if (!progress.is_none() && !PyCallable_Check(progress.ptr()))
-        throw py::type_error("progress must be None or a callable progress(rows_done); got " + type_name(progress));
+        throw py::type_error("progress must be None or a callable progress(rows_done); got " +
+                             type_name(progress));
     arrays<T> keep;
     auto net = layers_of<T>(keep, weights, biases, acts, true);
     loss_kind lk = loss_of(loss);

@@ -58,7 +58,8 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from ._ref import (  # noqa: F401  (KERNELS: the contract this module implements)
-    CSR, KERNELS, _check_csr, _named, _progress_ticker, _refuse_network_overlap, _refuse_overlap, _same_memory,
+    CSR, KERNELS, _check_csr, _named, _progress_ticker, _refuse_network_overlap, _refuse_overlap,
+    _same_memory,
 )
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")  # nogil: other Python threads run meanwhile

@@ -5,8 +5,8 @@ On a terminal it redraws one line with a bar, also within an epoch (rows done so
     epoch 12/30 [########------------] loss 0.1234 val_acc 0.9700 1.2s
     epoch 13/30 [########------------] 27000/60000 1.5s
 
-Anywhere else (a log file, a pipe, CI, a notebook cell capturing text) it writes one plain line per epoch, with
-no control characters::
+Anywhere else (a log file, a pipe, CI, a notebook cell capturing text) it writes one plain line per epoch,
+with no control characters::
 
     epoch 12/30  loss 0.123400  val_acc 0.970000  time 1.23s
 """
@@ -95,8 +95,8 @@ def _fmt_seconds(seconds: Any, digits: int) -> str:
 
 def _fit_line(head: str, fraction: float | None, items: list[str], tail: str, limit: int) -> str:
     """One line of at most ``limit`` characters: ``head``, a bar filled to ``fraction`` (None: no bar), the
-    ``items`` and ``tail``. A narrow terminal shrinks the bar first, then leaves it out, then drops items from the
-    end, then the tail; the head is cut only when nothing else is left."""
+    ``items`` and ``tail``. A narrow terminal shrinks the bar first, then leaves it out, then drops items from
+    the end, then the tail; the head is cut only when nothing else is left."""
     items = list(items)
     while True:
         text = " ".join([head, *items, tail])
@@ -137,8 +137,8 @@ class Progress:
     -----
     ``update(epoch, logs)`` shows the items of ``logs`` in insertion order. A ``"time"`` item is taken as
     seconds (e.g. the time elapsed since training started) and shown last with a unit; without one the
-    reporter shows the seconds since it was created. ``within_epoch(epoch, rows_done, rows_total)`` redraws the
-    bar during an epoch (bar mode only: a log gets one line per epoch). Use as a context manager or call
+    reporter shows the seconds since it was created. ``within_epoch(epoch, rows_done, rows_total)`` redraws
+    the bar during an epoch (bar mode only: a log gets one line per epoch). Use as a context manager or call
     ``close()`` so that the cursor ends on a fresh line.
     """
 
@@ -170,7 +170,8 @@ class Progress:
 
     @property
     def shows_within_epoch(self) -> bool:
-        """Whether :meth:`within_epoch` draws anything (an enabled bar): a caller can skip the work otherwise."""
+        """Whether :meth:`within_epoch` draws anything (an enabled bar); when not, a caller can skip the
+        work."""
         return self.enabled and self.mode == "bar"
 
     def _isatty(self) -> bool:
@@ -211,7 +212,7 @@ class Progress:
             self._flush()
 
     def within_epoch(self, epoch: int, rows_done: int, rows_total: int) -> None:
-        """Report that epoch ``epoch`` (counted from 1) has gone through ``rows_done`` of its ``rows_total`` rows.
+        """Report that epoch ``epoch`` (from 1) has gone through ``rows_done`` of its ``rows_total`` rows.
 
         Redraws the bar (overall progress, this epoch's fraction included) in bar mode; does nothing in lines
         mode, where each epoch gets its one line from :meth:`update`.
@@ -232,7 +233,8 @@ class Progress:
             if not isinstance(value, numbers.Integral) or isinstance(value, bool):
                 raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
         if not 0 <= rows_done <= rows_total or rows_total < 1:
-            raise ValueError(f"need 0 <= rows_done <= rows_total and rows_total >= 1; got {rows_done} of {rows_total}")
+            raise ValueError(
+                f"need 0 <= rows_done <= rows_total and rows_total >= 1; got {rows_done} of {rows_total}")
         part = rows_done / rows_total
         fraction = part if self.total_epochs is None else (epoch - 1 + part) / self.total_epochs
         seconds = time.perf_counter() - self._start
@@ -266,8 +268,8 @@ class Progress:
             flush()
 
     def close(self) -> None:
-        """Finish the report: end the bar's line, so that the cursor is on a fresh line. Safe to call more than
-        once."""
+        """Finish the report: end the bar's line, so that the cursor is on a fresh line. Safe to call more
+        than once."""
         if self.enabled and self.mode == "bar" and self._last_len:
             self.stream.write("\n")
             self._last_len = 0

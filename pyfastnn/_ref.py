@@ -34,7 +34,8 @@ write into arrays the caller owns; lists are indexed by layer, 0-based (index l 
     sgd_update(params, grads, velocities, lr, momentum, nesterov, weight_decay) -> None
     adam_update(params, grads, ms, vs, step, lr, beta1, beta2, eps, weight_decay) -> None
     train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, deltas, dweights, dbiases,
-                xbuf, ybuf, ste, opt, sw=None, progress=None) -> (loss_sum, samples_done, bad_batch_start, bad_loss)
+                xbuf, ybuf, ste, opt, sw=None, progress=None)
+                                                -> (loss_sum, samples_done, bad_batch_start, bad_loss)
 
 train_epoch's loss_sum is Σ over the applied batches of (batch loss × batch rows) = Σ_k C_k, or with weights
 Σ (batch loss × S) = Σ_k s_k C_k: the caller divides by the rows, or by Σ s_k, for the epoch's mean. In
@@ -45,9 +46,9 @@ updates made is still ceil(samples_done / batch). train_epoch may end early with
 compiled core checks for signals between batches, the Python backends anywhere in their loop, so the parameters
 and the optimizer's state are then partly updated; a caller that needs a consistent state restores a snapshot
 (fit and train_step do). ``progress`` (None or a callable) reports progress within an epoch: it is called
-between batches, at most every ``PROGRESS_INTERVAL`` seconds (the first time that long after the epoch starts),
-with one int, the rows of x gone through so far (applied or skipped for a zero weight sum), so its successive
-arguments increase and stay below len(x). The compiled core calls it when it takes the GIL back to check for
+between batches, at most every ``PROGRESS_INTERVAL`` seconds (the first time that long after the epoch
+starts), with one int, the rows of x gone through so far (applied or skipped for a zero weight sum), so its
+successive arguments increase and stay below len(x). The compiled core calls it when it takes the GIL back to check for
 signals anyway, never once per batch. An exception it raises ends the epoch like Ctrl-C does; it must not use
 the call's arrays. None costs nothing.
 
@@ -418,10 +419,11 @@ def _check_sample_weight(sw, rows, dtype):
 
 
 class _ProgressTicker:
-    """Calls ``progress(rows_done)`` when ``PROGRESS_INTERVAL`` seconds have passed since the last call (or since
-    it was made): train_epoch's progress reports for the Python backends, which loop over batches in Python."""
+    """Calls ``progress(rows_done)`` when ``PROGRESS_INTERVAL`` seconds have passed since the last call (or
+    since it was made): train_epoch's progress reports for the Python backends, which loop over batches in
+    Python."""
 
-    __slots__ = ("progress", "last")
+    __slots__ = ("last", "progress")
 
     def __init__(self, progress):
         self.progress = progress
@@ -435,11 +437,12 @@ class _ProgressTicker:
 
 
 def _progress_ticker(progress):
-    """train_epoch's ``progress`` argument checked: None (no reports, no cost) or a :class:`_ProgressTicker`."""
+    """train_epoch's ``progress`` checked: None (no reports, no cost) or a :class:`_ProgressTicker`."""
     if progress is None:
         return None
     if not callable(progress):
-        raise TypeError(f"progress must be None or a callable progress(rows_done); got {type(progress).__name__}")
+        raise TypeError(
+            f"progress must be None or a callable progress(rows_done); got {type(progress).__name__}")
     return _ProgressTicker(progress)
 
 

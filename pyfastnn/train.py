@@ -390,7 +390,8 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
 
 
 def _within_epoch(reporter, epoch, n):
-    """The kernels' progress callable for ``epoch`` of ``n`` rows, or None (no cost) when nothing would show."""
+    """The kernels' progress callable for ``epoch`` of ``n`` rows, or None (no cost) when nothing would
+    show."""
     if not reporter.shows_within_epoch:
         return None
     return lambda rows_done: reporter.within_epoch(epoch, rows_done, n)

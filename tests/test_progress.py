@@ -110,7 +110,7 @@ def test_argument_errors():
         p.update(1, [("loss", 1.0)])
 
 
-# ---- the terminal's width -------------------------------------------------------------------------------------
+# ---- the terminal's width ----------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -130,10 +130,11 @@ def _printable_lines(text):
 
 def test_columns_is_honoured_and_narrow_lines_shed_parts(monkeypatch):
     logs = {"loss": 0.123456, "lr": 0.1, "val_loss": 0.25, "val_accuracy": 0.97, "time": 1.2}
+    values = "loss 0.1235 lr 0.1000 val_loss 0.2500 val_accuracy 0.9700 1.2s"
     for columns, want in [
-        (200, "epoch 3/4 [###############-----] loss 0.1235 lr 0.1000 val_loss 0.2500 val_accuracy 0.9700 1.2s"),
-        (86, "epoch 3/4 [########--] loss 0.1235 lr 0.1000 val_loss 0.2500 val_accuracy 0.9700 1.2s"),  # narrower
-        (80, "epoch 3/4 loss 0.1235 lr 0.1000 val_loss 0.2500 val_accuracy 0.9700 1.2s"),  # values before the bar
+        (200, "epoch 3/4 [###############-----] " + values),
+        (86, "epoch 3/4 [########--] " + values),  # a narrower bar
+        (80, "epoch 3/4 " + values),  # the values before the bar
         (60, "epoch 3/4 loss 0.1235 lr 0.1000 val_loss 0.2500 1.2s"),  # then values from the end
         (20, "epoch 3/4 1.2s"),
         (6, "epoch"),
@@ -164,12 +165,11 @@ def _pty_progress(columns):
         if columns is not None:
             fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
         reported = os.get_terminal_size(slave).columns
-        with open(slave, "w", closefd=False) as stream:
-            with Progress(5, stream=stream) as p:
-                assert p.mode == "bar"
-                p.within_epoch(1, 300, 1000)
-                p.update(1, {"loss": 0.5, "val_loss": 0.25, "val_accuracy": 0.875, "time": 0.5})
-                p.within_epoch(2, 10, 1000)
+        with open(slave, "w", closefd=False) as stream, Progress(5, stream=stream) as p:
+            assert p.mode == "bar"
+            p.within_epoch(1, 300, 1000)
+            p.update(1, {"loss": 0.5, "val_loss": 0.25, "val_accuracy": 0.875, "time": 0.5})
+            p.within_epoch(2, 10, 1000)
         received = b""
         while select.select([master], [], [], 0.2)[0]:
             chunk = os.read(master, 65536)
@@ -205,7 +205,7 @@ def test_a_pty_of_40_columns(no_columns):
 
 def test_not_a_tty_plain_lines_only(no_columns):
     read, write = os.pipe()
-    with open(read, "r") as reader, open(write, "w") as stream:
+    with open(read) as reader, open(write, "w") as stream:
         p = Progress(3, stream=stream)
         assert p.mode == "lines" and not p.shows_within_epoch
         p.within_epoch(1, 5, 10)  # nothing: a log gets one line per epoch
@@ -254,7 +254,7 @@ def test_within_epoch_argument_errors():
         p.within_epoch(-1, 1, 10)
 
 
-# ---- progress within an epoch: the kernels' progress callable, on every backend --------------------------------
+# ---- progress within an epoch: the kernels' progress callable, on every backend ----------------------------
 
 _LONG = {}  # backend → rows for an epoch of about 1.5 s (measured once per backend)
 _SIZES = [16, 256, 256, 10]
@@ -276,8 +276,9 @@ def _epoch(backend, n, progress, seed=0):
     xbuf, ybuf = np.empty((_BATCH, _SIZES[0]), np.float32), np.empty((_BATCH, _SIZES[-1]), np.float32)
     spec = pf.Adam(1e-3).native_spec(net.weights + net.biases)
     start = time.monotonic()
-    result = kern.train_epoch(net.weights, net.biases, net.activations, "cross_entropy", x, y, rng.permutation(n),
-                              _BATCH, outs, zs, deltas, dws, dbs, xbuf, ybuf, False, spec, progress=progress)
+    result = kern.train_epoch(net.weights, net.biases, net.activations, "cross_entropy", x, y,
+                              rng.permutation(n), _BATCH, outs, zs, deltas, dws, dbs, xbuf, ybuf, False, spec,
+                              progress=progress)
     return result, net.weights + net.biases, time.monotonic() - start
 
 
@@ -390,10 +391,11 @@ def test_fit_elsewhere_passes_no_progress(monkeypatch):
 
 
 def _cli_train(tmp_path, on_pty):
-    """``pyfastnn train`` on an epoch of a few seconds (batch 1), its output on a fresh pseudo-terminal (0 columns:
-    never sized) or on a pipe; returns the output and the training rows."""
+    """``pyfastnn train`` on an epoch of a few seconds (batch 1), its output on a fresh pseudo-terminal (0
+    columns: never sized) or on a pipe; returns the output and the training rows."""
     backend = pf.get_backend()
-    n = {"numpy": 2_500, "numba": 10_000}.get(backend, 100_000)  # 1 to 3 s (Adam, batch 1) on an idle 2-core box
+    # 1 to 3 s (Adam, batch 1) on an idle 2-core machine
+    n = {"numpy": 2_500, "numba": 10_000}.get(backend, 100_000)
     rng = np.random.default_rng(0)
     data = tmp_path / "data.npz"
     np.savez(data, X=rng.standard_normal((n, 16)).astype(np.float32), y=rng.integers(0, 3, n))
@@ -437,7 +439,8 @@ def test_cli_train_shows_progress_within_the_epoch(tmp_path):
     assert done == sorted(done) and all(0 < d < rows for d in done)
     # The epoch's own line last (80 columns: its values leave no room for the bar), then a fresh line.
     end = lines[-1].split("\n")
-    assert end[0].startswith("epoch 1/1 loss ") and "val_accuracy" in end[0] and end[1].startswith("trained in")
+    assert end[0].startswith("epoch 1/1 loss ") and "val_accuracy" in end[0]
+    assert end[1].startswith("trained in")
     assert all(len(line.split("\n")[0]) <= 79 for line in lines)
 
 
