@@ -7,8 +7,8 @@ cpp only): DIR holds that ``_core*.so`` (e.g. ``git archive <commit> | tar -x -C
 ``python setup.py build_ext --inplace`` there, then pass DIR/pyfastnn). It takes the same arguments but
 ``progress``.
 
-The variants alternate, ``--repeat`` rounds of one epoch each; the median per variant and the ratios to "off"
-are printed.
+The variants alternate (each first in turn), ``--repeat`` rounds of one epoch each; the median per variant and
+the ratios to "off" are printed.
 
     python benchmarks/bench_progress.py [--repeat 7] [--baseline /tmp/pf_base/pyfastnn]
 """
@@ -27,8 +27,8 @@ from pyfastnn import _backend
 
 SIZES = [64, 256, 256, 10]
 # Rows per backend and batch: an epoch of roughly 0.5-1 s on a 2-core machine.
-ROWS = {("cpp", 1): 8_000, ("cpp", 32): 60_000, ("numba", 1): 4_000, ("numba", 32): 40_000,
-        ("numpy", 1): 800, ("numpy", 32): 20_000}
+ROWS = {("cpp", 1): 8_000, ("cpp", 32): 60_000, ("numba", 1): 4_000, ("numba", 32): 8_000,
+        ("numpy", 1): 800, ("numpy", 32): 8_000}
 
 
 def _load_baseline(directory):
@@ -98,9 +98,13 @@ def main():
             times = {name: [] for name in variants}
             calls[0] = 0
             _epoch(kern.train_epoch, x, y, net, bufs, rng.permutation(n), batch)  # warm-up
-            for _ in range(args.repeat):
+            names = list(variants)
+            for r in range(args.repeat):
                 order = rng.permutation(n)
-                for name, (fn, kw) in variants.items():
+                # Each variant first in turn: a fixed order would charge one of them what the previous leaves
+                # behind (the other core's spinning pool threads, caches).
+                for name in names[r % len(names):] + names[:r % len(names)]:
+                    fn, kw = variants[name]
                     times[name].append(_epoch(fn, x, y, net, bufs, order, batch, **kw))
             med = {name: statistics.median(t) for name, t in times.items()}
             before = (f"{med['before']:>10.3f}{med['off'] / med['before']:>11.3f}" if "before" in med
