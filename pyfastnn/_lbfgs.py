@@ -68,6 +68,9 @@ def minimize_lbfgs(net, x, y, loss=None, *, sample_weight=None, alpha=0.0, scale
     ------
     FloatingPointError
         If the loss or the weights end up not finite; the network then keeps its weights from before.
+    KeyboardInterrupt
+        On Ctrl-C (and any other exception inside an evaluation) the network holds the last iterate L-BFGS
+        accepted, or its starting weights if none was yet: never a line search's trial point.
     """
     net._check_trainable()
     x, y, loss = net._prepare(x, y, loss)
@@ -112,14 +115,28 @@ def minimize_lbfgs(net, x, y, loss=None, *, sample_weight=None, alpha=0.0, scale
         return scale * float(data) + penalty, grad
 
     iteration = [0]
+    accepted = [None]  # the last iterate L-BFGS accepted (None: still the starting point)
 
     def on_iteration(intermediate_result):
         iteration[0] += 1
+        accepted[0] = intermediate_result.x.copy()
         if callback is not None and callback(iteration[0], last["data"], last["penalty"]):
             raise StopIteration
 
-    result = scipy.optimize.minimize(objective, theta0, method="L-BFGS-B", jac=True, callback=on_iteration,
-                                     options={"maxiter": max_iter, "maxfun": max_fun, "gtol": tol})
+    try:
+        result = scipy.optimize.minimize(objective, theta0, method="L-BFGS-B", jac=True, callback=on_iteration,
+                                         options={"maxiter": max_iter, "maxfun": max_fun, "gtol": tol})
+    except BaseException:
+        # Ctrl-C or an error inside an evaluation: the network holds whatever point was being tried (a line
+        # search's trial, or half-written); give it the last accepted iterate, a state L-BFGS reached.
+        with guard.writing():
+            if accepted[0] is None:
+                for target, saved in zip(params, start):
+                    np.copyto(target, saved)
+            else:
+                for view, a, b in zip(views, bounds[:-1], bounds[1:]):
+                    view[...] = accepted[0][a:b]
+        raise
     if last["theta"] is None or not np.array_equal(last["theta"], result.x):
         objective(result.x)  # the network and the recorded terms at scipy's answer
     if not (math.isfinite(result.fun) and _all_finite(params)):

@@ -1,6 +1,7 @@
 """The ``pyfastnn`` command: ``train`` (the main job), ``info``, ``bench`` and ``experiment``."""
 
 import argparse
+import contextlib
 import gzip
 import json
 import os
@@ -79,14 +80,15 @@ def _build_parser():
         description="Train an MLP classifier on a stratified train/test split and save it. Without --data it uses "
         "the bundled UCI 8x8 handwritten digits (1,797 images, CC BY 4.0).",
     )
-    t.add_argument("--data", metavar="PATH", help="your own data: CSV with a label column, .npz with X and y (or a "
-                   "scipy.sparse matrix with --labels), MNIST-format IDX files (gzipped or not; give the images file "
-                   "or their folder); with --text a CSV/TSV of texts and labels")
+    t.add_argument("--data", metavar="PATH", help="your own data: CSV with a label column, Parquet (.parquet, .pq; "
+                   "needs pyarrow), .npz with X and y (or a scipy.sparse matrix with --labels), MNIST-format IDX "
+                   "files (gzipped or not; give the images file or their folder); with --text a CSV/TSV of texts "
+                   "and labels")
     t.add_argument("--text", action="store_true",
                    help="classify text: a bag-of-words network on the bundled UCI review sentences (positive / "
                    "negative), or on --data; saves the vocabulary with the network (see pyfastnn predict)")
     t.add_argument("--text-column", default="0", help="with --text: the column of the texts (default 0)")
-    t.add_argument("--label-column", default="-1", help="CSV label column: index or header name (default: last)")
+    t.add_argument("--label-column", default="-1", help="CSV/Parquet label column: index or name (default: last)")
     t.add_argument("--ngrams", type=_positive(int), default=1,
                    help="with --text: word n-grams up to this length as features (default 1: single words)")
     t.add_argument("--min-df", type=_positive(int), default=1,
@@ -117,6 +119,11 @@ def _build_parser():
     t.add_argument("--save", metavar="PATH", default="pyfastnn-model.npz", help="where to save the trained model")
     t.add_argument("--no-save", action="store_true", help="do not save the model")
     t.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel training under mpiexec -n N (needs pyfastnn[mpi]): every rank loads "
+                   "the data and trains on its shard (rows r::N of the training split after a shuffle seeded "
+                   "by --seed), or loads its own file when --data contains {rank}; --batch-size is per rank; "
+                   "rank 0 prints and saves")
     t.add_argument("--plot", metavar="PNG", nargs="?", const="pyfastnn-training.png", default=None,
                    help="write the loss and accuracy curves to a PNG (default name pyfastnn-training.png; "
                    "needs matplotlib)")
@@ -145,10 +152,19 @@ def _build_parser():
 def _load(args):
     """(x, y, source, feature_names): y as the file writes the labels (names included), feature_names from a
     CSV header or None."""
+    if args.data is not None and getattr(args, "comm", None) is not None:
+        args = argparse.Namespace(**vars(args))
+        args.data = _rank_path(args.data, args.comm.Get_rank())
     if args.data is None:
         x, y = datasets.load_digits(dtype=args.dtype)
         return x, y, "UCI 8x8 handwritten digits (bundled)", None
     ext = os.path.splitext(args.data.lower().removesuffix(".gz"))[1]
+    if ext in (".parquet", ".pq") and args.labels is None:
+        label = args.label_column
+        label = int(label) if label.lstrip("-").isdigit() else label
+        x, y, names = datasets.load_parquet(args.data, label_column=label, dtype=args.dtype, return_classes=True)
+        features = datasets._parquet_feature_names(args.data, label)
+        return x, (y if names is None else names[y]), args.data, features
     if ext not in (".csv", ".tsv", ".txt"):
         kw = {} if args.labels is None else {"labels": args.labels}
         x, y = datasets.load_data(args.data, **kw)
@@ -209,6 +225,11 @@ _TRAIN_DEFAULTS = {
 }
 
 
+def _rank_path(path, rank):
+    """``path`` with ``{rank}`` replaced by the rank (and no other brace expanded)."""
+    return path.replace("{rank}", str(rank))
+
+
 def _numeric_data(args):
     """The numeric (dense or sparse) data split for training: (train, test, classes, source, describe, finish).
     Dense features are standardized with the training split's statistics; ``finish(net)`` folds that into the
@@ -216,7 +237,13 @@ def _numeric_data(args):
     x, y, source, features = _load(args)
     if y.ndim != 1:
         raise ValueError(f"train needs one class label per sample; got labels of shape {y.shape}")
-    classes, y = np.unique(y, return_inverse=True)
+    comm = getattr(args, "comm", None)
+    own_files = comm is not None and "{rank}" in (args.data or "")
+    if own_files:  # the ranks' files may not all hold every class: the labels are those of any rank
+        classes = np.unique(np.concatenate(comm.allgather(np.unique(y))))
+        y = np.searchsorted(classes, y)
+    else:
+        classes, y = np.unique(y, return_inverse=True)
     if len(classes) < 2:
         raise ValueError(f"train needs at least 2 classes; the data has {len(classes)}")
     x_train, x_test, y_train, y_test = datasets.train_test_split(x, y, test_size=args.test_size, seed=args.seed)
@@ -230,8 +257,15 @@ def _numeric_data(args):
     if sparse and not args.no_standardize:
         print("sparse input: not standardized (centring would make it dense)")
     if standardize:
-        mean = x_train.mean(axis=0, dtype=np.float64)
-        std = x_train.std(axis=0, dtype=np.float64)
+        if own_files:  # the statistics of all the ranks' training rows, so every replica sees one scaling
+            sums = comm.allreduce(np.stack([x_train.sum(axis=0, dtype=np.float64),
+                                            np.square(x_train, dtype=np.float64).sum(axis=0),
+                                            np.full(x_train.shape[1], x_train.shape[0], dtype=np.float64)]))
+            mean = sums[0] / sums[2]
+            std = np.sqrt(np.maximum(sums[1] / sums[2] - mean * mean, 0.0))
+        else:
+            mean = x_train.mean(axis=0, dtype=np.float64)
+            std = x_train.std(axis=0, dtype=np.float64)
         std[std == 0] = 1.0
         scale = lambda a: ((a - mean) / std).astype(args.dtype)  # noqa: E731
         x_train, x_test = scale(x_train), scale(x_test)
@@ -278,6 +312,46 @@ def _text_data(args):
 
 
 def train(args):
+    if not args.distributed:
+        return _train(args)
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        raise ValueError("--distributed needs mpi4py: pip install 'pyfastnn[mpi]', then run "
+                         "mpiexec -n N pyfastnn train --distributed ...") from None
+    from .distributed import abort_on_error
+
+    comm = MPI.COMM_WORLD
+    if args.text and "{rank}" in (args.data or ""):
+        raise ValueError("--distributed --text needs every rank to read the same --data (the vocabulary "
+                         "comes from all the training texts); {rank} in the path is for numeric data")
+    if args.threads is None and not os.environ.get("PYFASTNN_NUM_THREADS"):
+        # The ranks on one machine share its cores.
+        local = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size()
+        args.threads = max(1, _backend.usable_cpus() // local)
+    args.comm = comm
+    # An error on one rank must end the job, not leave the others waiting in a collective: abort_on_error
+    # prints it and ends every rank (with one rank it lets the error through, to main's message).
+    with abort_on_error(comm), contextlib.ExitStack() as quiet:
+        if comm.Get_rank() != 0:
+            quiet.enter_context(contextlib.redirect_stdout(quiet.enter_context(open(os.devnull, "w"))))
+        return _train(args)
+
+
+def _shard(args, part):
+    """This rank's rows of (x, y): r::N after a shuffle seeded by --seed, or all of them when the rank read
+    its own file."""
+    comm = args.comm
+    if "{rank}" in (args.data or ""):
+        return part
+    from .distributed import shard_rows
+
+    rows = shard_rows(part[0].shape[0], comm.Get_rank(), comm.Get_size(), seed=args.seed)
+    return part[0][rows], part[1][rows]
+
+
+def _train(args):
+    comm = getattr(args, "comm", None)
     if args.backend:
         _backend.set_backend(args.backend)
     if args.threads:
@@ -294,6 +368,13 @@ def train(args):
         args.lr = 0.05 if args.optimizer == "sgd" else 1e-3
     prepare = _text_data if args.text else _numeric_data
     (x_train, y_train), (x_test, y_test), classes, source, describe, finish = prepare(args)
+    n_train, n_test = len(y_train), len(y_test)
+    if comm is not None:
+        x_train, y_train = _shard(args, (x_train, y_train))
+        x_test, y_test = _shard(args, (x_test, y_test))
+        n_train, n_test = comm.allreduce(len(y_train)), comm.allreduce(len(y_test))
+        describe += (f"; {comm.Get_size()} ranks, each training on its shard (batch {args.batch_size} per "
+                     f"rank, {len(y_train)} training rows on rank 0)")
 
     sizes = [x_train.shape[1], *args.layers, len(classes)]
     out_act = "softmax" if args.loss == "cross_entropy" else ("sigmoid" if args.loss == "binary_cross_entropy" else "linear")
@@ -312,7 +393,7 @@ def train(args):
     if args.loss == "hinge":
         targets_train, targets_test = 2 * targets_train - 1, 2 * targets_test - 1
 
-    print(f"data: {describe}; train {len(y_train)} / test {len(y_test)}")
+    print(f"data: {describe}; train {n_train} / test {n_test}")
     if defaulted:
         shown = {"layers": ",".join(map(str, args.layers))}
         print("defaults: " + " ".join(f"--{name.replace('_', '-')} {shown.get(name, getattr(args, name))}"
@@ -324,13 +405,17 @@ def train(args):
     start = time.perf_counter()
     history = net.fit(x_train, targets_train, loss=args.loss, optimizer=optimizer, batch_size=batch,
                       epochs=args.epochs, seed=args.seed, validation_data=(x_test, targets_test),
-                      progress=not args.quiet)
+                      progress=not args.quiet, comm=comm)
     elapsed = time.perf_counter() - start
     accuracy = net.accuracy(x_test, y_test)
+    if comm is not None:  # over every rank's test rows
+        accuracy = comm.allreduce(accuracy * len(y_test)) / n_test
     model = finish(net)
-    print(f"trained in {elapsed:.2f} s ({len(history) * len(y_train) / elapsed:,.0f} samples/s)")
+    print(f"trained in {elapsed:.2f} s ({len(history) * n_train / elapsed:,.0f} samples/s)")
     print(f"test accuracy: {accuracy:.4f}")
     # Save before plotting: a failing plot must not lose the trained model.
+    if comm is not None and comm.Get_rank() != 0:
+        return 0  # the replicas are identical: rank 0 saves and plots
     if not args.no_save:
         model.save(args.save)
         if args.text:

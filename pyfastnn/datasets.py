@@ -10,7 +10,9 @@ load_digits
 load_idx, load_idx_pair
     MNIST-format IDX files, plain or gzipped.
 load_csv
-    Delimited text with one label column.
+    Delimited text with one label column (read by pyarrow, pandas or NumPy).
+load_parquet
+    A Parquet file with one label column (needs pyarrow).
 load_data
     Any of the above, chosen from the path.
 load_sentiment
@@ -25,6 +27,7 @@ one_hot
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import hashlib
@@ -33,8 +36,8 @@ import itertools
 import math
 import numbers
 import os
+import re
 import stat
-import warnings
 import zlib
 from collections.abc import Sequence
 from importlib.resources import files
@@ -43,6 +46,8 @@ from typing import Any, Union
 
 import numpy as np
 
+from . import _tabular
+from ._backend import get_num_threads
 from ._validation import is_sparse
 from .io import ZIP_ERRORS
 
@@ -52,6 +57,7 @@ __all__ = [
     "load_digits",
     "load_idx",
     "load_idx_pair",
+    "load_parquet",
     "load_sentiment",
     "load_text",
     "one_hot",
@@ -444,6 +450,7 @@ def load_csv(
     skip_header: bool | str = "auto",
     dtype: Any = np.float32,
     return_classes: bool = False,
+    engine: str = "auto",
 ):
     """Read delimited text with one sample per line and one label column.
 
@@ -466,9 +473,16 @@ def load_csv(
         data, so a typo in the first data line is reported (with a hint to pass skip_header=True if it was a
         header) instead of dropping that line.
     dtype : numpy floating dtype, default np.float32
-        Dtype of ``X``.
+        Dtype of ``X``. Every cell is parsed as a float64 (as Python's ``float`` parses it), then cast.
     return_classes : bool, default False
         Also return the class names (see Returns).
+    engine : {"auto", "pyarrow", "pandas", "numpy"}, default "auto"
+        What parses the rows: pyarrow's multi-threaded CSV reader (``pyfastnn.get_num_threads()`` threads;
+        ``pip install "pyfastnn[io]"``), pandas' C parser, or NumPy's ``loadtxt`` block by block. "auto" takes
+        the first of these installed. pyarrow does not split at runs of whitespace: with ``delimiter=None``
+        it hands over to pandas or NumPy. All three give the same arrays: they read only plain files
+        (unquoted, regular, finite); a file with quoted cells or any problem is read by a cell-by-cell
+        parser, which gives the errors below, the same whatever the engine.
 
     Returns
     -------
@@ -486,9 +500,12 @@ def load_csv(
     ------
     FileNotFoundError
         If the file does not exist.
+    ImportError
+        If ``engine`` names pyarrow or pandas and it is not installed.
     ValueError
         Empty file, rows of different lengths, a feature that is not a finite number, an empty label, a
-        label column outside the row or not in the header; the message gives the line number.
+        label column outside the row or not in the header; the message gives the line number (of the first
+        problem in the file).
     """
     p = _check_path(path)
     if not isinstance(label_column, (numbers.Integral, str)) or isinstance(label_column, (bool, np.bool_)):
@@ -503,17 +520,24 @@ def load_csv(
         raise ValueError(f"skip_header must be True, False or 'auto', got {skip_header!r}")
     dt = _check_float_dtype(dtype)
     return_classes = _check_bool(return_classes, "return_classes")
+    if not isinstance(engine, str):
+        raise TypeError(f"engine must be one of {list(_tabular.ENGINES)}, got {engine!r}")
+    chosen = _tabular.pick(engine, delimiter)
 
-    raw = _read_maybe_gzipped(p)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{p}: not UTF-8 text (byte {exc.start} cannot be decoded)") from None
-    del raw
-    try:
-        head = list(itertools.islice(_split_rows(text, delimiter), 2))
-    except ValueError as exc:
-        raise ValueError(f"{p}: {exc}") from None
+    parsed = _csv_by_engine(p, chosen, delimiter, label_column, skip_header, dt)
+    if parsed is None:
+        parsed = _csv_checked(p, delimiter, label_column, skip_header, dt)
+    X, keys, codes = parsed
+    y, classes = _labels_from_keys(keys, codes, dt)
+    if return_classes:
+        return X, y, classes
+    return X, y
+
+
+def _csv_layout(p: Path, head: list, label_column: int | str, skip_header: bool | str,
+                delimiter: str | None) -> tuple[int, bool]:
+    """From the first two records ``head`` [(line number, cells)]: (label column index, whether the first
+    record is a header); ValueError when the file has no data or the label column cannot be found."""
     if not head:
         raise ValueError(f"{p}: the file has no data (it is empty or blank)")
     first_line, first = head[0]
@@ -523,12 +547,9 @@ def load_csv(
             f"{p}: line {first_line} has {ncols} column, expected at least 2 (features and a label)"
             + ("" if delimiter is None else f"; is the delimiter {delimiter!r} right?")
         )
-
-    # Which column holds the labels, and is the first row a header?
     if isinstance(label_column, str):
         if skip_header is False:
             raise ValueError(f"label_column={label_column!r} is a header name, but skip_header=False")
-        has_header = True
         matches = [i for i, name in enumerate(first) if name == label_column.strip()]
         if len(matches) != 1:
             shown = first if len(first) <= 20 else first[:20] + ["..."]
@@ -536,38 +557,70 @@ def load_csv(
             raise ValueError(
                 f"{p}: label_column {label_column!r} {what} in the header (line {first_line}): {shown}"
             )
-        lab = matches[0]
-    else:
-        lab = int(label_column)
-        if not -ncols <= lab < ncols:
-            raise ValueError(f"{p}: label_column={lab} is out of range for {ncols} columns")
-        lab %= ncols
-        if skip_header == "auto":
-            numeric = [_is_number(c) for i, c in enumerate(first) if i != lab]
-            # The second line may have fewer cells: the parser reports that, with its line number.
-            label_text = (not _is_number(first[lab]) and len(head) > 1 and lab < len(head[1][1])
-                          and _is_number(head[1][1][lab]))
-            has_header = not any(numeric) or (all(numeric) and label_text)
-        else:
-            has_header = bool(skip_header)
+        return matches[0], True
+    lab = int(label_column)
+    if not -ncols <= lab < ncols:
+        raise ValueError(f"{p}: label_column={lab} is out of range for {ncols} columns")
+    lab %= ncols
+    if skip_header != "auto":
+        return lab, bool(skip_header)
+    numeric = [_is_number(c) for i, c in enumerate(first) if i != lab]
+    # The second line may have fewer cells: the parser reports that, with its line number.
+    label_text = (not _is_number(first[lab]) and len(head) > 1 and lab < len(head[1][1])
+                  and _is_number(head[1][1][lab]))
+    return lab, not any(numeric) or (all(numeric) and label_text)
 
-    # NumPy's parser when the data has no quoting (a quoted header is skipped, so it does not count);
-    # anything odd falls back to the cell-by-cell parser, which says what and where.
-    parsed = None
-    skip = first_line if has_header else 0
-    body = _line_offset(text, skip)
-    quoted = '"' in text if body is None else text.find('"', body) >= 0
-    if not quoted:
-        parsed = _csv_fast(text, delimiter, skip, lab)
-    if parsed is None:
-        hint = skip_header == "auto" and not has_header
-        parsed = _csv_checked(p, text, delimiter, has_header, ncols, lab, hint)
-    X, keys, codes = parsed
-    y, classes = _labels_from_keys(keys, codes, dt)
-    X = X.astype(dt, copy=False)
-    if return_classes:
-        return X, y, classes
-    return X, y
+
+def _csv_head(stream: Any, delimiter: str | None) -> tuple[str, int, list]:
+    """The start of a binary stream, up to a line end, that holds its first two records: (text, bytes of a
+    byte-order mark, [(line number, cells)] of those records); UnicodeDecodeError or ValueError (csv) when the
+    start cannot be read."""
+    buf = b""
+    while True:
+        more = stream.read(max(1 << 16, len(buf)))
+        buf += more
+        end = len(buf) if not more else buf.rfind(b"\n") + 1
+        bom = 3 if buf.startswith(codecs.BOM_UTF8) else 0
+        text = buf[bom:end].decode("utf-8")
+        try:
+            head = list(itertools.islice(_split_rows(text, delimiter), 2))
+        except ValueError:
+            if not more:
+                raise
+            continue  # a quoted cell open at the end of what was read
+        if not more or len(head) == 2:
+            return text, bom, head
+
+
+def _csv_by_engine(p: Path, engine: str, delimiter: str | None, label_column: int | str,
+                   skip_header: bool | str, dt: np.dtype):
+    """(X, label strings, label codes) read by ``engine``, or None when the file is not plain (see
+    pyfastnn._tabular) or has any problem, which the cell-by-cell parser then names."""
+    with _open_regular(p) as f:
+        try:
+            gzipped = f.read(2) == _GZIP_MAGIC
+            f.seek(0)
+            stream = gzip.GzipFile(fileobj=f, mode="rb") if gzipped else f
+            text, bom, head = _csv_head(stream, delimiter)
+            lab, has_header = _csv_layout(p, head, label_column, skip_header, delimiter)
+            # Lines end where csv and str.splitlines() end them, for the header's end and the engines alike.
+            if text.count("\r") != text.count("\r\n"):
+                return None
+            if delimiter is None and any(c in text for c in _tabular._OTHER_LINE_ENDS):
+                return None
+            body = bom
+            if has_header:
+                after = _line_offset(text, head[0][0])
+                if after is None:
+                    return None
+                body += len(text[:after].encode("utf-8"))
+            stream.seek(body)
+            size = None if gzipped else os.fstat(f.fileno()).st_size - body
+            line_bytes = len(text.encode("utf-8")) / max(text.count("\n"), 1)
+            return _tabular.read_csv_body(engine, stream, delimiter, len(head[0][1]), lab, dt,
+                                          get_num_threads(), size, line_bytes)
+        except (ValueError, OSError, EOFError, zlib.error):
+            return None
 
 
 def _line_offset(text: str, nlines: int) -> int | None:
@@ -581,41 +634,11 @@ def _line_offset(text: str, nlines: int) -> int | None:
     return pos
 
 
-def _csv_fast(text: str, delimiter: str | None, skiprows: int, lab: int):
-    """Parse with np.loadtxt: (X float64, label strings, label codes), or None when anything is off
-    (ragged rows, bad or non-finite numbers, empty labels, no rows), so the careful parser can say what."""
-    keys: dict = {}
-
-    def label_code(cell):
-        cell = (cell.decode() if isinstance(cell, bytes) else cell).strip()
-        if not cell:
-            raise ValueError("empty label")
-        code = keys.get(cell)
-        if code is None:
-            code = keys[cell] = len(keys)
-        return float(code)
-
+def _is_finite_text(text: str) -> bool:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "input contained no data" is reported by the careful parser
-            A = np.loadtxt(
-                io.StringIO(text),
-                delimiter=delimiter,
-                comments=None,
-                skiprows=skiprows,
-                dtype=np.float64,
-                ndmin=2,
-                converters={lab: label_code},
-            )
-    except (ValueError, TypeError, IndexError):
-        return None
-    if A.shape[0] == 0:
-        return None
-    codes = A[:, lab].astype(np.int64)
-    X = np.delete(A, lab, axis=1)
-    if not np.isfinite(X).all() or not _numeric_labels_finite(list(keys)):
-        return None
-    return X, list(keys), codes
+        return math.isfinite(float(text))
+    except ValueError:
+        return True
 
 
 def _numeric_labels_finite(keys: list) -> bool:
@@ -626,56 +649,86 @@ def _numeric_labels_finite(keys: list) -> bool:
     return bool(np.isfinite(values).all())
 
 
-def _csv_checked(p: Path, text: str, delimiter: str | None, has_header: bool, ncols: int, lab: int,
-                 hint: bool = False):
-    """Parse cell by cell with line numbers: (X float64, label strings, label codes); ValueError naming
-    the line and column of the first problem (with ``hint``, saying how to skip the first line as a header
-    when the problem is there)."""
+def _csv_checked(p: Path, delimiter: str | None, label_column: int | str, skip_header: bool | str,
+                 dt: np.dtype):
+    """Parse cell by cell with line numbers: (X, label strings, label codes); ValueError naming the line and
+    column of the first problem (when "auto" took the first line for data, saying how to skip it as a header
+    if the problem is there). Rows go into the output block by block, so no Python object per cell lives
+    longer than its block."""
+    raw = _read_maybe_gzipped(p)
     try:
-        rows = list(_split_rows(text, delimiter))
-    except ValueError as exc:
-        raise ValueError(f"{p}: {exc}") from None
-    for lineno, cells in rows:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{p}: not UTF-8 text (byte {exc.start} cannot be decoded)") from None
+    del raw
+    head = list(itertools.islice(_csv_rows(p, text, delimiter), 2))
+    lab, has_header = _csv_layout(p, head, label_column, skip_header, delimiter)
+    hint = skip_header == "auto" and not has_header
+    first_line, ncols = head[0][0], len(head[0][1])
+
+    out = _tabular._Rows(ncols - 1, dt)
+    labels = _tabular._Labels()
+    block = np.empty((4096, ncols - 1), dtype=np.float64)
+    codes = np.empty(4096, dtype=np.int64)
+    r = 0
+    limit = float(np.finfo(dt).max)
+    first_data = not has_header
+    first_seen: dict = {}  # label -> the line it is first found on
+    for lineno, cells in _csv_rows(p, text, delimiter):
         if len(cells) != ncols:
             raise ValueError(
-                f"{p}: line {lineno} has {len(cells)} columns, expected {ncols} like line {rows[0][0]}"
+                f"{p}: line {lineno} has {len(cells)} columns, expected {ncols} like line {first_line}"
             )
-    if has_header:
-        rows = rows[1:]
-        if not rows:
-            raise ValueError(f"{p}: the file has a header line but no data lines")
-
-    X = np.empty((len(rows), ncols - 1), dtype=np.float64)
-    keys: dict = {}
-    codes = np.empty(len(rows), dtype=np.int64)
-    for r, (lineno, cells) in enumerate(rows):
+        if lineno == first_line and has_header:
+            continue
         for j, c in enumerate(cells):
             if j == lab:
                 if c == "":
                     raise ValueError(f"{p}: line {lineno}, column {j + 1}: the label is empty")
-                code = keys.get(c)
-                if code is None:
-                    code = keys[c] = len(keys)
-                codes[r] = code
+                codes[r] = labels.code(c)
+                first_seen.setdefault(c, lineno)
                 continue
             try:
                 v = float(c)
             except ValueError:
-                header = f"; if line {lineno} is a header, pass skip_header=True" if hint and r == 0 else ""
+                header = ""
+                if hint and first_data:
+                    header = f"; if line {lineno} is a header, pass skip_header=True"
                 raise ValueError(
                     f"{p}: line {lineno}, column {j + 1}: expected a number, found {c!r}{header}"
                 ) from None
             if not math.isfinite(v):
                 raise ValueError(f"{p}: line {lineno}, column {j + 1}: expected a finite number, found {c!r}")
-            X[r, j if j < lab else j - 1] = v
-    names = list(keys)
+            if abs(v) > limit:
+                raise ValueError(f"{p}: line {lineno}, column {j + 1}: {c!r} is beyond the range of {dt} "
+                                 f"(±{limit:.6g}); pass dtype=np.float64")
+            block[r, j if j < lab else j - 1] = v
+        first_data = False
+        r += 1
+        if r == len(codes):
+            X_out, c_out = out.take(r)
+            X_out[...], c_out[...] = block, codes
+            r = 0
+    X_out, c_out = out.take(r)
+    X_out[...], c_out[...] = block[:r], codes[:r]
+    if out.n == 0:
+        raise ValueError(f"{p}: the file has a header line but no data lines")
+    X, codes = out.finish()
+    names = list(labels.index)  # the cells are stripped already
     if not _numeric_labels_finite(names):
-        for lineno, cells in rows:
-            if not math.isfinite(float(cells[lab])):
-                raise ValueError(
-                    f"{p}: line {lineno}, column {lab + 1}: expected a finite label, found {cells[lab]!r}"
-                )
+        bad = next(name for name in names if not math.isfinite(float(name)))  # names are in file order
+        raise ValueError(
+            f"{p}: line {first_seen[bad]}, column {lab + 1}: expected a finite label, found {bad!r}"
+        )
     return X, names, codes
+
+
+def _csv_rows(p: Path, text: str, delimiter: str | None):
+    """_split_rows with the path in front of the csv module's errors."""
+    try:
+        yield from _split_rows(text, delimiter)
+    except ValueError as exc:
+        raise ValueError(f"{p}: {exc}") from None
 
 
 def _labels_from_keys(keys: list, codes: np.ndarray, dt: np.dtype):
@@ -697,10 +750,100 @@ def _labels_from_keys(keys: list, codes: np.ndarray, dt: np.dtype):
 
 
 # --------------------------------------------------------------------------------------------------------
+# Parquet
+# --------------------------------------------------------------------------------------------------------
+
+
+def load_parquet(
+    path: PathLike,
+    label_column: int | str = -1,
+    dtype: Any = np.float32,
+    return_classes: bool = False,
+):
+    """Read a Parquet file with one label column and numeric feature columns (needs pyarrow:
+    ``pip install "pyfastnn[io]"``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    label_column : int or str, default -1
+        The column holding the labels: an index (negative counts from the end) or a column name.
+    dtype : numpy floating dtype, default np.float32
+        Dtype of ``X``.
+    return_classes : bool, default False
+        Also return the class names (see Returns).
+
+    Returns
+    -------
+    X : ndarray, shape (n_samples, n_columns - 1)
+        The other columns (integer, floating or boolean), in file order.
+    y : ndarray, shape (n_samples,)
+        As :func:`load_csv` gives them: int64 when every label is an integer; ``dtype`` for other numbers;
+        int64 codes 0..k-1 numbering the distinct label strings in sorted order when any is not a number.
+    classes : ndarray of str, shape (k,), or None
+        Only with ``return_classes=True``: ``classes[y[i]]`` is the label of sample i, or None when the
+        labels are numbers.
+
+    Raises
+    ------
+    ImportError
+        If pyarrow is not installed.
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        Not a Parquet file, fewer than 2 columns, a label column not in the file, a feature column that is not
+        numeric, a missing value (null) or a feature that is not finite.
+    """
+    p = _check_path(path)
+    if not isinstance(label_column, (numbers.Integral, str)) or isinstance(label_column, (bool, np.bool_)):
+        raise TypeError(
+            f"label_column must be a column index (int) or a column name (str), got {label_column!r}"
+        )
+    dt = _check_float_dtype(dtype)
+    return_classes = _check_bool(return_classes, "return_classes")
+    try:
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise ImportError(f"reading Parquet needs pyarrow: {_tabular.IO_EXTRA}") from None
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such file")
+    _open_regular(p).close()  # a directory, device or pipe is refused here
+    X, keys, codes, values = _tabular.read_parquet(p, label_column, dt, get_num_threads())
+    _check_finite(X, p)
+    if values is None:
+        if not _numeric_labels_finite(keys):
+            bad = next(k for k in keys if not _is_finite_text(k))
+            raise ValueError(f"{p}: expected finite labels, found {bad!r}")
+        y, classes = _labels_from_keys(keys, codes, dt)
+    elif values.dtype.kind in "biu":
+        y, classes = values.astype(np.int64), None
+    else:
+        bad = _first_non_integer(values)
+        if not np.isfinite(values).all():
+            at = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise ValueError(f"{p}: expected finite labels, found {_fmt(values[at])} at sample {at}")
+        y, classes = (values.astype(np.int64) if bad is None else values.astype(dt)), None
+    if return_classes:
+        return X, y, classes
+    return X, y
+
+
+def _parquet_feature_names(path: PathLike, label_column: int | str) -> list:
+    """The names of the feature columns of a Parquet file that load_parquet has read."""
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(path).names
+    lab = names.index(label_column) if isinstance(label_column, str) else label_column % len(names)
+    return names[:lab] + names[lab + 1 :]
+
+
+# --------------------------------------------------------------------------------------------------------
 # load_data: choose the loader from the path
 # --------------------------------------------------------------------------------------------------------
 
-_CSV_KW = ("label_column", "delimiter", "skip_header", "dtype")
+_CSV_KW = ("label_column", "delimiter", "skip_header", "dtype", "engine")
+_PARQUET_KW = ("label_column", "dtype")
 _IDX_KW = ("dtype", "scale")
 _IDX_DIR_KW = ("dtype", "scale", "split")
 _NPZ_KW = ("dtype", "labels")
@@ -878,7 +1021,9 @@ def load_data(path: PathLike, **kw: Any) -> tuple[np.ndarray, np.ndarray]:
     ``*.csv``, ``*.tsv``, ``*.txt`` (``.gz`` ok) :func:`load_csv`; ``.tsv`` defaults to a tab delimiter;
                                                  ``.txt`` to the first of ",", tab, whitespace seen on
                                                  its first line. Keywords: ``label_column``,
-                                                 ``delimiter``, ``skip_header``, ``dtype``.
+                                                 ``delimiter``, ``skip_header``, ``dtype``, ``engine``.
+    ``*.parquet``, ``*.pq``                      :func:`load_parquet` (needs pyarrow). Keywords:
+                                                 ``label_column``, ``dtype``.
     a directory                                  an IDX images/labels pair inside it: the one file whose
                                                  name contains "images" and "idx" and the one with
                                                  "labels" and "idx". In a full MNIST directory
@@ -935,6 +1080,9 @@ def load_data(path: PathLike, **kw: Any) -> tuple[np.ndarray, np.ndarray]:
     if ext == ".npz":
         _check_kw(kw, _NPZ_KW, "a .npz file")
         return _load_npz(p, **kw)
+    if ext in (".parquet", ".pq"):
+        _check_kw(kw, _PARQUET_KW, f"a {ext} file")
+        return load_parquet(p, **kw)
 
     with open(p, "rb") as f:
         head = f.read(4)
@@ -953,17 +1101,29 @@ def load_data(path: PathLike, **kw: Any) -> tuple[np.ndarray, np.ndarray]:
         _check_kw(kw, _IDX_KW, "an IDX file")
         return load_idx_pair(p, _labels_sibling(p), **kw)
     raise ValueError(
-        f"{p}: cannot tell the format; expected a .npz, .csv, .tsv or .txt file, an IDX images file, "
+        f"{p}: cannot tell the format; expected a .npz, .csv, .tsv, .txt or .parquet file, an IDX images "
+        f"file, "
         f"or a directory holding an IDX images/labels pair"
     )
 
 
 def _sniff_delimiter(p: Path) -> str | None:
+    # The start of the file only, up to the end of its first non-blank line.
+    raw = b""
     try:
-        text = _read_maybe_gzipped(p).decode("utf-8-sig", errors="replace")
-    except ValueError:
+        with _open_regular(p) as f:
+            gzipped = f.read(2) == _GZIP_MAGIC
+            f.seek(0)
+            stream = gzip.GzipFile(fileobj=f, mode="rb") if gzipped else f
+            while True:
+                more = stream.read(1 << 16)
+                raw += more
+                lines = raw.decode("utf-8-sig", errors="replace").splitlines()
+                if not more or any(line.strip() for line in lines[:-1]):  # the last may be cut short
+                    break
+    except (ValueError, OSError, EOFError, zlib.error):
         return ","  # let load_csv report the problem
-    for line in text.splitlines():
+    for line in lines:
         if line.strip():
             if "," in line:
                 return ","
@@ -1301,6 +1461,37 @@ def _text_rows(text: str, delimiter: str, quotechar: str | None):
         raise ValueError(f"line {reader.line_num}: {exc}") from None
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _lines(text: str):
+    """Yield (line number, line) of ``text`` split at "\\r\\n", "\\r" and "\\n", lazily."""
+    number, start = 1, 0
+    for brk in _LINE_BREAK.finditer(text):
+        yield number, text[start:brk.start()]
+        number, start = number + 1, brk.end()
+    yield number, text[start:]
+
+
+def _first_unquoted_record(text: str, delimiter: str):
+    """(line number, cells) of the first record ``_text_rows(text, delimiter, None)`` yields, or (0, None),
+    reading no further into the text than that record."""
+    for number, line in _lines(text):
+        cells = line.split(delimiter)
+        if line and not (len(cells) == 1 and not line.strip()):
+            return number, cells
+    return 0, None
+
+
+def _raise_bad_columns(p: Path, line: int, columns: int, ncols: int, first_line: int, quotechar: str | None):
+    """The error for a record (at ``line``; 0 for none) with another number of columns than the first."""
+    if line:
+        raise ValueError(
+            f"{p}: line {line} has {columns} columns, expected {ncols} like line {first_line}"
+            + ("" if quotechar is None else f" (an unbalanced {quotechar} quote? pass quotechar=None)")
+        )
+
+
 def _column_index(column: Any, name: str, header: list | None, ncols: int, where: Any) -> int:
     if isinstance(column, str):
         if header is None:
@@ -1402,66 +1593,74 @@ def load_text(
     del raw
     if delimiter is None:
         ext = os.path.splitext(_idx_stem(p.name).lower())[1]
-        first = next((line for line in text.split("\n") if line.strip()), "")
+        first = next((line for _, line in _lines(text) if line.strip()), "")
         delimiter = "\t" if ext == ".tsv" or (ext != ".csv" and "\t" in first) else ","
     if quotechar == "auto":
         quotechar = '"' if delimiter == "," else None
     elif quotechar == delimiter:
         raise ValueError(f"quotechar {quotechar!r} is also the delimiter")
 
-    try:
-        rows = list(_text_rows(text, delimiter, quotechar))
-    except ValueError as exc:
-        raise ValueError(f"{p}: {exc}") from None
-    if not rows:
+    if quotechar is None:
+        rows = None
+        first_line, first = _first_unquoted_record(text, delimiter)
+    else:
+        try:
+            rows = list(_text_rows(text, delimiter, quotechar))
+        except ValueError as exc:
+            raise ValueError(f"{p}: {exc}") from None
+        first_line, first = rows[0] if rows else (0, None)
+    if first is None:
         raise ValueError(f"{p}: the file has no data (it is empty or blank)")
-    first_line, first = rows[0]
     ncols = len(first)
     if ncols < 2:
         raise ValueError(
             f"{p}: line {first_line} has 1 column, expected at least 2 (a text and a label); "
             f"is the delimiter {delimiter!r} right?"
         )
-    for lineno, cells in rows:
+    bad_line = bad_columns = 0
+    for lineno, cells in rows or ():
         if len(cells) != ncols:
-            raise ValueError(
-                f"{p}: line {lineno} has {len(cells)} columns, expected {ncols} like line {first_line}"
-                + ("" if quotechar is None else f" (an unbalanced {quotechar} quote? pass quotechar=None)")
-            )
+            bad_line, bad_columns = lineno, len(cells)
+            break
+    if rows is not None:
+        _raise_bad_columns(p, bad_line, bad_columns, ncols, first_line, quotechar)
 
     named = isinstance(text_column, str) or isinstance(label_column, str)
     if named and skip_header is False:
         raise ValueError("a column given by name needs a header line, but skip_header=False")
-    if named or skip_header is True or skip_header is np.True_:
-        has_header = True
-    elif skip_header == "auto":
-        lab = _column_index(label_column, "label_column", None, ncols, p)
-        has_header = (len(rows) > 1 and not _is_number(first[lab].strip())
-                      and all(_is_number(cells[lab].strip()) for _, cells in rows[1:]))
-    else:
-        has_header = False
-    header = first if has_header else None
+    header = first if named or skip_header is True or skip_header is np.True_ else None
     tcol = _column_index(text_column, "text_column", header, ncols, p)
     lcol = _column_index(label_column, "label_column", header, ncols, p)
     if tcol == lcol:
         raise ValueError(f"{p}: text_column and label_column are the same column ({tcol})")
-    if has_header:
-        rows = rows[1:]
-        if not rows:
+    if rows is None:
+        # Only the two columns are made into strings, in one pass over the text (compiled when the text
+        # extension is built).
+        from .text.vectorizers import _kernels
+
+        texts, labels, lines, bad_line, bad_columns = _kernels().text_columns(text, delimiter, ncols, tcol, lcol)
+        _raise_bad_columns(p, bad_line, bad_columns, ncols, first_line, quotechar)
+    else:
+        texts = [cells[tcol] for _, cells in rows]
+        labels = [cells[lcol] for _, cells in rows]
+        lines = [lineno for lineno, _ in rows]
+    del text, rows
+    labels = [label.strip() for label in labels]
+    if header is None and skip_header == "auto":
+        # A header over numeric labels: a first label that is not a number above labels that all are.
+        if len(labels) > 1 and not _is_number(labels[0]) and all(_is_number(label) for label in labels[1:]):
+            header = first
+    if header is not None:
+        texts, labels, lines = texts[1:], labels[1:], lines[1:]
+        if not texts:
             raise ValueError(f"{p}: the file has a header line but no data lines")
 
-    texts = []
     keys: dict = {}
-    codes = np.empty(len(rows), dtype=np.int64)
-    for r, (lineno, cells) in enumerate(rows):
-        label = cells[lcol].strip()
-        if not label:
-            raise ValueError(f"{p}: line {lineno}, column {lcol + 1}: the label is empty")
-        code = keys.get(label)
-        if code is None:
-            code = keys[label] = len(keys)
-        codes[r] = code
-        texts.append(cells[tcol])
+    # setdefault numbers the distinct labels in order of first appearance.
+    codes = np.fromiter([keys.setdefault(label, len(keys)) for label in labels], dtype=np.int64,
+                        count=len(labels))
+    if "" in keys:
+        raise ValueError(f"{p}: line {lines[labels.index('')]}, column {lcol + 1}: the label is empty")
     names = list(keys)
     if not _numeric_labels_finite(names):
         bad = next(k for k in names if not math.isfinite(float(k)))

@@ -242,17 +242,27 @@ class _BaseMLP(BaseEstimator):
         return ReduceOnPlateau(factor=0.2, patience=self.n_iter_no_change + 1, tol=self.tol, min_lr=1e-6,
                                monitor=monitor, stop=True)
 
-    def _train(self, X, y, sample_weight, epochs, incremental, grad_scale, loss_scale):
+    def _train(self, X, y, sample_weight, epochs, incremental, grad_scale, loss_scale, comm=None):
         """Train the network on prepared data; record scikit-learn's fitted attributes.
+
+        With an MPI communicator ``comm`` (see :func:`pyfastnn.train.fit`), ``batch_size`` is per rank and the
+        weight decay is that of the global batch (ranks × batch rows), as one process with that batch has.
 
         ``grad_scale``: scikit-learn's gradient over pyfastnn's; ``loss_scale``: its reported loss over
         pyfastnn's. They differ for a multi-output regressor: scikit-learn reports ½·(mean over outputs) but
         its gradient is that of ½·(sum over outputs)."""
         if self.solver == "lbfgs":
+            if comm is not None:
+                raise ValueError("comm (distributed training) needs a stochastic solver, 'sgd' or 'adam'; "
+                                 "solver='lbfgs' trains in one process")
             return self._train_lbfgs(X, y, sample_weight, grad_scale, loss_scale)
         n = X.shape[0]
+        ranks = 1 if comm is None else comm.Get_size()
         batch = min(200, n) if self.batch_size == "auto" else self.batch_size
-        if batch > n:
+        if comm is not None:
+            # Per rank, the same on every rank (fit takes at most a shard's rows from each rank's own).
+            batch = 200 if self.batch_size == "auto" else self.batch_size
+        elif batch > n:
             warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
                           UserWarning, stacklevel=3)
             batch = n
@@ -267,9 +277,10 @@ class _BaseMLP(BaseEstimator):
             sample_weight, sw_val = (parts[4], parts[5]) if sample_weight is not None else (None, None)
             if X.shape[0] < 1 or x_val.shape[0] < 1:
                 raise ValueError("early_stopping needs enough samples to hold out validation_fraction of them")
-            batch = min(batch, X.shape[0])
+            if comm is None:
+                batch = min(batch, X.shape[0])
         if self._optimizer is None or not incremental:
-            self._optimizer = self._make_optimizer(batch, grad_scale)
+            self._optimizer = self._make_optimizer(batch * ranks, grad_scale)
         schedule = self._schedule()
         seed = int(self._random_state.randint(np.iinfo(np.int32).max))
         kwargs = {"tol": None if incremental else self.tol, "patience": self.n_iter_no_change + 1}
@@ -282,7 +293,7 @@ class _BaseMLP(BaseEstimator):
             history = _fit(self.net_, X, self._targets(y), loss=self._loss, optimizer=self._optimizer,
                            batch_size=batch, epochs=epochs, shuffle=bool(self.shuffle), seed=seed,
                            callbacks=list(self.callbacks or ()), progress=bool(self.verbose),
-                           sample_weight=sample_weight, lr_schedule=schedule, **kwargs)
+                           sample_weight=sample_weight, lr_schedule=schedule, comm=comm, **kwargs)
         self.history_ = history
         for value in history["loss"]:
             self.loss_curve_.append(loss_scale * value)
@@ -536,12 +547,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         weights = compute_sample_weight(self.class_weight, y)
         return weights if sample_weight is None else sample_weight * weights
 
-    def _fit_classifier(self, X, y, sample_weight, classes, incremental):
+    def _fit_classifier(self, X, y, sample_weight, classes, incremental, comm=None):
         X, y, sample_weight, sizes, dtype, first = self._start(X, y, incremental, sample_weight)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)  # a column of labels, as scikit-learn reads it
         check_classification_targets(y)
         if first:
+            if comm is not None and classes is None and y.ndim == 1:
+                # A rank's shard may lack some classes: the classes are those of every rank.
+                classes = np.unique(np.concatenate(comm.allgather(np.unique(y))))
             binarizer = LabelBinarizer()
             binarizer.fit(classes if classes is not None else y)
             self._label_binarizer = binarizer
@@ -563,11 +577,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                                  f"{sorted(set(np.unique(y)) - set(self.classes_))}")
         sample_weight = self._class_sample_weight(y, sample_weight)
         epochs = 1 if incremental else self.max_iter
-        return self._train(X, y, sample_weight, epochs, incremental, 1.0, 1.0)
+        return self._train(X, y, sample_weight, epochs, incremental, 1.0, 1.0, comm)
 
-    def fit(self, X, y, sample_weight=None):
-        """Train on X (n_samples, n_features) and y (labels, or a label-indicator matrix); returns self."""
-        return self._fit_classifier(X, y, sample_weight, None, incremental=False)
+    def fit(self, X, y, sample_weight=None, comm=None):
+        """Train on X (n_samples, n_features) and y (labels, or a label-indicator matrix); returns self.
+
+        ``comm``: an mpi4py communicator for distributed data-parallel training, each rank passing its own
+        shard (see :func:`pyfastnn.train.fit`; ``batch_size`` is then per rank). The communicator is used
+        during this call only, never stored: the estimator stays clonable and picklable."""
+        return self._fit_classifier(X, y, sample_weight, None, incremental=False, comm=comm)
 
     @available_if(_stochastic_solver)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
@@ -758,7 +776,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _validation_score(self, x, y, sw):
         return r2_score(y, self.predict(x), sample_weight=sw)
 
-    def _fit_regressor(self, X, y, sample_weight, incremental):
+    def _fit_regressor(self, X, y, sample_weight, incremental, comm=None):
         X, y, sample_weight, sizes, dtype, first = self._start(X, y, incremental, sample_weight)
         n_out = 1 if y.ndim == 1 else y.shape[1]
         if first:
@@ -768,11 +786,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         elif n_out != self.n_outputs_:
             raise ValueError(f"y has {n_out} outputs but the model was fitted with {self.n_outputs_}")
         epochs = 1 if incremental else self.max_iter
-        return self._train(X, y, sample_weight, epochs, incremental, 0.5, 1.0 / (2 * n_out))
+        return self._train(X, y, sample_weight, epochs, incremental, 0.5, 1.0 / (2 * n_out), comm)
 
-    def fit(self, X, y, sample_weight=None):
-        """Train on X (n_samples, n_features) and y (n_samples,) or (n_samples, n_outputs); returns self."""
-        return self._fit_regressor(X, y, sample_weight, incremental=False)
+    def fit(self, X, y, sample_weight=None, comm=None):
+        """Train on X (n_samples, n_features) and y (n_samples,) or (n_samples, n_outputs); returns self.
+
+        ``comm``: an mpi4py communicator for distributed data-parallel training (see
+        :meth:`MLPClassifier.fit`)."""
+        return self._fit_regressor(X, y, sample_weight, incremental=False, comm=comm)
 
     @available_if(_stochastic_solver)
     def partial_fit(self, X, y, sample_weight=None):

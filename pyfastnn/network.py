@@ -745,7 +745,8 @@ class MLP:
             validation_data=None, callbacks=(), progress=True, **options):
         """Train by gradient descent; see :func:`pyfastnn.train.fit` for the parameters (and the keyword-only
         ``options``: sample_weight, class_weight, lr_schedule, early_stopping, validation_fraction, patience,
-        monitor, restore_best). Returns a History."""
+        monitor, restore_best, and comm / check_replicas for distributed training over MPI). Returns a
+        History."""
         from .train import fit
 
         return fit(self, x, y, loss=loss, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
@@ -757,3 +758,27 @@ class MLP:
         from .io import save
 
         save(self, path)
+
+    # ---- export (pyfastnn.export; torch / onnx are optional and imported there on use) ----------------------
+
+    def to_torch(self):
+        """This network as a ``torch.nn.Sequential`` (Linear, activation, ...) with copies of its parameters;
+        see :func:`pyfastnn.export.to_torch`. Needs ``pip install 'pyfastnn[torch]'``."""
+        from .export import to_torch
+
+        return to_torch(self)
+
+    @classmethod
+    def from_torch(cls, module):
+        """A network from a ``torch.nn.Sequential`` of Linear layers and supported activations; see
+        :func:`pyfastnn.export.from_torch`."""
+        from .export import from_torch
+
+        return from_torch(module)
+
+    def to_onnx(self, path=None, *, opset=None):
+        """This network as an ``onnx.ModelProto`` (input ``X``, output ``Y``), saved to ``path`` when given; see
+        :func:`pyfastnn.export.to_onnx`. Needs ``pip install 'pyfastnn[onnx]'``."""
+        from .export import OPSET, to_onnx
+
+        return to_onnx(self, path, opset=OPSET if opset is None else opset)

@@ -165,7 +165,7 @@ _MONITORS = ("val_loss", "val_accuracy")
 def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=True, seed=None, tol=None,
         validation_data=None, callbacks=(), progress=True, *, sample_weight=None, class_weight=None,
         lr_schedule=None, early_stopping=False, validation_fraction=0.1, patience=5, monitor="val_loss",
-        restore_best=True):
+        restore_best=True, comm=None, check_replicas=False):
     """Train ``net`` by gradient descent.
 
     Parameters
@@ -217,6 +217,19 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
     monitor : "val_loss", "val_accuracy" or callable ``score(net) -> float`` (higher is better, logged as
         "val_score")
     restore_best : bool
+    comm : mpi4py intracommunicator or None
+        Synchronous data-parallel training (see :mod:`pyfastnn.distributed`): every rank of ``comm`` calls fit
+        with its own shard of the data and the same network, loss, optimizer and settings (checked before
+        training: a difference raises ValueError on every rank). ``batch_size`` is per rank; each step
+        averages the ranks' gradients weighted by their batches' real sizes (or sample weights), so the update
+        is that of the global batch, and every rank applies it. Rank 0's weights and optimizer state are the
+        starting point; the logs, stopping and schedule decisions come from global sums, the same on every
+        rank; progress prints on rank 0 only. Wrap the training of each rank in
+        :func:`pyfastnn.distributed.abort_on_error` so that an exception after training started ends the job
+        instead of leaving the other ranks waiting.
+    check_replicas : bool
+        With ``comm``: compare a digest of the parameters and optimizer state of every rank after each epoch
+        and raise RuntimeError if they differ (a debugging aid; costs one hash of the parameters per epoch).
 
     Returns
     -------
@@ -246,6 +259,24 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
     while an epoch runs and sees the weights of an epoch boundary. A callback may use the network, but must
     not wait for another thread that trains it.
     """
+    replicas = None
+    if comm is not None:
+        from .distributed._replicas import Replicas
+
+        replicas = Replicas(comm, check_replicas)
+    try:
+        return _fit(net, x, y, loss, optimizer, batch_size, epochs, shuffle, seed, tol, validation_data,
+                    callbacks, progress, sample_weight, class_weight, lr_schedule, early_stopping,
+                    validation_fraction, patience, monitor, restore_best, replicas)
+    except Exception as exc:
+        if replicas is not None:
+            replicas.fail(exc)  # a rank that cannot start makes every rank raise instead of wait
+        raise
+
+
+def _fit(net, x, y, loss, optimizer, batch_size, epochs, shuffle, seed, tol, validation_data, callbacks,
+         progress, sample_weight, class_weight, lr_schedule, early_stopping, validation_fraction, patience,
+         monitor, restore_best, replicas):
     seed = check_seed(seed)
     shuffle = check_bool("shuffle", shuffle)
     early_stopping = check_bool("early_stopping", early_stopping)
@@ -288,11 +319,28 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
     # Shuffled dense batches are gathered into xbuf; sparse rows are read in place through the order.
     xbuf = np.empty((batch, x.shape[1]), dtype=net.dtype) if shuffle and not isinstance(x, CSR) else None
     ybuf = np.empty((batch, y.shape[1]), dtype=net.dtype) if shuffle else None
-    reporter = Progress(epochs, stream=sys.stderr, enabled=bool(progress))
+    reporter = Progress(epochs, stream=sys.stderr,
+                        enabled=bool(progress) and (replicas is None or replicas.rank == 0))
     if schedule is not None:
         schedule.start(optimizer.lr)
     stopper = _Stopper(early_stopping, monitor, tol, patience)
     scale = net._loss_scale(kernels, loss, x, y)
+    if replicas is not None:
+        signature = {
+            "layer_sizes": net.layer_sizes, "activations": net.activations, "dtype": net.dtype.name,
+            "straight_through": net.straight_through, "sparse input": isinstance(x, CSR), "loss": loss,
+            "optimizer": optimizer.get_config(), "batch_size": "full" if batch_size is None else batch_size,
+            "epochs": epochs, "shuffle": shuffle, "tol": tol, "early_stopping": early_stopping,
+            "patience": patience, "monitor": "a callable" if callable(monitor) else monitor,
+            "restore_best": restore_best, "validation data": x_val is not None,
+            "lr_schedule": None if lr_schedule is None else repr(lr_schedule),
+            "backend": _backend.get_backend(),
+        }
+        # Every rank takes the same number of steps per epoch (the most any shard needs).
+        steps, weight_total, scale = replicas.agree(signature, -(-n // batch), weight_total, scale, seed)
+        replicas.broadcast(net.weights + net.biases, optimizer)
+        buffers = replicas.gradient_buffers(net)
+        val_weight = 0.0 if x_val is None else float(x_val.shape[0] if sw_val is None else sw_val.sum())
     best_params = None
     start = time.perf_counter()
     samples_seen = 0
@@ -304,7 +352,9 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
             # The network's current arrays: a callback may have replaced some (then the optimizer's state for
             # them starts afresh).
             params = _current_parameters(net, epoch)
-            order = rng.permutation(n) if shuffle else None
+            order = None
+            if shuffle:
+                order = rng.permutation(n) if replicas is None else replicas.permutation(epoch, n)
             spec = optimizer.native_spec(params)
             # A snapshot per epoch (O(parameters), small next to an epoch) lets a diverging epoch be undone; its
             # buffers are the network's, kept between epochs (no allocation, no page faults per epoch).
@@ -312,19 +362,24 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
             # The epoch and its undoing are one write: inference in other threads waits for its end.
             with guard.writing():
                 try:
-                    total, done, bad_start, bad_loss = kernels.train_epoch(
-                        net.weights, net.biases, net.activations, loss, x, y, order, batch, outs, zs, deltas,
-                        dws, dbs, xbuf, ybuf, net.straight_through, spec, *extra,
-                        progress=_within_epoch(reporter, epoch, n),
-                    )
+                    if replicas is None:
+                        total, done, bad_start, bad_loss = kernels.train_epoch(
+                            net.weights, net.biases, net.activations, loss, x, y, order, batch, outs, zs,
+                            deltas, dws, dbs, xbuf, ybuf, net.straight_through, spec, *extra,
+                            progress=_within_epoch(reporter, epoch, n),
+                        )
+                        batches = -(-done // batch)
+                        optimizer.advance(batches)
+                    else:  # the optimizer counts its own steps there
+                        total, done, bad_start, bad_loss, batches = replicas.epoch(
+                            kernels, net, loss, x, y, sw, order, batch, steps, (outs, zs, deltas), buffers,
+                            xbuf, ybuf, optimizer)
                 except BaseException:
                     # Ctrl-C stops an epoch between two batches (on the numba and numpy backends anywhere in
                     # their Python loop, even between two layers' updates): the weights and the optimizer's
                     # state go back to the start of this epoch, a state the network was in.
                     _restore(params + optimizer.state_arrays(), snapshot)
                     raise
-                batches = -(-done // batch)
-                optimizer.advance(batches)
                 epoch_loss = total / weight_total
                 # Divergence: a non-finite loss or weights, or a loss exploding far past where it started (a
                 # too-large step can leave every value finite, e.g. losses of 1e20 and weights of 1e17).
@@ -344,6 +399,8 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
                         f"training diverged in epoch {epoch}: {what}. The weights were restored to the "
                         f"{kept}; " + divergence_cause(snapshot, net.n_layers, x, y, optimizer.lr)
                     )
+            if replicas is not None:
+                replicas.check(net, optimizer, epoch)
             samples_seen += done
             logs = {"loss": epoch_loss, "lr": optimizer.lr}
             if x_val is not None:
@@ -357,6 +414,8 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
                 if callable(monitor):
                     logs["val_score"] = float(monitor(net))
             logs["time"] = time.perf_counter() - start
+            if replicas is not None:
+                replicas.reduce_logs(logs, val_weight)
             history._append(epoch, logs)
             reporter.update(epoch, logs)
             is_best, stop = stopper.update(logs)
@@ -368,7 +427,7 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
                 optimizer.lr = schedule.after_epoch(epoch, logs, samples_seen)
             # Every callback sees every epoch, also when an earlier one asks to stop.
             answers = [bool(cb(epoch, dict(logs))) for cb in callbacks]
-            if any(answers):
+            if any(answers) if replicas is None else replicas.any(any(answers)):
                 history.stop_reason = "callback"
                 break
             if stop:

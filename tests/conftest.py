@@ -39,7 +39,8 @@ def pytest_report_header(config):
         f"pyfastnn {pf.__version__} from {os.path.dirname(pf.__file__)}",
         f"pyfastnn backend: {pf.get_backend()} (PYFASTNN_BACKEND={_requested() or 'unset'}); "
         f"available: {', '.join(_available())}" + (f"; unavailable: {unavailable}" if unavailable else ""),
-    ]
+    ] + ([f"load_csv engine: {os.environ['PYFASTNN_TEST_CSV_ENGINE']}"]
+         if os.environ.get("PYFASTNN_TEST_CSV_ENGINE") else [])
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -54,6 +55,19 @@ def session_backend():
         from pyfastnn import _numba
 
         _numba.compile_all()
+    return name
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_csv_engine():
+    """PYFASTNN_TEST_CSV_ENGINE=pyarrow|pandas|numpy: pf.datasets.load_csv's engine="auto" means that one for
+    the session, so the CSV tests run on each engine (.ci/run); naming one not installed fails."""
+    from pyfastnn import _tabular
+
+    name = os.environ.get("PYFASTNN_TEST_CSV_ENGINE", "").strip() or None
+    if name is not None:
+        _tabular.pick(name, ",")  # ValueError / ImportError for an unknown or missing engine
+    _tabular.auto_engine = name
     return name
 
 

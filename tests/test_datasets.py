@@ -1,6 +1,7 @@
 import gzip
 import hashlib
 import io
+import itertools
 import struct
 
 import numpy as np
@@ -614,3 +615,53 @@ def test_unquoted_text_rows_are_what_csv_reads():
             want = [(reader.line_num, cells) for cells in reader
                     if cells and not (len(cells) == 1 and not cells[0].strip())]
             assert list(_text_rows(text, delimiter, None)) == want, repr(text)
+
+
+def test_text_columns_are_the_records_text_rows_yields():
+    """load_text takes the text and label cells of unquoted files from ``text_columns`` (compiled, and its
+    pure-Python twin): both must give exactly the cells, line numbers and first bad record of ``_text_rows``,
+    for 1-, 2- and 4-byte strings."""
+    import random
+
+    from pyfastnn.datasets import _first_unquoted_record, _text_rows
+    from pyfastnn.text import _bow_py
+    from pyfastnn.text.vectorizers import _kernels
+
+    kernels = {_bow_py, _kernels()}
+    rng = random.Random(1)
+    alphabet = ["a", "b", " ", "\t", "\t", "\n", "\r", "\r\n", ",", "é", "\x0c", "\u2028", "\x85", "\x1e",
+                "€", "😀", "\u3000"]
+    checked = 0
+    for _ in range(4000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        for delimiter in ("\t", ",", "€"):
+            rows = list(_text_rows(text, delimiter, None))
+            assert _first_unquoted_record(text, delimiter) == (rows[0] if rows else (0, None))
+            if not rows:
+                continue
+            ncols = len(rows[0][1])
+            good = list(itertools.takewhile(lambda r: len(r[1]) == ncols, rows))
+            bad = rows[len(good)] if len(good) < len(rows) else None
+            for tcol, lcol in {(0, ncols - 1), (ncols - 1, 0), (ncols // 2, ncols - 1)}:
+                want = ([cells[tcol] for _, cells in good], [cells[lcol] for _, cells in good],
+                        [n for n, _ in good], bad[0] if bad else 0, len(bad[1]) if bad else 0)
+                for k in kernels:
+                    texts, labels, lines, bad_line, bad_columns = k.text_columns(text, delimiter, ncols, tcol, lcol)
+                    got = (texts, labels, lines.tolist(), bad_line, bad_columns)
+                    assert lines.dtype == np.int64
+                    assert got == want, (k.__name__, repr(text), delimiter, tcol, lcol)
+                    checked += 1
+    assert checked > 5000
+
+
+def test_load_text_reads_every_line_ending_and_width(tmp_path):
+    p = tmp_path / "mixed.tsv"
+    p.write_bytes("ça va\t1\r\n\r\n   \nno 😀 here\t0\rlast one\t1".encode("utf-8"))
+    texts, y = datasets.load_text(p)
+    assert texts == ["ça va", "no 😀 here", "last one"] and list(y) == [1, 0, 1]
+    p.write_bytes("a\t1\nb\t2\tx\n".encode("utf-8"))
+    with pytest.raises(ValueError, match=r"line 2 has 3 columns, expected 2 like line 1$"):
+        datasets.load_text(p)
+    p.write_bytes("a\t1\n\nb\t \n".encode("utf-8"))
+    with pytest.raises(ValueError, match="line 3, column 2: the label is empty"):
+        datasets.load_text(p)

@@ -236,3 +236,62 @@ def test_non_finite_result_restores_the_weights():
     with pytest.raises(FloatingPointError, match="Scale the inputs"):
         reg.fit(x, y)
     assert all(np.isfinite(w).all() for w in reg.coefs_ + reg.intercepts_)
+
+
+def test_interrupt_inside_a_line_search_leaves_the_last_accepted_iterate(backend_name, monkeypatch):
+    # Ctrl-C while L-BFGS evaluates a trial point: the network must hold the iterate it last accepted (what a
+    # run of that many iterations ends with), not the trial point or a half-written one.
+    from pyfastnn import _backend, _lbfgs
+
+    x, y = _data(60, classes=3)
+    start = pf.MLP([5, 7, 3], activation="tanh", output_activation="softmax", seed=0)
+    done = start.copy()
+    _lbfgs.minimize_lbfgs(done, x, y, max_iter=3, tol=0.0)
+
+    real = _backend.kernels()
+    armed = {"on": False, "hit": 0}
+
+    class Trap:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def backward(self, *args):
+            if armed["on"]:
+                armed["hit"] += 1
+                raise KeyboardInterrupt
+            return real.backward(*args)
+
+    def arm(iteration, data_loss, penalty):
+        armed["on"] = iteration == 3  # the next evaluation is iteration 4's first trial point
+        return False
+
+    monkeypatch.setattr(_lbfgs._backend, "kernels", lambda: Trap())
+    net = start.copy()
+    with pytest.raises(KeyboardInterrupt):
+        _lbfgs.minimize_lbfgs(net, x, y, max_iter=10, tol=0.0, callback=arm)
+    assert armed["hit"] == 1
+    for ours, theirs in zip(net.weights + net.biases, done.weights + done.biases):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_interrupt_in_the_first_evaluation_leaves_the_starting_weights(monkeypatch):
+    from pyfastnn import _backend, _lbfgs
+
+    x, y = _data(40, classes=3)
+    net = pf.MLP([5, 4, 3], activation="relu", output_activation="softmax", seed=1)
+    before = [p.copy() for p in net.weights + net.biases]
+    real = _backend.kernels()
+
+    class Trap:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def backward(self, *args):
+            args[0][0][...] = np.nan  # as an evaluation that wrote the weights and then was interrupted
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_lbfgs._backend, "kernels", lambda: Trap())
+    with pytest.raises(KeyboardInterrupt):
+        _lbfgs.minimize_lbfgs(net, x, y, max_iter=10)
+    for ours, theirs in zip(net.weights + net.biases, before):
+        np.testing.assert_array_equal(ours, theirs)

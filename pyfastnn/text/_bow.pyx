@@ -13,6 +13,9 @@ The contract, shared with the pure-Python fallback ``pyfastnn.text._bow_py`` (sa
     Counts at column ``|murmurhash3_32(utf8(term))| mod n_features``: ``(indptr, indices, counts)``.
 ``murmurhash3_32(key, seed=0)``
     Signed 32-bit MurmurHash3 (x86_32) of a ``str`` (its UTF-8 bytes) or ``bytes``.
+``text_columns(text, delimiter, ncols, tcol, lcol)``
+    Two cells of every record of an unquoted delimited file's text (``pf.datasets.load_text``):
+    ``(texts, labels, lines, bad_line, bad_columns)``; only those two cells become ``str`` objects.
 
 ``indptr`` is int64, ``indices`` int32, ``counts`` int64. ``docs`` is a list; an item that is not exactly
 ``str`` goes through ``decode(item, index)`` (bytes, errors naming the index). Tokens are scikit-learn's
@@ -36,7 +39,7 @@ order, so it does not depend on the split). The workers' vectors become the outp
 
 cimport cython
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memcmp, memcpy, memmove
+from libc.string cimport memchr, memcmp, memcpy, memmove
 from libcpp.algorithm cimport sort as std_sort
 from libcpp.vector cimport vector
 
@@ -1189,3 +1192,88 @@ def hash_counts(list docs, decode, bint lowercase, stop_words, int min_n, int ma
                                  n_features, n_threads)
     _run_threads([w.run for w in workers])
     return _take_rows(workers, len(docs))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Records of a delimited text file without quoting: the text and label cells of every record.
+
+cdef extern from "Python.h":
+    object PyUnicode_Substring(object o, Py_ssize_t start, Py_ssize_t end)
+
+
+cdef inline Py_ssize_t _find(const char_t* s, Py_ssize_t i, Py_ssize_t end, Py_UCS4 c) noexcept nogil:
+    """The first index in [i, end) holding c, else end (memchr, vectorised by the C library, for 1-byte
+    text)."""
+    cdef const void* hit
+    if char_t is uint8_t:
+        if c > 255 or i >= end:
+            return end
+        hit = memchr(s + i, <int>c, end - i)
+        return end if hit == NULL else <const uint8_t*>hit - s
+    else:
+        while i < end and s[i] != c:
+            i += 1
+        return i
+
+
+cdef tuple _columns(const char_t* s, Py_ssize_t n, object text, Py_UCS4 delimiter, Py_ssize_t ncols,
+                    Py_ssize_t tcol, Py_ssize_t lcol):
+    cdef list texts = [], labels = []
+    cdef vector[int64_t] lines
+    cdef Py_ssize_t start = 0, end, cut, cell, tb, te, lb, le
+    cdef int64_t number = 1
+    while start <= n:
+        # One physical line [start, end): the first "\r" or "\n" from start.
+        end = _find(s, start, n, 10)
+        end = _find(s, start, end, 13)
+        # Its cells counted and the two wanted ones located.
+        cell = 0
+        tb = lb = start
+        te = le = end
+        cut = _find(s, start, end, delimiter)
+        while cut < end:
+            if cell == tcol:
+                te = cut
+            if cell == lcol:
+                le = cut
+            cell += 1
+            if cell == tcol:
+                tb = cut + 1
+            if cell == lcol:
+                lb = cut + 1
+            cut = _find(s, cut + 1, end, delimiter)
+        if end > start:  # an empty line is no record
+            if cell == 0 and not PyUnicode_Substring(text, start, end).strip():
+                pass  # a blank line without a delimiter is no record either
+            elif cell + 1 != ncols:
+                return texts, labels, _int64_array(lines), number, cell + 1
+            else:
+                texts.append(PyUnicode_Substring(text, tb, te))
+                labels.append(PyUnicode_Substring(text, lb, le))
+                lines.push_back(number)
+        if end >= n:
+            break
+        # "\r\n", "\r" and "\n" each end one line.
+        start = end + 2 if s[end] == 13 and end + 1 < n and s[end + 1] == 10 else end + 1
+        number += 1
+    return texts, labels, _int64_array(lines), 0, 0
+
+
+def text_columns(str text, str delimiter, Py_ssize_t ncols, Py_ssize_t tcol, Py_ssize_t lcol):
+    """The cells ``tcol`` and ``lcol`` of every record of an unquoted delimited ``text``:
+    ``(texts, labels, lines, bad_line, bad_columns)``, ``lines`` (int64) the 1-based line number of each
+    record. Records end at "\\r\\n", "\\r" or "\\n"; an empty line, or a blank one (``str.strip``) without a
+    delimiter, is none. At the first record with other than ``ncols`` cells the scan stops, returning what it
+    read before and that record's line number and cell count (else 0, 0)."""
+    if len(delimiter) != 1 or not 0 <= tcol < ncols or not 0 <= lcol < ncols:
+        raise ValueError("text_columns: one delimiter character and columns in [0, ncols)")
+    pyfastnn_unicode_ready(text)
+    cdef Py_UCS4 d = delimiter[0]
+    cdef int kind = PyUnicode_KIND(text)
+    cdef void* data = PyUnicode_DATA(text)
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text)
+    if kind == 1:
+        return _columns(<const uint8_t*>data, n, text, d, ncols, tcol, lcol)
+    if kind == 2:
+        return _columns(<const uint16_t*>data, n, text, d, ncols, tcol, lcol)
+    return _columns(<const uint32_t*>data, n, text, d, ncols, tcol, lcol)

@@ -177,3 +177,24 @@ def count_fixed(docs, decode, lowercase, stop_words, min_n, max_n, table, n_thre
 
 def hash_counts(docs, decode, lowercase, stop_words, min_n, max_n, n_features, n_threads):
     return hash_analyzed(docs, default_analyzer(decode, lowercase, stop_words, min_n, max_n), n_features)
+
+
+def text_columns(text, delimiter, ncols, tcol, lcol):
+    """The cells ``tcol`` and ``lcol`` of every record of an unquoted delimited ``text``:
+    ``(texts, labels, lines, bad_line, bad_columns)``, ``lines`` (int64) the 1-based line number of each
+    record. Records end at "\\r\\n", "\\r" or "\\n"; an empty line, or a blank one (``str.strip``) without a
+    delimiter, is none. At the first record with other than ``ncols`` cells the scan stops, returning what it
+    read before and that record's line number and cell count (else 0, 0)."""
+    if len(delimiter) != 1 or not 0 <= tcol < ncols or not 0 <= lcol < ncols:
+        raise ValueError("text_columns: one delimiter character and columns in [0, ncols)")
+    texts, labels, lines = [], [], []
+    for number, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
+        cells = line.split(delimiter)
+        if not line or (len(cells) == 1 and not line.strip()):
+            continue
+        if len(cells) != ncols:
+            return texts, labels, np.array(lines, dtype=np.int64), number, len(cells)
+        texts.append(cells[tcol])
+        labels.append(cells[lcol])
+        lines.append(number)
+    return texts, labels, np.array(lines, dtype=np.int64), 0, 0
