@@ -283,8 +283,8 @@ def _epoch(backend, n, progress, seed=0):
 
 
 def _long_epoch_rows(backend):
-    """Rows that make an epoch last about 2 s on this machine (the backends' speeds differ by 100×): at least 3
-    progress reports even if the machine gets twice as fast meanwhile."""
+    """Rows that make an epoch last about 2 s on this machine (the backends' speeds differ by 100×): at
+    least 3 progress reports even if the machine gets twice as fast meanwhile."""
     if backend not in _LONG:
         if backend == "numba":
             _backend.kernels("numba").compile_all()
@@ -392,8 +392,9 @@ def test_fit_elsewhere_passes_no_progress(monkeypatch):
 
 
 def _cli_train(tmp_path, on_pty, scale=1):
-    """``pyfastnn train`` on an epoch of about a second or more (batch 1; ``scale`` times longer), its output on a
-    fresh pseudo-terminal (0 columns: never sized) or on a pipe; returns the output and the training rows."""
+    """``pyfastnn train`` on an epoch of about a second or more (batch 1; ``scale`` times longer), its output
+    on a fresh pseudo-terminal (0 columns: never sized) or on a pipe; returns the output and the training
+    rows."""
     backend = pf.get_backend()
     n = scale * {"numpy": 2_500, "numba": 10_000}.get(backend, 100_000)
     rng = np.random.default_rng(0)
