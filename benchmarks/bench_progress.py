@@ -26,9 +26,9 @@ import pyfastnn as pf
 from pyfastnn import _backend
 
 SIZES = [64, 256, 256, 10]
-# Rows per backend and batch: an epoch of roughly 0.5-1 s on a 2-core machine.
-ROWS = {("cpp", 1): 8_000, ("cpp", 32): 60_000, ("numba", 1): 4_000, ("numba", 32): 8_000,
-        ("numpy", 1): 800, ("numpy", 32): 8_000}
+# Rows per backend and batch: an epoch of 1-2 s on an idle 2-core machine (several progress reports each).
+ROWS = {("cpp", 1): 64_000, ("cpp", 32): 240_000, ("numba", 1): 24_000, ("numba", 32): 32_000,
+        ("numpy", 1): 4_000, ("numpy", 32): 24_000}
 
 
 def _load_baseline(directory):
@@ -82,7 +82,7 @@ def main():
     print(f"pyfastnn {pf.__version__}, {pf.get_num_threads()} threads, network {SIZES}, SGD, float32, "
           f"one epoch per measurement, medians of {args.repeat}")
     print(f"{'backend':<8}{'batch':>6}{'rows':>8}{'off s':>9}{'on s':>9}{'on/off':>8}{'before s':>10}"
-          f"{'off/before':>11}{'calls/epoch':>12}")
+          f"{'off/before':>11}{'mean calls':>12}")
     for backend in ("cpp", "numba", "numpy"):
         if not pf.backends()[backend]["available"]:
             continue
