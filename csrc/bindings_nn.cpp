@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -523,27 +524,44 @@ void adam_update_t(const py::list& params, const py::list& grads, const py::list
         adam_update<T>(sizes[i], pp[i], gp[i], mp[i], vp[i], step, lr, beta1, beta2, eps, weight_decay);
 }
 
-// Ctrl-C during a native epoch: Python only notes a signal and runs its handler when the interpreter next gets
-// control, which for an epoch run without the GIL used to be its end (many seconds). Between batches, at most
-// every poll interval (a clock read otherwise), this takes the GIL back for a moment and lets Python run the
-// handlers: one that raises (KeyboardInterrupt) ends the epoch, its exception left set in this thread for the
-// caller to throw once it holds the GIL again. Only the main thread runs signal handlers; elsewhere the check
-// answers no at once. The interval bounds both the added latency of a stop and the cost of retaking the GIL
-// (at most one switch interval, 5 ms, when another thread runs Python).
-class signal_poll {
+// Ctrl-C and progress during a native epoch: Python only notes a signal and runs its handler when the
+// interpreter next gets control, which for an epoch run without the GIL used to be its end (many seconds).
+// Between batches, at most every signal interval (a clock read otherwise), this takes the GIL back for a
+// moment and lets Python run the handlers: one that raises (KeyboardInterrupt) ends the epoch, its exception
+// left set in this thread for the caller to throw once it holds the GIL again. Only the main thread runs
+// signal handlers; elsewhere the check answers no at once. The interval bounds both the added latency of a
+// stop and the cost of retaking the GIL (at most one switch interval, 5 ms, when another thread runs Python).
+// With a progress callable, the same moments (at most every progress interval) also call progress(rows done
+// so far): the GIL is taken no more often than for the signals, and an exception it raises ends the epoch the
+// same way.
+class epoch_poll {
 public:
-    bool operator()() {
+    explicit epoch_poll(py::object progress) : progress_(std::move(progress)) {}
+
+    bool operator()(std::int64_t done) {
         const auto now = clock::now();
-        if (now - last_ < interval) return false;
-        last_ = now;
+        if (now - last_signals_ < signal_interval) return false;
+        last_signals_ = now;
         py::gil_scoped_acquire gil;
-        return PyErr_CheckSignals() != 0;
+        if (PyErr_CheckSignals() != 0) return true;
+        if (progress_.is_none() || now - last_progress_ < progress_interval) return false;
+        last_progress_ = now;
+        try {
+            progress_(done);
+        } catch (py::error_already_set& e) {
+            e.restore();  // the caller throws it again once it holds the GIL
+            return true;
+        }
+        return false;
     }
 
 private:
     using clock = std::chrono::steady_clock;
-    static constexpr std::chrono::milliseconds interval{100};
-    clock::time_point last_ = clock::now();
+    static constexpr std::chrono::milliseconds signal_interval{100};
+    static constexpr std::chrono::milliseconds progress_interval{200};
+    py::object progress_;
+    clock::time_point last_signals_ = clock::now();
+    clock::time_point last_progress_ = last_signals_;
 };
 
 template <class T>
@@ -551,7 +569,11 @@ py::tuple train_epoch_t(const py::list& weights, const py::list& biases, const p
                         const py::object& x, const py::array& y, const py::object& order, std::int64_t batch,
                         const py::object& outs, const py::object& zs, const py::object& deltas,
                         const py::object& dweights, const py::object& dbiases, const py::object& xbuf,
-                        const py::object& ybuf, bool ste, const py::tuple& opt, const py::object& sw) {
+                        const py::object& ybuf, bool ste, const py::tuple& opt, const py::object& sw,
+                        const py::object& progress) {
+    if (!progress.is_none() && !PyCallable_Check(progress.ptr()))
+        throw py::type_error("progress must be None or a callable progress(rows_done); got " +
+                             type_name(progress));
     arrays<T> keep;
     auto net = layers_of<T>(keep, weights, biases, acts, true);
     loss_kind lk = loss_of(loss);
@@ -624,10 +646,12 @@ py::tuple train_epoch_t(const py::list& weights, const py::list& biases, const p
     keep.refuse_overlap();
     epoch_result res;
     {
-        signal_poll poll;
+        epoch_poll poll(progress);
+        // A reference: copying the poll (and its Python callable) into the std::function would need the GIL.
+        const std::function<bool(std::int64_t)> poll_fn = std::ref(poll);
         py::gil_scoped_release nogil;
         res = mlp_train_epoch<T>(net, lk, xp, sparse ? &sx : nullptr, yp, n, op, batch, buf, dw, db, xb, yb, ste, spec,
-                                 sp, poll);
+                                 sp, poll_fn);
     }
     // The weights are those after the last batch run; the Python caller decides what to keep (fit restores
     // the epoch's start).
@@ -721,23 +745,26 @@ void register_nn(py::module_& m) {
         [](const py::list& weights, const py::list& biases, const py::list& acts, const std::string& loss,
            const py::object& x, const py::array& y, const py::object& order, std::int64_t batch, const py::object& outs,
            const py::object& zs, const py::object& deltas, const py::object& dweights, const py::object& dbiases,
-           const py::object& xbuf, const py::object& ybuf, bool ste, const py::tuple& opt, const py::object& sw) {
+           const py::object& xbuf, const py::object& ybuf, bool ste, const py::tuple& opt, const py::object& sw,
+           const py::object& progress) {
             return network_is_float64(weights, x)
                        ? train_epoch_t<double>(weights, biases, acts, loss, x, y, order, batch, outs, zs, deltas, dweights,
-                                               dbiases, xbuf, ybuf, ste, opt, sw)
+                                               dbiases, xbuf, ybuf, ste, opt, sw, progress)
                        : train_epoch_t<float>(weights, biases, acts, loss, x, y, order, batch, outs, zs, deltas, dweights,
-                                              dbiases, xbuf, ybuf, ste, opt, sw);
+                                              dbiases, xbuf, ybuf, ste, opt, sw, progress);
         },
         arg("weights"), arg("biases"), arg("acts"), arg("loss"), arg("x"), arg("y"), arg("order"), arg("batch"),
         arg("outs"), arg("zs"), arg("deltas"), arg("dweights"), arg("dbiases"), arg("xbuf"), arg("ybuf"), arg("ste"),
-        arg("opt"), arg("sw") = py::none(),
+        arg("opt"), arg("sw") = py::none(), arg("progress") = py::none(),
         "One epoch of mini-batch training in native code; returns (loss_sum, samples_done, bad_batch_start, bad_loss). "
         "With sample weights sw (one per row of x, gathered through order) each batch minimises its weighted-mean loss, "
         "loss_sum is Σ batch loss × batch weight sum, and a batch of weight sum 0 is skipped (no update at all). A sparse "
         "x (a CSR) is read through order in place (xbuf unused); its first layer moves only the rows of the table "
         "the batch uses (exactly the dense update for plain SGD; lazy momentum / Adam when opt's lazy is true). Signals "
         "are handled between batches (every 100 ms at most): Ctrl-C raises KeyboardInterrupt within about a batch, "
-        "the weights and optimizer state then being those after the last batch run.");
+        "the weights and optimizer state then being those after the last batch run. progress (None or a callable) is "
+        "called between batches, every 200 ms at most, with the rows of x gone through so far; an exception it raises "
+        "ends the epoch like Ctrl-C.");
 }
 
 }  // namespace pyfastnn

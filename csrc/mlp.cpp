@@ -378,7 +378,7 @@ epoch_result mlp_train_epoch(const std::vector<layer_view<T>>& net, loss_kind lo
                              const csr_view<T>* sx, const T* y, std::int64_t n, const std::int64_t* order,
                              std::int64_t batch, const mlp_buffers<T>& buf, const std::vector<T*>& dw,
                              const std::vector<T*>& db, T* xbuf, T* ybuf, bool ste, optimizer_spec<T>& opt,
-                             const T* sw, const std::function<bool()>& should_stop) {
+                             const T* sw, const std::function<bool(std::int64_t)>& poll) {
     epoch_result res;
     // Plain SGD on sparse rows keeps W¹ = s·E during the call (sparse.h); E holds W¹ again whenever we return.
     double scale = 1.0;
@@ -387,7 +387,7 @@ epoch_result mlp_train_epoch(const std::vector<layer_view<T>>& net, loss_kind lo
     const layer_view<T>& out = net.back();
     const std::size_t nl = net.size();
     for (std::int64_t lo = 0; lo < n; lo += batch) {
-        if (lo > 0 && should_stop && should_stop()) {
+        if (lo > 0 && poll && poll(lo)) {
             res.interrupted = true;
             break;
         }
@@ -454,7 +454,7 @@ epoch_result mlp_train_epoch(const std::vector<layer_view<T>>& net, loss_kind lo
                                              const csr_view<T>*, const T*, std::int64_t, const std::int64_t*,      \
                                              std::int64_t, const mlp_buffers<T>&, const std::vector<T*>&,          \
                                              const std::vector<T*>&, T*, T*, bool, optimizer_spec<T>&, const T*,   \
-                                             const std::function<bool()>&);
+                                             const std::function<bool(std::int64_t)>&);
 
 PYFASTNN_INSTANTIATE(float)
 PYFASTNN_INSTANTIATE(double)

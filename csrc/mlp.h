@@ -78,7 +78,7 @@ struct epoch_result {
     std::int64_t samples_done = 0;   // rows of the batches applied
     std::int64_t bad_batch_start = -1;  // first row of the batch whose loss was not finite (then no update)
     double bad_loss = 0;
-    bool interrupted = false;  // should_stop said yes: the batches after samples_done were not run
+    bool interrupted = false;  // poll said stop: the batches after samples_done were not run
 };
 
 // Trains one pass over x (n rows) in batches of `batch` rows, in the order `order` (n row indices) or in
@@ -87,13 +87,14 @@ struct epoch_result {
 // dw/db receive gradients where the optimizer needs them as a separate array (momentum, Adam). Stops before
 // the update of a batch whose loss is not finite. opt.step is advanced for Adam. sw: null, or one weight per
 // row of x (indexed by the original row, like x and y); a batch whose weights sum to 0 is skipped entirely.
-// should_stop (if set) is asked before every batch but the first; when it answers true the epoch ends there,
-// the batches done so far applied, with res.interrupted set (the caller's way to honour Ctrl-C mid-epoch).
+// poll (if set) is called before every batch but the first with the rows of x gone through so far (applied or
+// skipped for a zero weight sum); when it answers true the epoch ends there, the batches done so far applied,
+// with res.interrupted set (the caller's way to honour Ctrl-C and to report progress mid-epoch).
 template <class T>
 epoch_result mlp_train_epoch(const std::vector<layer_view<T>>& net, loss_kind loss, const T* x,
                              const csr_view<T>* sx, const T* y, std::int64_t n, const std::int64_t* order, std::int64_t batch,
                              const mlp_buffers<T>& buf, const std::vector<T*>& dw, const std::vector<T*>& db,
                              T* xbuf, T* ybuf, bool ste, optimizer_spec<T>& opt, const T* sw,
-                             const std::function<bool()>& should_stop);
+                             const std::function<bool(std::int64_t)>& poll);
 
 }  // namespace pyfastnn

@@ -6,7 +6,7 @@
 # tests/test_typing.py checks that this file names exactly the functions the module exports, with their
 # parameters.
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -125,4 +125,5 @@ def train_epoch(
     ste: bool,
     opt: tuple[str, float, float, bool, float, float, float, float, int, Sequence[_Array]],
     sw: _Array | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> tuple[float, int, int, float]: ...

@@ -58,7 +58,8 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from ._ref import (  # noqa: F401  (KERNELS: the contract this module implements)
-    CSR, KERNELS, _check_csr, _named, _refuse_network_overlap, _refuse_overlap, _same_memory,
+    CSR, KERNELS, _check_csr, _named, _progress_ticker, _refuse_network_overlap, _refuse_overlap,
+    _same_memory,
 )
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")  # nogil: other Python threads run meanwhile
@@ -1033,14 +1034,15 @@ def _batch_views(rows, outs, zs, deltas, xbuf):
 
 
 def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, deltas, dweights, dbiases, xbuf, ybuf,
-                ste, opt, sw=None):
+                ste, opt, sw=None, progress=None):
     """Train on x in batches of ``batch`` rows, visiting rows in ``order`` (or in storage order when None).
 
     Same contract as ``_ref.train_epoch``. Shuffled batches of a dense x are gathered into xbuf; their targets
     (and sample weights) are read through ``order`` by the loss kernel, so ybuf is checked but not written.
     dweights holds Δᵀ A without the 1/B afterwards (the update kernels apply it). With sample weights sw (one
     per row of x) each batch minimises its weighted-mean loss; a batch whose weights sum to 0 is skipped (no
-    update at all).
+    update at all). ``progress`` (None or a callable) is called between batches, every
+    ``_ref.PROGRESS_INTERVAL`` seconds at most, with the rows of x gone through so far.
 
     A sparse x (a CSR) is read in place through ``order`` (xbuf is not used). Its first layer's update touches
     only the rows of E = W¹ᵀ that the batch uses (their gradients summed first, so a row is written once per
@@ -1071,6 +1073,7 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
     cap = min(batch, n)
     _check(y, "y", dtype, (n, sizes[-1]))
     sw = _check_sw(sw, n, dtype)
+    tick = _progress_ticker(progress)
     _buffers(sizes, codes, dtype, outs, zs, deltas, cap, False, ste)
     table = _is_table(weights[0])
     _grads(sizes, dtype, dweights, dbiases, table)
@@ -1164,6 +1167,8 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
     # ---- the batch loop
     total, done = 0.0, 0
     for lo in range(0, n, batch):
+        if tick is not None and lo:  # between batches, as the compiled core
+            tick(lo)
         rows = min(cap, n - lo)
         weight = rows
         if weighted:

@@ -34,7 +34,8 @@ write into arrays the caller owns; lists are indexed by layer, 0-based (index l 
     sgd_update(params, grads, velocities, lr, momentum, nesterov, weight_decay) -> None
     adam_update(params, grads, ms, vs, step, lr, beta1, beta2, eps, weight_decay) -> None
     train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, deltas, dweights, dbiases,
-                xbuf, ybuf, ste, opt, sw=None) -> (loss_sum, samples_done, bad_batch_start, bad_loss)
+                xbuf, ybuf, ste, opt, sw=None, progress=None)
+                                                -> (loss_sum, samples_done, bad_batch_start, bad_loss)
 
 train_epoch's loss_sum is Σ over the applied batches of (batch loss × batch rows) = Σ_k C_k, or with weights
 Σ (batch loss × S) = Σ_k s_k C_k: the caller divides by the rows, or by Σ s_k, for the epoch's mean. In
@@ -44,7 +45,12 @@ nothing to loss_sum or samples_done; samples_done counts only the rows of applie
 updates made is still ceil(samples_done / batch). train_epoch may end early with KeyboardInterrupt (Ctrl-C): the
 compiled core checks for signals between batches, the Python backends anywhere in their loop, so the parameters
 and the optimizer's state are then partly updated; a caller that needs a consistent state restores a snapshot
-(fit and train_step do).
+(fit and train_step do). ``progress`` (None or a callable) reports progress within an epoch: it is called
+between batches, at most every ``PROGRESS_INTERVAL`` seconds (the first time that long after the epoch
+starts), with one int, the rows of x gone through so far (applied or skipped for a zero weight sum), so its
+successive arguments increase and stay below len(x). The compiled core calls it when it takes the GIL back to check for
+signals anyway, never once per batch. An exception it raises ends the epoch like Ctrl-C does; it must not use
+the call's arrays. None costs nothing.
 
 No array a kernel writes (an output, a buffer, a parameter it updates) may share memory with another of the
 call's arrays: each backend refuses that with the same ValueError naming both, before touching anything. The one
@@ -72,9 +78,13 @@ moments, as PyTorch's SparseAdam does; other rows keep their weights and state. 
 With ``lazy`` False, or plain SGD, the update is exactly the dense formulas' (weight decay included).
 """
 
+import time
 from typing import NamedTuple
 
 import numpy as np
+
+# Seconds between two calls of train_epoch's progress callable (the compiled core's progress_interval).
+PROGRESS_INTERVAL = 0.2
 
 KERNELS = (
     "gemm",
@@ -408,6 +418,34 @@ def _check_sample_weight(sw, rows, dtype):
     return sw
 
 
+class _ProgressTicker:
+    """Calls ``progress(rows_done)`` when ``PROGRESS_INTERVAL`` seconds have passed since the last call (or
+    since it was made): train_epoch's progress reports for the Python backends, which loop over batches in
+    Python."""
+
+    __slots__ = ("last", "progress")
+
+    def __init__(self, progress):
+        self.progress = progress
+        self.last = time.perf_counter()
+
+    def __call__(self, rows_done):
+        now = time.perf_counter()
+        if now - self.last >= PROGRESS_INTERVAL:
+            self.last = now
+            self.progress(rows_done)
+
+
+def _progress_ticker(progress):
+    """train_epoch's ``progress`` checked: None (no reports, no cost) or a :class:`_ProgressTicker`."""
+    if progress is None:
+        return None
+    if not callable(progress):
+        raise TypeError(
+            f"progress must be None or a callable progress(rows_done); got {type(progress).__name__}")
+    return _ProgressTicker(progress)
+
+
 def _weight_sum(sw):
     return float(np.sum(sw, dtype=np.float64))
 
@@ -562,7 +600,7 @@ def adam_update(params, grads, ms, vs, step, lr, beta1, beta2, eps, weight_decay
 
 
 def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, deltas, dweights, dbiases, xbuf, ybuf,
-                ste, opt, sw=None):
+                ste, opt, sw=None, progress=None):
     """Train on x in batches of ``batch`` rows, visiting rows in ``order`` (or in storage order when None).
 
     The per-layer buffers hold at least min(batch, len(x)) rows; a shorter last batch uses their first rows.
@@ -575,6 +613,9 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
     ``sw`` (None or one weight per row of x, gathered through ``order`` like x and y) weights the samples: each
     batch then minimises its weighted-mean loss, and a batch whose weights sum to 0 is skipped entirely (no
     update, no decay, no momentum or Adam step; it counts neither in the loss sum nor in the rows trained).
+
+    ``progress`` (None or a callable) is called between batches, every ``PROGRESS_INTERVAL`` seconds at most,
+    with the rows of x gone through so far.
 
     Returns (Σ batch loss × batch rows, or with weights Σ batch loss × batch weight sum; rows trained; first
     row of the batch whose loss was not finite or −1; that loss). A batch with a non-finite loss is not applied
@@ -592,10 +633,13 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
         state if kind == "adam" or momentum else (), order))
     x = _operand(x, weights[0].shape[1], outs[0].dtype)
     sw = _check_sample_weight(sw, n, outs[-1].dtype)
+    tick = _progress_ticker(progress)
     # Lazy updates leave the rows of E = W¹ᵀ that a batch does not use alone, state included.
     lazy = sparse and bool(lazy) and (kind == "adam" or momentum != 0)
     total, done = 0.0, 0
     for lo in range(0, n, batch):
+        if tick is not None and lo:  # between batches, as the compiled core
+            tick(lo)
         rows = min(batch, n - lo)
         swb, weight = None, float(rows)
         if sw is not None:

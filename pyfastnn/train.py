@@ -209,7 +209,8 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
     callbacks : iterable of callables ``cb(epoch, logs) -> bool``
         Called after every epoch with the epoch's logs; returning True stops training.
     progress : bool
-        Print a line per epoch (a redrawn bar on a terminal) to standard error.
+        Print a line per epoch to standard error; on a terminal, a bar redrawn also within each epoch (the
+        rows done so far, every 0.2 s).
     sample_weight : array (B,) of weights >= 0, or None
         Each batch minimises Σ s_i ℓ_i / Σ s_i over its rows (scikit-learn's convention); the logged loss is
         the weighted mean over the epoch. A batch whose weights are all zero is skipped.
@@ -421,6 +422,7 @@ def _fit(net, x, y, loss, optimizer, batch_size, epochs, shuffle, seed, tol, val
                         total, done, bad_start, bad_loss = kernels.train_epoch(
                             net.weights, net.biases, net.activations, loss, x, y, order, batch, outs, zs,
                             deltas, dws, dbs, xbuf, ybuf, net.straight_through, spec, *extra,
+                            progress=_within_epoch(reporter, epoch, n),
                         )
                         batches = -(-done // batch)
                         optimizer.advance(batches)
@@ -505,6 +507,14 @@ def _fit(net, x, y, loss, optimizer, batch_size, epochs, shuffle, seed, tol, val
         with guard.writing():
             _restore(_current_parameters(net, len(history) + 1), best_params)
     return history
+
+
+def _within_epoch(reporter, epoch, n):
+    """The kernels' progress callable for ``epoch`` of ``n`` rows, or None (no cost) when nothing would
+    show."""
+    if not reporter.shows_within_epoch:
+        return None
+    return lambda rows_done: reporter.within_epoch(epoch, rows_done, n)
 
 
 def _restore(targets, saved):
