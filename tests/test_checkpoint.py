@@ -105,9 +105,9 @@ def test_ctrl_c_inside_an_epoch_then_resume(backend_name, tmp_path, monkeypatch)
         def __getattr__(self, name):
             return getattr(kernels, name)
 
-        def train_epoch(self, *args):
+        def train_epoch(self, *args, **kwargs):
             calls.append(1)
-            result = kernels.train_epoch(*args)
+            result = kernels.train_epoch(*args, **kwargs)
             if len(calls) == 4:
                 raise KeyboardInterrupt
             return result
