@@ -405,12 +405,13 @@ def _cli_train(tmp_path, on_pty, scale=1):
             "--test-size", "0.2", "--backend", backend, "--no-save"]
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     if not on_pty:
-        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+        done = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                              check=False)
         assert done.returncode == 0, done.stderr
         return done.stdout + done.stderr, n - n // 5
     master, slave = pty.openpty()
     try:
-        proc = subprocess.Popen(argv, env=env, stdin=slave, stdout=slave, stderr=slave)
+        proc = subprocess.Popen(argv, env=env, cwd=tmp_path, stdin=slave, stdout=slave, stderr=slave)
         os.close(slave)
         slave = None
         received = b""
