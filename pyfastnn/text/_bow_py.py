@@ -187,11 +187,10 @@ def text_columns(text, delimiter, ncols, tcol, lcol):
     read before and that record's line number and cell count (else 0, 0)."""
     if len(delimiter) != 1 or not 0 <= tcol < ncols or not 0 <= lcol < ncols:
         raise ValueError("text_columns: one delimiter character and columns in [0, ncols)")
+    from ..datasets import _text_rows  # the records' rule, in one place
+
     texts, labels, lines = [], [], []
-    for number, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
-        cells = line.split(delimiter)
-        if not line or (len(cells) == 1 and not line.strip()):
-            continue
+    for number, cells in _text_rows(text, delimiter, None):
         if len(cells) != ncols:
             return texts, labels, np.array(lines, dtype=np.int64), number, len(cells)
         texts.append(cells[tcol])
