@@ -4,7 +4,8 @@ run.
 
 ``fit(..., checkpoint=path, resume=True)`` uses :func:`save_checkpoint` after an epoch and
 :func:`load_checkpoint` + :meth:`Checkpoint.check` + :meth:`Checkpoint.restore` before the first. Of the
-processes of a data-parallel fit, one should write the file while the others wait.
+processes of a data-parallel fit, rank 0 writes the file while the others wait, and reads it on resume
+(pyfastnn.distributed.Replicas.save / resume_point).
 
 File format (version 1; docs/file-formats.md): an ``.npz`` archive like a model file (no pickled objects) with
 
@@ -14,14 +15,15 @@ File format (version 1; docs/file-formats.md): an ``.npz`` archive like a model 
              resume),
              "epoch", "stop_reason", "best_epoch", "history_keys", "rng" (the shuffling Generator's
              bit_generator.state), "stopper": {"best", "bad"}, "schedule" (its state or null),
-             "samples_seen", "loss_scale", "elapsed", "has_best", "has_validation_rows", "sha256"}
+             "samples_seen", "loss_scale", "elapsed", "has_best", "has_validation_rows", "sha256"; of a
+             distributed fit also "replica_seed", and "run" holds "ranks", "rank_samples", "rank_validation"}
     W0..W{L-1}, b0..b{L-1}   the parameters, C order, in the network's dtype
     state0..state{n_state-1} the optimizer's state arrays (SGD: velocities of W0.., b0..; Adam: m then v),
              each shaped as parameter (i mod 2L) of the list W0..W{L-1}, b0..b{L-1}
     best_W0.., best_b0..     (has_best) the best epoch's parameters, kept for ``restore_best``
     history  float64 (epochs, len(history_keys)): the History's values; epochs  int64 (epochs,)
     validation_rows          (has_validation_rows: fit split them off itself) int64 (run["n_validation"],),
-             increasing
+             increasing (of a distributed fit: each rank's segment, in rank order)
 
 ``sha256`` is the digest of the header's JSON without it (keys sorted) and of every array's bytes in the order
 above: a damaged or edited file fails to load, it never loads as another state.
@@ -44,8 +46,9 @@ KIND = "pyfastnn checkpoint"
 _FINISHED = ("tol", "early_stopping", "callback", "lr_plateau")  # stop reasons that end a run for good
 
 
-def check_arguments(checkpoint, checkpoint_every, resume):
-    """fit's checkpoint arguments, checked: (path or None, every, resume)."""
+def check_arguments(checkpoint, checkpoint_every, resume, writer=True):
+    """fit's checkpoint arguments, checked: (path or None, every, resume). The folder must exist where the
+    file is written (``writer``: on rank 0 of a distributed fit)."""
     if not isinstance(resume, (bool, np.bool_)):
         raise TypeError(f"resume must be True or False; got {type(resume).__name__} {resume!r}")
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, numbers.Integral):
@@ -63,9 +66,9 @@ def check_arguments(checkpoint, checkpoint_every, resume):
         raise TypeError(f"checkpoint must be None or a file path (str, bytes or os.PathLike); got "
                         f"{type(checkpoint).__name__}") from None
     folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):  # found now, not after the first epoch
+    if writer and not os.path.isdir(folder):  # found now, not after the first epoch
         raise FileNotFoundError(f"checkpoint: the folder {folder} of {path} does not exist")
-    if os.path.isdir(path):
+    if writer and os.path.isdir(path):
         raise IsADirectoryError(f"checkpoint: {path} is a directory; give the path of a file")
     return path, int(checkpoint_every), bool(resume)
 
@@ -111,7 +114,7 @@ def _digest(header, arrays):
 
 
 def save_checkpoint(path, net, optimizer, *, epoch, rng, history, settings, stopper, schedule, best_params,
-                    samples_seen, loss_scale, elapsed, validation_rows):
+                    samples_seen, loss_scale, elapsed, validation_rows, replica_seed=None):
     """Write the state of a fit after ``epoch`` to ``path``, atomically and durably (a new file next to it,
     flushed to the disk, renamed over it): a crash at any moment leaves the previous checkpoint or this one.
 
@@ -137,7 +140,10 @@ def save_checkpoint(path, net, optimizer, *, epoch, rng, history, settings, stop
     elapsed : float
         Seconds of training so far (the History's "time" continues from it).
     validation_rows : int array (V,) or None
-        The rows fit held out for validation, when it split them off itself.
+        The rows fit held out for validation, when it split them off itself (of a distributed fit: every
+        rank's, concatenated in rank order; ``settings`` holds each rank's count).
+    replica_seed : int or None
+        Of a distributed fit: the seed every rank's shuffling draws from (with its rank and the epoch).
     """
     from . import __version__
 
@@ -166,6 +172,8 @@ def save_checkpoint(path, net, optimizer, *, epoch, rng, history, settings, stop
         "has_best": best_params is not None,
         "has_validation_rows": validation_rows is not None,
     }
+    if replica_seed is not None:
+        header["replica_seed"] = int(replica_seed)
     arrays = {}
     for l, (w, b) in enumerate(zip(net.weights, net.biases)):
         arrays[f"W{l}"], arrays[f"b{l}"] = w, b
@@ -212,7 +220,26 @@ class Checkpoint:
 
     @property
     def validation_rows(self):
+        """The held-out rows as stored (of a distributed fit: every rank's, concatenated), or None."""
         return self.arrays.get("validation_rows")
+
+    @property
+    def replica_seed(self):
+        """The shuffling seed of a distributed fit's ranks (None for a single-process fit)."""
+        return self.header.get("replica_seed")
+
+    def validation_rows_of(self, n_samples, rank=None, ranks=None):
+        """The validation rows the fit held out of its ``n_samples`` rows (those of rank ``rank`` of
+        ``ranks`` in a distributed fit), or None when it did not split them off itself or had other data."""
+        rows, run = self.validation_rows, self.header["run"]
+        if rows is None:
+            return None
+        if rank is None:
+            return rows if "ranks" not in run and run["n_samples"] == n_samples else None
+        if run.get("ranks") != ranks or run["rank_samples"][rank] != n_samples:
+            return None
+        start = sum(run["rank_validation"][:rank])
+        return rows[start : start + run["rank_validation"][rank]]
 
     def check(self, net, optimizer, settings, epochs):
         """Raise ValueError when this checkpoint is not of a run of ``net`` and ``optimizer`` with these
@@ -385,7 +412,22 @@ def _check_contents(checkpoint):
         raise ValueError("rng and optimizer config must be objects")
     if not isinstance(h["run"], dict) or not isinstance(h["network"], dict):
         raise ValueError("run and network must be objects")
+    seed = h.get("replica_seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"replica_seed {seed!r}")
+    run = h["run"]
+    if "ranks" in run:  # a distributed fit's: every rank's share of the data
+        ranks, counts, held = run["ranks"], run["rank_samples"], run["rank_validation"]
+        if (not isinstance(ranks, int) or ranks < 1 or seed is None
+                or any(not isinstance(c, list) or len(c) != ranks
+                       or not all(isinstance(v, int) and v >= 0 for v in c) for c in (counts, held))
+                or sum(counts) != run["n_samples"] or sum(held) != run["n_validation"]):
+            raise ValueError(f"ranks {ranks!r}, rank_samples {counts!r}, rank_validation {held!r}")
+        parts = zip(counts, np.cumsum([0] + held[:-1]), held)
+    else:
+        parts = [(run["n_samples"], 0, run["n_validation"])]
     rows = a.get("validation_rows")
-    if rows is not None and rows.size and (rows[0] < 0 or rows[-1] >= h["run"]["n_samples"]
-                                           or np.any(np.diff(rows) <= 0)):
-        raise ValueError("validation_rows must be increasing row indices below n_samples")
+    for n, start, count in parts if rows is not None else ():
+        mine = rows[start : start + count]
+        if mine.size and (mine[0] < 0 or mine[-1] >= n or np.any(np.diff(mine) <= 0)):
+            raise ValueError("validation_rows must be increasing row indices below n_samples (of each rank)")

@@ -368,7 +368,8 @@ def _train(args):
     if args.plot:
         _check_output(args.plot, "--plot")
     if args.checkpoint:
-        _check_output(args.checkpoint, "--checkpoint")
+        if comm is None or comm.Get_rank() == 0:  # the rank that writes it
+            _check_output(args.checkpoint, "--checkpoint")
     elif args.resume:
         raise ValueError("--resume needs --checkpoint PATH (the checkpoint to continue from)")
     defaulted = [name for name in _TRAIN_DEFAULTS[args.text] if getattr(args, name) is None]

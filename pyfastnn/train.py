@@ -1,5 +1,6 @@
 """The training loop: epochs of shuffled mini-batches, validation, stopping criteria, progress and callbacks."""
 
+import functools
 import numbers
 import os
 import sys
@@ -259,8 +260,10 @@ def fit(net, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=
         dtype and thread count). A finished run (stopped early, by tol, a callback or a plateau) is not
         trained further. The network, the data's size and fit's arguments (loss, optimizer type, batch
         size, shuffle, early stopping, monitor, tol, patience, lr schedule, sample weights or not) must be
-        those of the run, or ValueError names the differences. Checkpoints are not yet supported with
-        ``comm`` (ValueError).
+        those of the run, or ValueError names the differences. With ``comm``: rank 0 writes the file while
+        the other ranks wait, and reads it on resume (the other ranks need not see it); the checkpoint also
+        records the number of ranks, each rank's row count and validation split and the shuffling seed, and
+        resuming needs the same number of ranks with the same shards.
 
     Returns
     -------
@@ -310,11 +313,12 @@ def _fit(net, x, y, loss, optimizer, batch_size, epochs, shuffle, seed, tol, val
          progress, sample_weight, class_weight, lr_schedule, early_stopping, validation_fraction, patience,
          monitor, restore_best, replicas, checkpoint, checkpoint_every, resume):
     seed = check_seed(seed)
-    checkpoint, checkpoint_every, resume = _checkpoint.check_arguments(checkpoint, checkpoint_every, resume)
-    if checkpoint is not None and replicas is not None:
-        # Each rank's shard size, validation split and shuffling seed would have to be recorded and checked.
-        raise ValueError("checkpoint= is not supported with comm= (distributed training) yet")
-    resumed = _checkpoint.load_checkpoint(checkpoint) if resume and os.path.exists(checkpoint) else None
+    checkpoint, checkpoint_every, resume = _checkpoint.check_arguments(
+        checkpoint, checkpoint_every, resume, writer=replicas is None or replicas.rank == 0)
+    if replicas is None:
+        resumed = _checkpoint.load_checkpoint(checkpoint) if resume and os.path.exists(checkpoint) else None
+    else:  # rank 0 reads it (only rank 0 writes it)
+        resumed = replicas.resume_point(checkpoint, resume)
     shuffle = check_bool("shuffle", shuffle)
     early_stopping = check_bool("early_stopping", early_stopping)
     restore_best = check_bool("restore_best", restore_best)
@@ -338,8 +342,9 @@ def _fit(net, x, y, loss, optimizer, batch_size, epochs, shuffle, seed, tol, val
         x_val, y_val, sw_val = _check_validation(net, loss, validation_data)
     elif early_stopping:
         saved = None
-        if resumed is not None and resumed.header["run"]["n_samples"] == n_samples:
-            saved = resumed.validation_rows
+        if resumed is not None:
+            saved = (resumed.validation_rows_of(n_samples) if replicas is None
+                     else resumed.validation_rows_of(n_samples, replicas.rank, replicas.size))
         val_rows = _validation_rows(x, y, loss, validation_fraction, seed, saved)
         (x, y, sw), (x_val, y_val, sw_val) = _split_validation(net, x, y, sw, loss, validation_fraction, seed,
                                                                val_rows)
@@ -356,8 +361,6 @@ def _fit(net, x, y, loss, optimizer, batch_size, epochs, shuffle, seed, tol, val
         settings = _checkpoint.run_settings(
             net, loss, optimizer, n_samples, x.shape[1], y.shape[1], batch, shuffle, early_stopping,
             restore_best, monitor, tol, patience, 0 if x_val is None else x_val.shape[0], schedule, sw is not None)
-        if resumed is not None:
-            resumed.check(net, optimizer, settings, epochs)
     weight_total = float(n) if sw is None else float(sw.sum(dtype=np.float64))
     extra = () if sw is None else (sw,)
     kernels = _backend.kernels()
@@ -376,13 +379,7 @@ def _fit(net, x, y, loss, optimizer, batch_size, epochs, shuffle, seed, tol, val
     best_params = None
     samples_seen = elapsed = 0
     first = 1
-    if resumed is None:
-        scale = net._loss_scale(kernels, loss, x, y)
-    else:
-        state = resumed.restore(net, optimizer, rng, history, stopper, schedule)
-        samples_seen, scale, elapsed, best_params = (
-            state[k] for k in ("samples_seen", "loss_scale", "elapsed", "best_params"))
-        first = epochs + 1 if resumed.finished else resumed.epoch + 1
+    scale = net._loss_scale(kernels, loss, x, y) if resumed is None else 0.0  # a resumed run's is restored
     if replicas is not None:
         signature = {
             "layer_sizes": net.layer_sizes, "activations": net.activations, "dtype": net.dtype.name,
@@ -394,8 +391,20 @@ def _fit(net, x, y, loss, optimizer, batch_size, epochs, shuffle, seed, tol, val
             "lr_schedule": None if lr_schedule is None else repr(lr_schedule),
             "backend": _backend.get_backend(),
         }
-        # Every rank takes the same number of steps per epoch (the most any shard needs).
-        steps, weight_total, scale = replicas.agree(signature, -(-n // batch), weight_total, scale, seed)
+        # Every rank takes the same number of steps per epoch (the most any shard needs); a resumed run
+        # shuffles on from the seed it started with.
+        steps, weight_total, scale = replicas.agree(signature, -(-n // batch), weight_total, scale,
+                                                    seed if resumed is None else resumed.replica_seed)
+        if checkpoint is not None:
+            val_rows = replicas.shards(n_samples, settings["n_validation"], val_rows, settings)
+    if resumed is not None:
+        # Checked on every rank alike (the same file, the same settings): each raises the same error.
+        resumed.check(net, optimizer, settings, epochs)
+        state = resumed.restore(net, optimizer, rng, history, stopper, schedule)
+        samples_seen, scale, elapsed, best_params = (
+            state[k] for k in ("samples_seen", "loss_scale", "elapsed", "best_params"))
+        first = epochs + 1 if resumed.finished else resumed.epoch + 1
+    if replicas is not None:
         replicas.broadcast(net.weights + net.biases, optimizer)
         buffers = replicas.gradient_buffers(net)
         val_weight = 0.0 if x_val is None else float(x_val.shape[0] if sw_val is None else sw_val.sum())
@@ -491,10 +500,15 @@ def _fit(net, x, y, loss, optimizer, batch_size, epochs, shuffle, seed, tol, val
                 history.stop_reason = "lr_plateau"
             finished = history.stop_reason != "epochs"
             if checkpoint is not None and (epoch % checkpoint_every == 0 or epoch == epochs or finished):
-                _checkpoint.save_checkpoint(
-                    checkpoint, net, optimizer, epoch=epoch, rng=rng, history=history, settings=settings,
-                    stopper=stopper, schedule=schedule, best_params=best_params, samples_seen=samples_seen,
-                    loss_scale=scale, elapsed=logs["time"], validation_rows=val_rows)
+                write = functools.partial(
+                    _checkpoint.save_checkpoint, checkpoint, net, optimizer, epoch=epoch, rng=rng,
+                    history=history, settings=settings, stopper=stopper, schedule=schedule,
+                    best_params=best_params, samples_seen=samples_seen, loss_scale=scale, elapsed=logs["time"],
+                    validation_rows=val_rows, replica_seed=None if replicas is None else replicas.seed)
+                if replicas is None:
+                    write()
+                else:
+                    replicas.save(write)
             if finished:
                 break
     finally:

@@ -3,6 +3,7 @@
 Each prints lines "RESULT <json>" on rank 0 for the test to check; every MPI rank runs the same program."""
 
 import json
+import os
 import sys
 
 import numpy as np
@@ -110,7 +111,6 @@ def raises_mid_training():
 
 def killed_mid_training():
     """Rank size−1 dies from SIGKILL in epoch 2 (no Python exception, no abort_on_error to call)."""
-    import os
     import signal
 
     x, y = data(300, seed=rank)
@@ -187,8 +187,106 @@ def estimator():
            cloned=clone(est).get_params() == est.get_params())
 
 
+
+def same_history(a, b):
+    """Whether two Histories hold the same values (but for the times)."""
+    return {k: v for k, v in a.history.items() if k != "time"} == {k: v for k, v in b.history.items() if k != "time"}
+
+
+def checkpointed(folder, epochs, path=None, callbacks=(), resume=False, seed=None):
+    """A distributed run writing checkpoints: 3 uneven shuffled shards, seed=None by default (the drawn
+    shuffling seed and each rank's validation split must come back from the file), Adam, early stopping."""
+    x, y = data(90 + 17 * rank, seed=20 + rank)
+    net = pf.MLP([7, 6, 3], dtype=np.float64, seed=1)
+    history = net.fit(x, y, optimizer=pf.Adam(lr=0.01), batch_size=6, epochs=epochs, seed=seed, comm=comm,
+                      early_stopping=True, validation_fraction=0.2, patience=100, progress=False,
+                      checkpoint=path or f"{folder}/whole.npz", callbacks=list(callbacks), resume=resume)
+    return net, history
+
+
+def resume_equals_whole():
+    """A run resumed from its own checkpoint of epoch 2 (copied during the run) ends like the run; ranks
+    other than 0 pass a path in a folder they do not have (only rank 0 reads and writes the file)."""
+    import shutil
+
+    folder = sys.argv[2]
+
+    def keep(epoch, logs):  # callbacks run before the epoch's checkpoint: epoch 3's see epoch 2's file
+        if epoch == 3 and rank == 0:
+            shutil.copy(f"{folder}/whole.npz", f"{folder}/part.npz")
+        return False
+
+    whole, whole_history = checkpointed(folder, 5, callbacks=[keep])
+    part = f"{folder}/part.npz" if rank == 0 else f"{folder}/rank-{rank}-has-no-such-folder/part.npz"
+    resumed, history = checkpointed(folder, 5, path=part, resume=True)
+    result(equal=comm.allgather(parameters_digest(resumed) == parameters_digest(whole)),
+           digests=comm.allgather(parameters_digest(resumed)),
+           history=comm.allgather(same_history(history, whole_history)),
+           val_loss=whole_history["val_loss"])
+
+
+def killed_while_checkpointing():
+    """Phase 1 of a crash: rank size-1 dies from SIGKILL in epoch 3, after the checkpoint of epoch 2."""
+    import signal
+
+    def die(epoch, logs):
+        if rank == size - 1 and epoch == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return False
+
+    checkpointed(sys.argv[2], 5, path=f"{sys.argv[2]}/crashed.npz", callbacks=[die], seed=3)
+    result(finished=True)  # not reached
+
+
+def resumed_after_the_kill():
+    """Phase 2: resume the killed run; it ends as a run that was never interrupted."""
+    from pyfastnn._checkpoint import load_checkpoint
+
+    folder = sys.argv[2]
+    after = load_checkpoint(f"{folder}/crashed.npz").epoch if rank == 0 else None
+    whole, whole_history = checkpointed(folder, 5, path=f"{folder}/never.npz", seed=3)
+    resumed, history = checkpointed(folder, 5, path=f"{folder}/crashed.npz", resume=True, seed=3)
+    result(equal=comm.allgather(parameters_digest(resumed) == parameters_digest(whole)),
+           history=comm.allgather(same_history(history, whole_history)), resumed_after=after)
+
+
+def resume_with_other_ranks():
+    """A checkpoint of 3 ranks resumed by 2 (or the reverse): ValueError on every rank."""
+    try:
+        checkpointed(sys.argv[2], 5, path=f"{sys.argv[2]}/whole.npz", resume=True)
+    except ValueError as exc:
+        print(f"RANK {rank} ValueError: {exc}", flush=True)
+        return
+    print(f"RANK {rank} trained", flush=True)
+
+
+def checkpoint_write_fails():
+    """Rank 0 cannot write the checkpoint of epoch 2 (its folder is gone): every rank raises, none waits."""
+    import shutil
+
+    folder = f"{sys.argv[2]}/vanishing"
+
+    def remove(epoch, logs):
+        if epoch == 2 and rank == 0:
+            shutil.rmtree(folder)
+        return False
+
+    if rank == 0:
+        os.makedirs(folder)
+    comm.Barrier()
+    try:
+        checkpointed(folder, 4, path=f"{folder}/run.npz", callbacks=[remove])
+    except (OSError, RuntimeError) as exc:
+        print(f"RANK {rank} {type(exc).__name__}: {exc}", flush=True)
+        return
+    print(f"RANK {rank} trained", flush=True)
+
+
 if __name__ == "__main__":
     {"oracle": oracle, "oracle_sparse": lambda: oracle(sparse=True), "replicas": replicas,
      "raises_mid_training": raises_mid_training, "fails_before_training": fails_before_training,
      "mismatch": mismatch, "estimator": estimator, "killed_mid_training": killed_mid_training,
-     "diverges": diverges}[sys.argv[1]]()
+     "diverges": diverges, "resume_equals_whole": resume_equals_whole,
+     "killed_while_checkpointing": killed_while_checkpointing, "resumed_after_the_kill": resumed_after_the_kill,
+     "resume_with_other_ranks": resume_with_other_ranks, "checkpoint_write_fails": checkpoint_write_fails,
+     }[sys.argv[1]]()

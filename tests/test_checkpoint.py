@@ -5,6 +5,7 @@ ValueError."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -554,11 +555,38 @@ def test_the_estimators_resume_a_run(tmp_path, estimator, options):
         getattr(pf, estimator)(solver="lbfgs").fit(X, y, checkpoint=path)
 
 
-def test_checkpoints_with_comm_are_refused_for_now(tmp_path):
+def test_a_one_rank_distributed_run_resumes_like_the_uninterrupted_one(tmp_path):
+    """comm=COMM_SELF goes through the distributed path (rank 0 writes, the shards and the shuffling seed are
+    recorded) in this process; the many-rank runs are in tests/test_distributed.py."""
     MPI = pytest.importorskip("mpi4py.MPI")
-    x = np.random.default_rng(0).standard_normal((20, 3))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((60, 3))
     y = (x[:, 0] > 0).astype(np.int64)
-    net = pf.MLP([3, 4, 2], output_activation="softmax", seed=0)
-    with pytest.raises(ValueError, match="checkpoint= is not supported with comm="):
-        net.fit(x, y, epochs=1, progress=False, comm=MPI.COMM_SELF, checkpoint=tmp_path / "c.npz")
-    assert not (tmp_path / "c.npz").exists()
+    options = dict(optimizer=pf.Adam(lr=0.01), batch_size=7, progress=False, comm=MPI.COMM_SELF,
+                   early_stopping=True, validation_fraction=0.25, patience=50)
+
+    def train(path, epochs, **more):
+        net = pf.MLP([3, 4, 2], output_activation="softmax", seed=0, dtype=np.float64)
+        return net, net.fit(x, y, epochs=epochs, checkpoint=path, **options, **more)
+
+    def keep(epoch, logs):  # callbacks run before the epoch's checkpoint: the file holds epoch 2 here
+        if epoch == 3:
+            shutil.copy(tmp_path / "whole.npz", tmp_path / "part.npz")
+        return False
+
+    # seed=None: the interrupted run is this run's copy (a new run would draw another seed and split).
+    whole, whole_history = train(tmp_path / "whole.npz", 5, callbacks=[keep])
+    saved = _checkpoint.load_checkpoint(tmp_path / "part.npz")
+    assert saved.epoch == 2 and saved.replica_seed is not None  # seed=None: the drawn one is recorded
+    run = saved.header["run"]
+    assert (run["ranks"], run["rank_samples"], run["rank_validation"]) == (1, [60], [15])
+    resumed, history = train(tmp_path / "part.npz", 5, resume=True)
+    for a, b in zip(resumed.weights + resumed.biases, whole.weights + whole.biases):
+        np.testing.assert_array_equal(a, b)
+    assert history["loss"] == whole_history["loss"] and history["val_loss"] == whole_history["val_loss"]
+    # A single-process checkpoint is not one of this run's.
+    single = tmp_path / "single.npz"
+    pf.MLP([3, 4, 2], output_activation="softmax", seed=0, dtype=np.float64).fit(
+        x, y, epochs=1, checkpoint=single, **{**options, "comm": None})
+    with pytest.raises(ValueError, match="rank_samples"):
+        train(single, 5, resume=True)

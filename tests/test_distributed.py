@@ -152,6 +152,38 @@ def test_a_mismatch_between_ranks_is_reported_on_every_rank_before_training():
         assert "[7, 8, 3]" in line and "[7, 9, 3]" in line, line
 
 
+def test_a_distributed_run_resumed_from_its_checkpoint_ends_like_the_uninterrupted_run(tmp_path):
+    # 3 ranks, uneven shuffled shards, seed=None, early stopping's validation split per rank, Adam, float64:
+    # the checkpoint of epoch 2, resumed to epoch 5, gives the run's parameters bit for bit on every rank.
+    out = results(mpirun(3, sys.executable, str(JOB), "resume_equals_whole", str(tmp_path)))
+    assert out["equal"] == [True] * 3 and len(set(out["digests"])) == 1, out
+    assert out["history"] == [True] * 3 and len(out["val_loss"]) == 5, out
+    # The same file resumed by 2 ranks: the shards differ, every rank says so.
+    proc = mpirun(2, sys.executable, str(JOB), "resume_with_other_ranks", str(tmp_path), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("RANK"))
+    assert len(lines) == 2 and all("ValueError" in line and "ranks: checkpoint 3, this fit 2" in line
+                                   for line in lines), proc.stdout
+
+
+def test_a_job_killed_mid_run_resumes_from_its_checkpoint(tmp_path):
+    start = time.monotonic()
+    proc = mpirun(2, sys.executable, str(JOB), "killed_while_checkpointing", str(tmp_path), timeout=60)
+    assert proc.returncode != 0 and "RESULT" not in proc.stdout
+    assert time.monotonic() - start < 30
+    out = results(mpirun(2, sys.executable, str(JOB), "resumed_after_the_kill", str(tmp_path)))
+    assert out == {"equal": [True, True], "history": [True, True], "resumed_after": 2}, out
+
+
+def test_a_checkpoint_rank_0_cannot_write_raises_on_every_rank(tmp_path):
+    proc = mpirun(2, sys.executable, str(JOB), "checkpoint_write_fails", str(tmp_path), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("RANK"))
+    assert len(lines) == 2, proc.stdout
+    assert lines[0].startswith("RANK 0 FileNotFoundError"), lines
+    assert lines[1].startswith("RANK 1 RuntimeError") and "rank 0 could not write the checkpoint" in lines[1]
+
+
 def test_cli_distributed_trains_the_digits_like_one_process(tmp_path):
     args = ["-m", "pyfastnn.cli", "train", "--epochs", "15", "--quiet", "--seed", "0"]
     one = subprocess.run([sys.executable, *args, "--no-save"], capture_output=True, text=True, timeout=240,

@@ -187,20 +187,76 @@ class Replicas:
             self.agreed = True
             self.comm.allgather((f"{type(exc).__name__}: {exc}", None))
 
+    def _exchange(self, payload: Any) -> list[Any]:
+        """Every rank's ``payload``, gathered before training, in the one message form ``fail`` sends too:
+        when a rank failed instead, raise ValueError on every rank (and send nothing more)."""
+        gathered = self.comm.allgather((None, payload))
+        failed = [f"rank {r}: {err}" for r, (err, _) in enumerate(gathered) if err is not None]
+        if failed:
+            self.agreed = True
+            raise ValueError("distributed fit: no rank trains because " + "; ".join(failed))
+        return [part for _, part in gathered]
+
+    def resume_point(self, path: str | None, resume: bool) -> Any:
+        """The checkpoint to resume from, read by rank 0 and sent to every rank (so only rank 0 needs to see
+        the file), or None (no checkpoint, resume=False, or no file yet). Raises ValueError on every rank
+        when the ranks were given different checkpoint arguments."""
+        import os
+
+        from .._checkpoint import load_checkpoint
+
+        found = None
+        if self.rank == 0 and path is not None and resume and os.path.exists(path):
+            found = load_checkpoint(path)  # an error here reaches the other ranks through fail()
+        parts = self._exchange((path is not None, bool(resume), found))
+        asked = [part[:2] for part in parts]
+        if any(a != asked[0] for a in asked):
+            self.agreed = True
+            each = ", ".join(f"rank {r}: checkpoint {'given' if c else 'None'}, resume={res}"
+                             for r, (c, res) in enumerate(asked))
+            raise ValueError("distributed fit: the ranks must pass the same checkpoint and resume arguments "
+                             f"(a path on every rank or on none); they differ ({each})")
+        return parts[0][2]
+
+    def shards(self, n_samples: int, n_validation: int, validation_rows: np.ndarray | None,
+               settings: dict[str, Any]) -> np.ndarray | None:
+        """Record every rank's share of the data in a checkpoint's ``settings`` (totals in n_samples and
+        n_validation, the per-rank counts in rank_samples and rank_validation): resuming needs the same
+        shards. Returns the ranks' held-out validation rows, concatenated in rank order, when fit split them
+        off itself (else None)."""
+        parts = self.comm.allgather((int(n_samples), int(n_validation), validation_rows))
+        settings.update(ranks=self.size, n_samples=sum(p[0] for p in parts),
+                        n_validation=sum(p[1] for p in parts), rank_samples=[p[0] for p in parts],
+                        rank_validation=[p[1] for p in parts])
+        if validation_rows is None:
+            return None
+        return np.concatenate([np.asarray(p[2], dtype=np.int64) for p in parts])
+
+    def save(self, write: Any) -> None:
+        """``write()`` (a checkpoint's) on rank 0 while the others wait for it; an error writing raises on
+        every rank."""
+        error = None
+        if self.rank == 0:
+            try:
+                write()
+            except Exception as exc:
+                error = exc
+        message = self.comm.bcast(None if error is None else f"{type(error).__name__}: {error}", root=0)
+        if error is not None:
+            raise error
+        if message is not None:
+            raise RuntimeError(f"distributed fit: rank 0 could not write the checkpoint ({message})")
+
     def agree(self, signature: dict[str, Any], steps: int, weight_total: float, scale: float,
               seed: int | None) -> tuple[int, float, float]:
         """Exchange what must match (``signature``, a dict) and what is combined: each rank's step count,
         weight sum and loss scale. Raises ValueError on every rank when a rank failed to start or the
         signatures differ. Returns (steps: the largest, weight_total: the sum, scale: the largest)."""
-        self.agreed = True
         if seed is None:
             entropy: Any = np.random.SeedSequence().entropy
             seed = int(entropy) % (1 << 63)  # rank 0's is the one used
-        gathered = self.comm.allgather((None, (signature, steps, weight_total, scale, seed)))
-        failed = [f"rank {r}: {err}" for r, (err, _) in enumerate(gathered) if err is not None]
-        if failed:
-            raise ValueError("distributed fit: no rank trains because " + "; ".join(failed))
-        parts = [g[1] for g in gathered]
+        parts = self._exchange((signature, steps, weight_total, scale, seed))
+        self.agreed = True
         differ = []
         for key in signature:
             values = [p[0].get(key) for p in parts]
