@@ -438,7 +438,7 @@ def _fit(net, x, y, loss, optimizer, batch_size, epochs, shuffle, seed, tol, val
                     else:  # the optimizer counts its own steps there
                         total, done, bad_start, bad_loss, batches = replicas.epoch(
                             kernels, net, loss, x, y, sw, order, batch, steps, (outs, zs, deltas), buffers,
-                            xbuf, ybuf, optimizer)
+                            xbuf, ybuf, optimizer, progress=_within_epoch(reporter, epoch, n))
                 except BaseException:
                     # Ctrl-C stops an epoch between two batches (on the numba and numpy backends anywhere in
                     # their Python loop, even between two layers' updates): the weights and the optimizer's

@@ -265,6 +265,21 @@ def test_one_rank_communicator_trains_like_no_communicator():
         np.testing.assert_allclose(q, p, rtol=1e-12, atol=1e-14)
 
 
+def test_a_distributed_epoch_reports_progress_within_the_epoch(monkeypatch):
+    # The reporter's callable (given only where a bar is drawn: a terminal, rank 0) gets this rank's rows done,
+    # here after every step (the 0.2 s interval set to 0).
+    from mpi4py import MPI
+
+    from pyfastnn import _ref, train
+
+    calls = []
+    monkeypatch.setattr(_ref, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(train, "_within_epoch", lambda reporter, epoch, n: lambda rows: calls.append((epoch, rows)))
+    x, y = np.random.default_rng(0).standard_normal((45, 5)), np.arange(45) % 3
+    pf.MLP([5, 4, 3], seed=2).fit(x, y, batch_size=10, epochs=2, comm=MPI.COMM_SELF, progress=False)
+    assert calls == [(e, r) for e in (1, 2) for r in (10, 20, 30, 40, 45)]
+
+
 def test_abort_on_error_lets_errors_through_in_a_one_process_job():
     from mpi4py import MPI
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._ref import _progress_ticker
 from .._validation import CSR, take_rows
 from ..network import MLP, check_bool, check_seed
 from ..optim import Optimizer
@@ -301,15 +302,17 @@ class Replicas:
 
     def epoch(self, kernels: Any, net: MLP, loss: str, x: Any, y: np.ndarray, sw: np.ndarray | None,
               order: np.ndarray | None, batch: int, steps: int, workspace: Any, buffers: Any,
-              xbuf: np.ndarray | None, ybuf: np.ndarray | None,
-              optimizer: Optimizer) -> tuple[float, int, int, float, int]:
+              xbuf: np.ndarray | None, ybuf: np.ndarray | None, optimizer: Optimizer,
+              progress: Any = None) -> tuple[float, int, int, float, int]:
         """``steps`` synchronous steps (every rank the same number): per step the rank's backward pass into
         the gradient buffer, scaled by the batch's weight; one in-place allreduce (gradients, weight, loss,
         rows); the global weighted-mean gradient; the optimizer's update. A rank whose shard has run out
-        contributes zeros. Returns (Σ step loss × weight, rows trained, first local row of a step whose loss
-        was not finite or −1, that loss, updates applied), all global except the row, the same on every
-        rank."""
+        contributes zeros. ``progress``: None or a callable ``progress(rows_done)`` of this rank's rows,
+        called every 0.2 s at most, as train_epoch's. Returns (Σ step loss × weight, rows trained, first local
+        row of a step whose loss was not finite or −1, that loss, updates applied), all global except the row,
+        the same on every rank."""
         buf, dws, dbs = buffers
+        tick = _progress_ticker(progress)  # this rank's rows done, every 0.2 s at most (fit: on rank 0 only)
         g = buf.shape[0] - _EXTRA
         grads, extra = buf[:g], buf[g:]
         total, done, applied = 0.0, 0, 0
@@ -337,6 +340,8 @@ class Replicas:
                 applied += 1
                 total += loss_sum
                 done += int(extra[_ROWS])
+                if tick is not None:
+                    tick(min(lo + batch, x.shape[0]))
         except BaseException:  # Ctrl-C: fit restores the arrays; the optimizer's step count goes back too
             optimizer.advance(-applied)
             raise
