@@ -9,11 +9,22 @@ beside it, on 1 and 2 threads, and the same epoch written in NumPy (whose OpenBL
     python benchmarks/bench_oversubscribed.py [--epochs 20] [--busy 0,1,2]
 
 It prints medians of 5 runs and the ratio 2 threads / 1 thread (> 1: the second thread hurts).
+
+A second table (``--alternate``, on by default) measures the other kind of load, one inside the process: a loop
+that calls NumPy and pyfastnn in turn (a hand-written training loop, data preparation between calls), where
+OpenBLAS's worker threads keep spinning for tens of ms after each NumPy call. It times pf.gemm and NumPy's
+matmul of the same n x n float32 matrices, each after an idle gap and each inside the alternating loop, and
+runs the loop again in a child process with ``OPENBLAS_THREAD_TIMEOUT=4`` (OpenBLAS's workers then sleep almost
+at once after a call; it must be set before NumPy is imported).
 """
 
 import argparse
+import json
 import multiprocessing as mp
+import os
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -50,12 +61,70 @@ def _epoch_numpy(x, y, epochs):
     return (time.perf_counter() - t0) / epochs
 
 
+def _alternating(n, reps, repeat):
+    """Seconds per call (medians over ``repeat`` runs of ``reps`` calls) of pf.gemm and a @ b, each after an
+    idle gap ("idle") and inside a loop that calls them in turn ("alternating")."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
+    for _ in range(3):
+        pf.gemm(a, b)
+        a @ b
+
+    def timed(fn):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        return (time.perf_counter() - t0) / reps
+
+    runs = {"pf idle": [], "np idle": [], "pf alternating": [], "np alternating": []}
+    for _ in range(repeat):
+        time.sleep(0.25)  # every pool asleep
+        runs["pf idle"].append(timed(lambda: pf.gemm(a, b)))
+        time.sleep(0.25)
+        runs["np idle"].append(timed(lambda: a @ b))
+        time.sleep(0.25)
+        t_pf = t_np = 0.0
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            a @ b
+            t1 = time.perf_counter()
+            pf.gemm(a, b)
+            t2 = time.perf_counter()
+            t_np += t1 - t0
+            t_pf += t2 - t1
+        runs["pf alternating"].append(t_pf / reps)
+        runs["np alternating"].append(t_np / reps)
+    return {k: statistics.median(v) for k, v in runs.items()}
+
+
+def _alternate_table(sizes, repeat, label):
+    from pyfastnn import _core
+
+    before = _core._thread_stats()
+    for n in sizes:
+        t = _alternating(n, max(5, int(2e9 / (2 * n**3))), repeat)
+        gf = {k: 2 * n**3 / v / 1e9 for k, v in t.items()}
+        print(f"{label:>22} {n:>5} {gf['pf idle']:8.0f} {gf['np idle']:8.0f} {gf['pf idle'] / gf['np idle']:6.2f} "
+              f"{gf['pf alternating']:8.0f} {gf['np alternating']:8.0f} "
+              f"{gf['pf alternating'] / gf['np alternating']:6.2f}")
+    after = _core._thread_stats()
+    return {k: after[k] - before[k] for k in ("stalled_regions", "serial_regions", "recoveries") if k in after}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--busy", default="0,1,2", help="numbers of busy-looping processes to run beside")
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--no-alternate", dest="alternate", action="store_false",
+                   help="skip the table of NumPy and pyfastnn called in turn")
+    p.add_argument("--alternate-sizes", default="512,1024", help="GEMM sizes n of that table")
+    p.add_argument("--alternate-only", metavar="LABEL", help=argparse.SUPPRESS)  # the child of that table
     args = p.parse_args(argv)
+    sizes = [int(n) for n in args.alternate_sizes.split(",")]
+    if args.alternate_only:
+        print(json.dumps(_alternate_table(sizes, args.repeat, args.alternate_only)))
+        return
     x, y = pf.datasets.load_digits()
     x = np.ascontiguousarray(x[:1600], dtype=np.float32)
     y = y[:1600]
@@ -89,6 +158,22 @@ def main(argv=None):
         print(f"{busy:>4} {1e3 * row['pf', 1]:8.2f} {1e3 * row['pf', 2]:8.2f} {row['pf', 2] / row['pf', 1]:6.2f} "
               f"{1e3 * row['np', 1]:8.2f} {1e3 * row['np', 2]:8.2f} {row['np', 2] / row['np', 1]:6.2f}")
     print(f"guard: {_core._thread_stats()}")
+    if not args.alternate:
+        return
+    print(f"\nNumPy and pyfastnn called in turn: GFLOP/s of n x n float32 GEMMs, medians of {args.repeat}; "
+          f"{pf.get_num_threads()} pyfastnn threads, NumPy's BLAS threads as they are")
+    print(f"{'OPENBLAS_THREAD_TIMEOUT':>22} {'n':>5} {'pf idle':>8} {'np idle':>8} {'pf/np':>6} {'pf alt':>8} "
+          f"{'np alt':>8} {'pf/np':>6}")
+    sys.stdout.flush()
+    guard = _alternate_table(sizes, args.repeat, os.environ.get("OPENBLAS_THREAD_TIMEOUT", "unset"))
+    sys.stdout.flush()
+    child = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--repeat", str(args.repeat), "--alternate-sizes",
+         args.alternate_sizes, "--alternate-only", "4"],
+        env={**os.environ, "OPENBLAS_THREAD_TIMEOUT": "4"}, capture_output=True, text=True, check=True)
+    lines = child.stdout.rstrip().splitlines()
+    print("\n".join(lines[:-1]))
+    print(f"guard in the loops (this process / the child): {guard} / {json.loads(lines[-1])}")
 
 
 if __name__ == "__main__":
