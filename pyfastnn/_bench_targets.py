@@ -150,8 +150,9 @@ class _Run:
 
 def gemm_after_numpy(meter, shape):
     """GFLOP/s medians of np.matmul and pf.gemm (cpp) on (m×k)·(k×n) for ``shape=(m, k, n)`` in a loop that
-    alternates the two with no gap, each call timed: {"numpy": (median, best), "pf.gemm": ...}, and how many
-    parallel regions pyfastnn's pool ran on one thread meanwhile (None if the core does not say)."""
+    alternates the two with no gap, each call timed. Returns ({"numpy": (median, best), "pf.gemm": ...}, how
+    many parallel regions pyfastnn's pool ran on one thread meanwhile (None if the core does not say), the
+    pairs of calls per timed block)."""
     from . import _core, gemm
 
     m, k, n = shape
@@ -189,7 +190,7 @@ def gemm_after_numpy(meter, shape):
     return {name: (statistics.median(v), max(v)) for name, v in rates.items()}, serial, pairs
 
 
-def fashion_run(run, epochs, rows_train, rows_test):
+def fashion_run(run, epochs, rows_train, rows_test, say=None):
     """The Fashion-MNIST-shaped run: {library: {"epoch_s": [...], "accuracy": float}} plus {library: reason}
     for the libraries that cannot run. The libraries' epochs alternate, each after an idle gap."""
     from .optim import Adam
@@ -268,6 +269,9 @@ def fashion_run(run, epochs, rows_train, rows_test):
             out[name]["epoch_s"].append(time.perf_counter() - t0)
             meter.foreign.append(meter.monitor.foreign(mark))
             meter.runs += 1
+        if say is not None:
+            say(f"epoch {e + 1}/{epochs}: "
+                + ", ".join(f"{name} {d['epoch_s'][-1]:.2f} s" for name, d in out.items()))
     for name, (_epoch, accuracy) in made.items():
         out[name]["accuracy"] = accuracy()
     return out, missing
@@ -411,7 +415,7 @@ def measure(mode="full", threads=None, epochs=None, repeat=None, say=None):
                              + (f" ({1e6 / s1['torch']:.0f} µs a step)" if "torch" in s1 else ""))
 
         say(f"Fashion-MNIST-shaped run: {epochs} epoch(s) of {rows_train:,} rows per library, alternating")
-        fashion, fashion_missing = fashion_run(run, epochs, rows_train, rows_test)
+        fashion, fashion_missing = fashion_run(run, epochs, rows_train, rows_test, say)
         v, r = values["fashion"], reasons["fashion"]
         med = {lib: statistics.median(d["epoch_s"]) for lib, d in fashion.items()}
         for lib, q in (("scikit-learn", "sklearn"), ("PyTorch", "torch")):
