@@ -612,13 +612,13 @@ def gemm_rates(meter, n, cpp=True, shape=None):
     for name, f in calls.items():
         f()  # warm-up
         t = max(_timed(lambda r, e, f=f: f(), 0, 1), 1e-9)
-        k = 1 if meter.s.fixed_steps else max(1, math.ceil(meter.s.target_s / t))
-        plans[name] = (lambda rows, epochs, f=f: [f() for _ in range(epochs)], k)
+        reps = 1 if meter.s.fixed_steps else max(1, math.ceil(meter.s.target_s / t))
+        plans[name] = (lambda rows, epochs, f=f: [f() for _ in range(epochs)], reps)
     flops = 2.0 * m * k * n
     rates = {name: [] for name in plans}
     for _ in range(max(3, meter.s.repeat)):
-        for name, (run, k) in plans.items():
-            rates[name].append(flops * k / meter.timed(run, 0, k) / 1e9)
+        for name, (run, reps) in plans.items():
+            rates[name].append(flops * reps / meter.timed(run, 0, reps) / 1e9)
     return {name: (statistics.median(v), max(v)) for name, v in rates.items()}
 
 

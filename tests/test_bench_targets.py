@@ -169,3 +169,15 @@ def test_fashion_standin():
     net.fit(x[:2500], y[:2500], optimizer=pf.Adam(lr=1e-3), batch_size=64, epochs=5, seed=0, progress=False)
     majority = np.bincount(y[2500:]).max() / 500
     assert net.accuracy(x[2500:], y[2500:]) > majority + 0.2
+
+
+@pytest.mark.parametrize("shape", [None, (8, 16, 24)])
+def test_gemm_rates_counts_the_flops_of_its_shape(monkeypatch, shape):
+    """Every call "takes" 0.05 s, so the runs have ceil(0.2 / 0.05) = 4 calls and the rate is exactly
+    2·m·k·n FLOPs a call over 0.05 s: the FLOP count follows the shape, whatever the number of calls."""
+    monkeypatch.setattr(benchmark, "_timed", lambda run, rows, epochs: 0.05 * max(epochs, 1))
+    meter = benchmark.Meter(benchmark.Settings(repeat=1, quiet_gap_s=0.0, max_retries=0))
+    rates = benchmark.gemm_rates(meter, 32, cpp=pf.backends()["cpp"]["available"], shape=shape)
+    m, k, n = shape or (32, 32, 32)
+    for median, best in rates.values():
+        assert median == pytest.approx(2.0 * m * k * n / 0.05 / 1e9) == best
