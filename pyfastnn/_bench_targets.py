@@ -293,6 +293,10 @@ def judge(target, values):
     return "yes" if all(held) else "n/a"
 
 
+def _fmt_load(load):
+    return "unknown" if load is None else " / ".join(f"{a:.2f}" for a in load)
+
+
 def _num(value, reason, spec):
     return f"n/a ({reason})" if value is None else format(value, spec)
 
@@ -448,19 +452,18 @@ def measure(mode="full", threads=None, epochs=None, repeat=None, say=None):
     isa = (f"{info.get('isa')} (float32 kernel {info.get('float32', {}).get('kernel')})"
            if info.get("available") else f"compiled core unavailable: {info.get('reason')}")
     load_end = os.getloadavg() if hasattr(os, "getloadavg") else None
-    fmt_load = lambda load: "unknown" if load is None else " / ".join(f"{a:.2f}" for a in load)  # noqa: E731
     facts = [
-        ("CPU", f"{bm.cpu_model()}; {os.cpu_count()} logical CPUs ({bm.usable_cpus()} usable); "
-                f"{platform.system()} {platform.machine()}"),
+        ("CPU", (f"{bm.cpu_model()}; {os.cpu_count()} logical CPUs ({bm.usable_cpus()} usable); "
+                 f"{platform.system()} {platform.machine()}")),
         ("threads", f"{threads} for every library (pyfastnn, torch, NumPy's BLAS)"
                     + (f"; NumPy's BLAS not limited: {eq.blas_reason}" if eq.blas_reason else "")),
-        ("load average (1 / 5 / 15 min)", f"{fmt_load(load_start)} at the start, {fmt_load(load_end)} at the end"),
+        ("load average (1 / 5 / 15 min)", f"{_fmt_load(load_start)} at the start, {_fmt_load(load_end)} at the end"),
         ("sgemm rate", f"NumPy float32 {n}×{n}×{n}: {sgemm:.1f} GFLOP/s (median; best {square['numpy sgemm'][1]:.1f})"
                        + (f"; pf.gemm {square['pf.gemm cpp'][0]:.1f}" if "pf.gemm cpp" in square else "")),
         ("BLAS", bm.blas_info()),
         ("pyfastnn", f"{__version__}, ISA {isa}"),
-        ("versions", f"numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}, "
-                     f"scikit-learn {sk_version or 'not installed'}, python {platform.python_version()}"),
+        ("versions", (f"numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}, "
+                      f"scikit-learn {sk_version or 'not installed'}, python {platform.python_version()}")),
         ("shapes", f"S = {run.shapes['S']}, M = {run.shapes['M']}" + (" (smoke: tiny)" if smoke else "")),
         ("run", f"mode {mode}; {settings.repeat} repeat(s) per cell, median; "
                 + (f"{settings.fixed_steps} steps per run" if settings.fixed_steps else
@@ -480,8 +483,8 @@ def measure(mode="full", threads=None, epochs=None, repeat=None, say=None):
          "libraries (pyfastnn fit(epochs=1) keeping its Adam object, a PyTorch epoch over torch.randperm, "
          "scikit-learn partial_fit with shuffle=True), each after an idle gap; the ratio is of median epoch "
          "times. fit and partial_fit pay their input checks every epoch here, not once."),
-        "step-S-1 / step-M-32: `net.train_step(x, y, optimizer=pf.SGD(lr=0.01))` once per batch from a Python "
-        "loop, against PyTorch's zero_grad/backward/step loop",
+        ("step-S-1 / step-M-32: `net.train_step(x, y, optimizer=pf.SGD(lr=0.01))` once per batch from a Python "
+         "loop, against PyTorch's zero_grad/backward/step loop"),
     ]
     for key, why in fashion_missing.items():
         notes.append(f"fashion: {key} n/a ({why})")
@@ -509,8 +512,8 @@ def report(rows, facts, notes, command, mode):
         lines += ["**Smoke run: tiny sizes, a few steps; the numbers mean nothing.**", ""]
     lines += [f"- command: `{command}`"] + [f"- {k}: {v}" for k, v in facts] + [""]
     lines += [table(rows), ""]
-    lines += ["Ratios > 1: pyfastnn is faster. Every row is measured side by side in this run (runs of the peers "
-              "alternate, each after an idle gap; medians of the repeats).", "", "## Notes", ""]
+    lines += [("Ratios > 1: pyfastnn is faster. Every row is measured side by side in this run (runs of the "
+               "peers alternate, each after an idle gap; medians of the repeats)."), "", "## Notes", ""]
     lines += [f"- {n}" for n in notes] + [""]
     return "\n".join(lines)
 

@@ -4,6 +4,10 @@ Usage::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE pyfastnn bench [--quick | --smoke] [--out DIR] [--threads N]
         [--shapes S,M,L] [--batches 1,8,32,256,1024] [--repeat N] [--peers ...] [--no-plots]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE pyfastnn bench --targets [--quick | --smoke] [--epochs N]
+
+``--targets`` measures pyfastnn's performance targets instead, a row each (pyfastnn/_bench_targets.py, which
+holds the targets); what follows describes the training-step table.
 
 One training step = forward, softmax + cross-entropy, backward, plain SGD update (lr 0.01), float32, ReLU
 hidden layers, on the standard shapes S = [64, 128, 10], M = [784, 512, 256, 10], L = [784, 2048, 2048, 10].
