@@ -104,8 +104,9 @@ def fashion_standin(rows, seed=0, latent=12, hidden=32, label_noise=0.2, pixel_n
 class _Run:
     """What every row needs: the mode, the meter, the peers that can run and why the others cannot."""
 
-    def __init__(self, mode, settings, torch, torch_reason, sk_reason):
+    def __init__(self, mode, settings, torch, torch_reason, sk_reason, say):
         self.mode = mode
+        self.say = say
         self.meter = bm.Meter(settings)
         self.torch = torch
         self.shapes = bm.SMOKE_SHAPES if mode == "smoke" else bm.SHAPES
@@ -136,6 +137,7 @@ class _Run:
         cell = bm.measure_shape(self.shapes[name], [batch], peers, self.meter, x, y, self.torch)[batch]
         for peer, text in cell.notes.items():
             self.notes.append(f"{name} B={batch} {peer}: {text}")
+        self.say(f"{name} B={batch}: " + ", ".join(f"{p} {bm.fmt_rate(v)}/s" for p, v in cell.rates.items()))
         return cell.rates
 
     def ratio(self, rates, a, b):
@@ -332,7 +334,7 @@ def measure(mode="full", threads=None, epochs=None, repeat=None, say=None):
     reasons = {t.key: {} for t in TARGETS}
     checks = []
     with bm.EqualThreads(threads, torch) as eq:
-        run = _Run(mode, settings, torch, torch_reason, sk_reason)
+        run = _Run(mode, settings, torch, torch_reason, sk_reason, say)
         meter = run.meter
         smoke = mode == "smoke"
 
@@ -344,6 +346,8 @@ def measure(mode="full", threads=None, epochs=None, repeat=None, say=None):
         big = bm.gemm_rates(meter, big_n, cpp=run.cpp)
         dw_shape = SMOKE_DELTA_W if smoke else DELTA_W
         dw = bm.gemm_rates(meter, None, cpp=run.cpp, shape=dw_shape)
+        for what, rates in ((f"{n}³", square), (f"{big_n}³", big), ("Δ·W", dw)):
+            say(f"GEMM {what}: " + ", ".join(f"{k} {v[0]:.1f} GFLOP/s" for k, v in rates.items()))
         v, r = values["gemm"], reasons["gemm"]
         v["n2048"], r["n2048"] = _gemm_ratio(big)
         v["delta_w"], r["delta_w"] = _gemm_ratio(dw)
@@ -377,13 +381,9 @@ def measure(mode="full", threads=None, epochs=None, repeat=None, say=None):
             run.notes.append(f"sanity check {name} {run.shapes[name]}: {text}")
             say(f"{name}: {text.split(' (')[0]}")
 
-        say("S, B=1: cpp fit, cpp step, torch")
         s1 = run.rates("S", 1, ["cpp fit", "cpp step", "torch"])
-        say("M, B=1: cpp fit, numba-be, torch")
         m1 = run.rates("M", 1, ["cpp fit", "numba-be", "torch"])
-        say("M, B=32: cpp step, torch")
         m32 = run.rates("M", 32, ["cpp step", "torch"])
-        say("M, B=256: cpp fit, torch")
         m256 = run.rates("M", 256, ["cpp fit", "torch"])
 
         sizes_m = run.shapes["M"]
