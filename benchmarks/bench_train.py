@@ -5,6 +5,8 @@ Usage::
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_train.py [--quick] [--shapes S,M,L]
         [--batches 1,8,32,256,1024] [--threads 2] [--repeat 5] [--markdown]
     python benchmarks/bench_train.py --profile M:256 --seconds 20     # only the cpp fit loop, for a profiler
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_train.py --targets [--quick | --smoke]
+        [--epochs 10]                                                # the performance targets, one row each
 
 One training step = forward, softmax + cross-entropy, backward, plain SGD update (lr 0.01), float32, ReLU
 hidden layers, on the standard shapes of docs/benchmarks.md. Columns (samples/s, median over --repeat runs):
@@ -27,6 +29,9 @@ other processes used the CPUs meanwhile (/proc/stat). All libraries use the same
 torch, and NumPy's BLAS through threadpoolctl). GFLOP/s counts 6·B·Σ N_l N_{l-1} FLOPs per step. Before
 timing a shape, a few identical steps from the same initial weights are run in pyfastnn, hand NumPy, torch and
 scikit-learn and compared ("check ok"), so the table is known to compare the same computation.
+
+``--targets`` prints the table of pyfastnn's performance targets instead (what, measured, target, met?), the
+same as ``pyfastnn bench --targets`` (pyfastnn/_bench_targets.py).
 
 The machinery (peers, sizing, alternation, noise detection, sanity check) lives in pyfastnn/benchmark.py and
 pyfastnn/_peers.py, shared with the installed `pyfastnn bench` command; this script is its developer front end
@@ -141,6 +146,34 @@ def profile_loop(spec, args, meter):
     print(f"profile {name} {sizes} B={batch}: {done / el:.0f} samples/s over {el:.1f} s")
 
 
+def run_targets(p, args, argv):
+    """--targets: the table of pyfastnn/_bench_targets.py, printed; exits 1 on a sanity-check mismatch."""
+    from pyfastnn import _bench_targets
+
+    for flag in ("shapes", "batches", "peers", "profile"):
+        if getattr(args, flag) is not None:
+            p.error(f"--{flag} does not apply with --targets (its rows have fixed shapes, batches and peers)")
+    if args.quick and args.smoke:
+        p.error("--quick and --smoke exclude each other")
+    if args.threads < 1 or (args.repeat is not None and args.repeat < 1) or (args.epochs is not None
+                                                                              and args.epochs < 1):
+        p.error("--threads, --repeat and --epochs must be >= 1")
+    mode = "smoke" if args.smoke else ("quick" if args.quick else "full")
+    command = "python benchmarks/bench_train.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    warning = bm.pinning_warning(command)
+    if warning:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    rows, facts, notes, ok = _bench_targets.measure(mode, args.threads, args.epochs, args.repeat,
+                                                    say=lambda text: print(f"targets: {text}", file=sys.stderr,
+                                                                           flush=True))
+    if warning:
+        notes.insert(0, f"WARNING: {warning}")
+    facts.insert(0, ("git", _git_state()))
+    print(_bench_targets.report(rows, facts, notes, command.strip(), mode), end="")
+    if not ok:
+        sys.exit("a sanity check found peers computing different updates (CHECK MISMATCH in the notes)")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="S and M, batches 1,32,256, one repeat (< 2 minutes)")
@@ -155,7 +188,18 @@ def main(argv=None):
                    help="comma-separated subset of the columns to measure (default all): " + ",".join(PEERS))
     p.add_argument("--profile", metavar="SHAPE:BATCH", help="only run the cpp fit loop of one configuration")
     p.add_argument("--seconds", type=float, default=20.0, help="duration of --profile (default 20)")
+    p.add_argument("--targets", action="store_true",
+                   help="print the performance targets table instead (a few minutes; --quick: fewer repeats and "
+                   "2 Fashion-shaped epochs)")
+    p.add_argument("--smoke", action="store_true", help="with --targets: tiny sizes, seconds, numbers meaningless")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="with --targets: epochs of the Fashion-MNIST-shaped run (default 10)")
     args = p.parse_args(argv)
+
+    if args.targets:
+        return run_targets(p, args, argv)
+    if args.smoke or args.epochs is not None:
+        p.error("--smoke and --epochs apply only with --targets")
 
     if args.threads < 1:
         p.error("--threads must be >= 1")

@@ -122,9 +122,10 @@ def train_step(m, x, labels, lr):
 
 
 class TorchMLP:
-    """The same network in PyTorch, trained with the textbook loop."""
+    """The same network in PyTorch, trained with the textbook loop; ``optimizer`` is "sgd" (``optim.SGD``) or
+    "adam" (``optim.Adam`` with its defaults, which are pyfastnn's: betas 0.9, 0.999, eps 1e-8)."""
 
-    def __init__(self, weights, biases, lr):
+    def __init__(self, weights, biases, lr, optimizer="sgd"):
         import torch
 
         self.torch = torch
@@ -139,18 +140,26 @@ class TorchMLP:
                 layers.append(torch.nn.ReLU())
         self.model = torch.nn.Sequential(*layers)
         self.loss_fn = torch.nn.CrossEntropyLoss()
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=lr)
+        if optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam'; got {optimizer!r}")
+        make = torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam
+        self.opt = make(self.model.parameters(), lr=lr)
 
     def tensors(self, x, labels):
         """Inputs as tensors (x shares memory with the NumPy array)."""
         return self.torch.from_numpy(x), self.torch.from_numpy(labels.astype(np.int64))
 
-    def train_epoch(self, xt, yt, batch):
-        """SGD over consecutive batches; returns the sum of batch loss × rows."""
+    def train_epoch(self, xt, yt, batch, order=None):
+        """One step per batch of consecutive rows, or of rows ``order[lo:lo + batch]`` when ``order`` (a
+        permutation tensor, a shuffled epoch) is given; returns the sum of batch loss × rows."""
         model, loss_fn, opt = self.model, self.loss_fn, self.opt
         total = 0.0
         for lo in range(0, xt.shape[0], batch):
-            xb, yb = xt[lo : lo + batch], yt[lo : lo + batch]
+            if order is None:
+                xb, yb = xt[lo : lo + batch], yt[lo : lo + batch]
+            else:
+                idx = order[lo : lo + batch]
+                xb, yb = xt[idx], yt[idx]
             opt.zero_grad()
             loss = loss_fn(model(xb), yb)
             loss.backward()
@@ -172,9 +181,10 @@ class SklearnMLP:
     (the last step takes the rest), exactly the loop ``fit`` runs once per epoch; its per-call work (input
     validation, one-hot labels) is paid once per call, as pyfastnn's ``fit`` pays its own once per call.
     Needs at least 3 outputs (with 2 classes scikit-learn uses one logistic output instead of a softmax).
+    ``solver="adam"`` and ``shuffle=True`` give ``fit``'s epoch with Adam on rows in a new order each pass.
     """
 
-    def __init__(self, weights, biases, lr, batch):
+    def __init__(self, weights, biases, lr, batch, solver="sgd", shuffle=False):
         from sklearn.neural_network import MLPClassifier
 
         weights = [np.asarray(w, dtype=np.float32) for w in weights]
@@ -182,8 +192,8 @@ class SklearnMLP:
         if n_out < 3:
             raise ValueError(f"the scikit-learn peer needs at least 3 outputs (a softmax); got {n_out}")
         self.clf = MLPClassifier(hidden_layer_sizes=tuple(w.shape[0] for w in weights[:-1]), activation="relu",
-                                 solver="sgd", learning_rate="constant", learning_rate_init=lr, momentum=0.0,
-                                 nesterovs_momentum=False, alpha=0.0, batch_size=batch, shuffle=False,
+                                 solver=solver, learning_rate="constant", learning_rate_init=lr, momentum=0.0,
+                                 nesterovs_momentum=False, alpha=0.0, batch_size=batch, shuffle=shuffle,
                                  random_state=0)
         # The first partial_fit creates the parameters (float32, from the dtype of X) and takes one step; the
         # given weights then overwrite them in place (scikit-learn stores W^l transposed, (N_{l-1}, N_l)).
@@ -192,6 +202,9 @@ class SklearnMLP:
         for c, i, w, b in zip(self.clf.coefs_, self.clf.intercepts_, weights, biases):
             c[...] = w.T
             i[...] = np.asarray(b, dtype=np.float32)
+        # That first step left optimizer state (Adam's moments and step count) behind: the next partial_fit
+        # starts a fresh optimizer on the given weights.
+        del self.clf._optimizer
 
     def train_epoch(self, x, labels):
         """One SGD step per ``batch`` consecutive rows of x; returns the sum of batch loss × rows."""

@@ -4,6 +4,10 @@ Usage::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE pyfastnn bench [--quick | --smoke] [--out DIR] [--threads N]
         [--shapes S,M,L] [--batches 1,8,32,256,1024] [--repeat N] [--peers ...] [--no-plots]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE pyfastnn bench --targets [--quick | --smoke] [--epochs N]
+
+``--targets`` measures pyfastnn's performance targets instead, a row each (pyfastnn/_bench_targets.py, which
+holds the targets); what follows describes the training-step table.
 
 One training step = forward, softmax + cross-entropy, backward, plain SGD update (lr 0.01), float32, ReLU
 hidden layers, on the standard shapes S = [64, 128, 10], M = [784, 512, 256, 10], L = [784, 2048, 2048, 10].
@@ -79,8 +83,17 @@ SMOKE_ENV = "PYFASTNN_BENCH_SMOKE"
 
 
 def flops_per_sample(sizes):
-    """FLOPs of one training step per sample: 6·Σ N_l N_{l-1} (forward, ∂W and Δ^{l-1} products)."""
+    """FLOPs of one training step per sample: 6·Σ N_l N_{l-1} (forward, ∂W and Δ^{l-1} products).
+
+    The convention of every report: it counts the input layer's Δ^0 = Δ^1 W^1 too, which no backend computes
+    (see :func:`real_flops_per_sample`)."""
     return 6 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def real_flops_per_sample(sizes):
+    """FLOPs a training step does per sample: :func:`flops_per_sample` without the input layer's Δ product,
+    6·Σ N_l N_{l-1} − 2·N_0·N_1."""
+    return flops_per_sample(sizes) - 2 * sizes[0] * sizes[1]
 
 
 def smoke_from_env():
@@ -575,15 +588,17 @@ def measure_shape(sizes, batches, peers, meter, x, y, torch=None, progress=None)
     return results
 
 
-def gemm_rates(meter, n, cpp=True):
-    """GFLOP/s of float32 n×n·n×n products: NumPy's matmul ("numpy sgemm") and, with ``cpp``, pf.gemm on the
-    cpp backend, alternated like the training runs. Returns {name: (median, best)}."""
+def gemm_rates(meter, n, cpp=True, shape=None):
+    """GFLOP/s of float32 n×n·n×n products, or of (m×k)·(k×n') ones for ``shape=(m, k, n')``: NumPy's matmul
+    ("numpy sgemm") and, with ``cpp``, pf.gemm on the cpp backend, alternated like the training runs.
+    Returns {name: (median, best)}."""
     from . import gemm
 
+    m, k, n = shape or (n, n, n)
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((n, n), dtype=np.float32)
-    b = rng.standard_normal((n, n), dtype=np.float32)
-    out = np.empty((n, n), np.float32)
+    a = rng.standard_normal((m, k), dtype=np.float32)
+    b = rng.standard_normal((k, n), dtype=np.float32)
+    out = np.empty((m, n), np.float32)
     calls = {"numpy sgemm": lambda: np.matmul(a, b, out=out)}
     if cpp:
         def pf_gemm():
@@ -595,18 +610,19 @@ def gemm_rates(meter, n, cpp=True):
         ref = a.astype(np.float64) @ b
         err = float(np.max(np.abs(out - ref)) / np.max(np.abs(ref)))
         if not err < 1e-4:
-            raise ValueError(f"pf.gemm on {n}x{n} differs from NumPy by {err:.1e} (relative): broken build?")
+            raise ValueError(f"pf.gemm on ({m}x{k})·({k}x{n}) differs from NumPy by {err:.1e} (relative): "
+                             "broken build?")
     plans = {}
     for name, f in calls.items():
         f()  # warm-up
         t = max(_timed(lambda r, e, f=f: f(), 0, 1), 1e-9)
-        k = 1 if meter.s.fixed_steps else max(1, math.ceil(meter.s.target_s / t))
-        plans[name] = (lambda rows, epochs, f=f: [f() for _ in range(epochs)], k)
-    flops = 2.0 * n**3
+        reps = 1 if meter.s.fixed_steps else max(1, math.ceil(meter.s.target_s / t))
+        plans[name] = (lambda rows, epochs, f=f: [f() for _ in range(epochs)], reps)
+    flops = 2.0 * m * k * n
     rates = {name: [] for name in plans}
     for _ in range(max(3, meter.s.repeat)):
-        for name, (run, k) in plans.items():
-            rates[name].append(flops * k / meter.timed(run, 0, k) / 1e9)
+        for name, (run, reps) in plans.items():
+            rates[name].append(flops * reps / meter.timed(run, 0, reps) / 1e9)
     return {name: (statistics.median(v), max(v)) for name, v in rates.items()}
 
 
@@ -815,6 +831,12 @@ def add_parser(sub):
                    help="timed runs per cell; the median is reported (default 5; --quick, --smoke: 1)")
     p.add_argument("--peers", type=_choices(PEERS, "peers"), default=None,
                    help=f"comma-separated columns to measure (default: {','.join(BENCH_PEERS)}; also 'cpp step')")
+    p.add_argument("--targets", action="store_true",
+                   help="measure pyfastnn's performance targets instead (a row per target: what, measured, target, "
+                   "met?; a few minutes on 2 cores) and write DIR/targets.md and DIR/targets.json; with --quick "
+                   "(fewer repeats, 2 Fashion-shaped epochs) or --smoke (seconds)")
+    p.add_argument("--epochs", type=_positive_int, default=None,
+                   help="--targets only: epochs of the Fashion-MNIST-shaped run (default 10; --quick 2; --smoke 1)")
     p.add_argument("--no-plots", action="store_true", help="write only report.md (no matplotlib needed)")
     p.add_argument("--no-sparse", action="store_true",
                    help="skip the sparse bag-of-words table (V = 50,000 and 1,000,000 words; --quick: 50,000)")
@@ -825,7 +847,7 @@ def _command_line(args, mode):
     parts = ["pyfastnn bench"]
     if mode == "smoke" and not args.smoke:
         parts[0] = f"{SMOKE_ENV}=1 pyfastnn bench"
-    for flag in ("quick", "smoke", "no_plots", "no_sparse"):
+    for flag in ("targets", "quick", "smoke", "no_plots", "no_sparse"):
         if getattr(args, flag):
             parts.append("--" + flag.replace("_", "-"))
     if args.out != "pyfastnn-bench":
@@ -838,6 +860,8 @@ def _command_line(args, mode):
         parts.append(f"--batches {','.join(map(str, args.batches))}")
     if args.repeat:
         parts.append(f"--repeat {args.repeat}")
+    if args.epochs:
+        parts.append(f"--epochs {args.epochs}")
     if args.peers:
         parts.append(f"--peers '{','.join(args.peers)}'")
     return " ".join(parts)
@@ -851,6 +875,12 @@ def run(args):
     """``pyfastnn bench``: measure, write DIR/report.md (+ plots), print the report; returns the exit code."""
     t_start = time.perf_counter()
     mode = "smoke" if args.smoke or smoke_from_env() else ("quick" if args.quick else "full")
+    if args.targets:
+        from . import _bench_targets
+
+        return _bench_targets.run_command(args, mode, _command_line(args, mode), _say)
+    if args.epochs is not None:
+        raise ValueError("--epochs applies only with --targets (the Fashion-MNIST-shaped run)")
     default_shapes, default_batches = MODES[mode]
     shapes = args.shapes or list(default_shapes)
     batches = args.batches or list(default_batches)
