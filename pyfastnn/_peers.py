@@ -204,7 +204,7 @@ class SklearnMLP:
             i[...] = np.asarray(b, dtype=np.float32)
         # That first step left optimizer state (Adam's moments and step count) behind: the next partial_fit
         # starts a fresh optimizer on the given weights.
-        del self.clf._optimizer
+        self.clf.__dict__.pop("_optimizer", None)  # private: another version may keep it elsewhere
 
     def train_epoch(self, x, labels):
         """One SGD step per ``batch`` consecutive rows of x; returns the sum of batch loss × rows."""
