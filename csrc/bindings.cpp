@@ -281,7 +281,7 @@ The GIL is released during the computation.)doc");
         std::string error;
         if (!parse_blocks(text, &b, &error)) throw py::value_error(error);
         return py::make_tuple(b.mc, b.kc, b.nc);
-    });
+    }, py::arg("text"));
     m.def("_gemm_blocks_error", [] { return blocks_env_error(); },
           "Why PYFASTNN_GEMM_BLOCKS was rejected ('' if unset or valid).");
 
