@@ -5,12 +5,12 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 _core = pytest.importorskip("pyfastnn._core")
 
-# (size, ways, line[, shared_by]) of L1d, L2, L3 of a few CPUs, and the kernels' (mr, nr, bytes, measured blocks).
+# (size, ways, line[, shared_by]) of L1d, L2, L3 of a few CPUs, and the kernels' (mr, nr, bytes, measured
+# blocks).
 ZEN3 = {"l1d": (32768, 8, 64), "l2": (524288, 8, 64), "l3": (32 << 20, 16, 64, 16)}
 ZEN5 = {"l1d": (49152, 12, 64), "l2": (1 << 20, 16, 64), "l3": (32 << 20, 16, 64, 16)}
 SMALL = {"l1d": (16384, 4, 64), "l2": (131072, 4, 64), "l3": (2 << 20, 8, 64, 4)}
@@ -30,11 +30,12 @@ def test_model_keeps_measured_blocks_where_they_were_measured_sane():
 
 
 def test_model_grows_blocks_with_the_caches():
-    mc3, kc3, _ = model(AVX2_F32, ZEN3)
+    _, kc3, _ = model(AVX2_F32, ZEN3)
     mc5, kc5, _ = model(AVX2_F32, ZEN5)
     # 48 KiB 12-way L1d: 3 of the 11 ways for the A micro-panel, kc = 3 * 64 sets * 64 B / (6 * 4 B) = 512.
     assert kc5 == 512 > kc3
-    # 1 MiB 16-way L2: 7 ways of 64 KiB for the A block, mc = 7 * 65536 / (512 * 4) = 224 -> 222 (a multiple of 6).
+    # 1 MiB 16-way L2: 7 ways of 64 KiB for the A block, mc = 7 * 65536 / (512 * 4) = 224 -> 222 (a multiple
+    # of 6).
     assert mc5 == 222
 
 
@@ -43,7 +44,8 @@ def test_model_shrinks_blocks_that_no_longer_fit():
     # 128 KiB 4-way L2: one 32 KiB way for the A block: mc * kc * 4 B <= 32 KiB.
     assert mc % 6 == 0 and 6 <= mc and mc * kc * 4 <= 32768
     assert nc % 16 == 0 and nc * kc * 4 <= 2 << 20
-    # The AVX-512 float64 kernel's kc = 512 (a 64 KiB B micro-panel) is dropped for a 16 KiB L1: the model's own.
+    # The AVX-512 float64 kernel's kc = 512 (a 64 KiB B micro-panel) is dropped for a 16 KiB L1: the model's
+    # own.
     mc, kc, nc = model(AVX512_F64, SMALL)
     assert kc < 512 and kc % 8 == 0 and kc * 16 * 8 <= 16384
 
@@ -60,8 +62,10 @@ def test_model_bounds(kernel, caches):
 
 def test_model_without_caches_keeps_the_kernel_blocks():
     assert model(AVX2_F32, {}) == (192, 256, 4096)
-    # Nonsense a hypervisor may report (0 ways, a size that is no whole number of sets) counts as not reported.
-    assert model(AVX2_F32, {"l1d": (32768, 0, 64), "l2": (1000, 8, 64), "l3": (0, 16, 64)}) == (192, 256, 4096)
+    # Nonsense a hypervisor may report (0 ways, a size that is no whole number of sets) counts as not
+    # reported.
+    nonsense = {"l1d": (32768, 0, 64), "l2": (1000, 8, 64), "l3": (0, 16, 64)}
+    assert model(AVX2_F32, nonsense) == (192, 256, 4096)
     # Only L1 known: kc from it, mc and nc stay.
     assert model(AVX2_F32, {"l1d": ZEN5["l1d"]}) == (192, 512, 4096)
 
@@ -97,7 +101,8 @@ def test_parse_blocks(text, expected):
 
 
 @pytest.mark.parametrize("text", ["", "96,128", "96,128,512,4", "96,,512", "a,b,c", "0,128,512", "-6,128,512",
-                                  "96,128,1048577", "96.5,128,512", "96,128,512,", "99999999999999999999,1,1"])
+                                  "96,128,1048577", "96.5,128,512", "96,128,512,",
+                                  "99999999999999999999,1,1"])
 def test_parse_blocks_rejects(text):
     with pytest.raises(ValueError, match=r"PYFASTNN_GEMM_BLOCKS must be three integers MC,KC,NC"):
         _core._parse_gemm_blocks(text)
@@ -105,7 +110,8 @@ def test_parse_blocks_rejects(text):
 
 def _child(code, blocks):
     env = dict(os.environ, PYFASTNN_GEMM_BLOCKS=blocks)
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
 
 
 def test_override_sets_the_blocks_and_stays_correct():
@@ -126,8 +132,8 @@ print("ok")
 
 
 def test_override_malformed_is_a_clear_error():
-    # The backend is chosen at import, which reads the variable: a ValueError naming it, what it expects and what
-    # it got, rather than a silent switch to another backend or blocks nobody asked for.
+    # The backend is chosen at import, which reads the variable: a ValueError naming it, what it expects and
+    # what it got, rather than a silent switch to another backend or blocks nobody asked for.
     code = """
 try:
     import pyfastnn  # noqa: F401
@@ -136,16 +142,16 @@ except ValueError as e:
 """
     r = _child(code, "64,abc,512")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == ("PYFASTNN_GEMM_BLOCKS must be three integers MC,KC,NC, each between 1 and 1048576, "
-                                "got '64,abc,512'")
+    assert r.stdout.strip() == ("PYFASTNN_GEMM_BLOCKS must be three integers MC,KC,NC, each between 1 and "
+                                "1048576, got '64,abc,512'")
 
 
 def test_info_cli_shows_blocks_and_rejects_a_bad_override():
     env = {k: v for k, v in os.environ.items() if k != "PYFASTNN_GEMM_BLOCKS"}
-    r = subprocess.run([sys.executable, "-m", "pyfastnn.cli", "info"], env=env, capture_output=True, text=True,
-                       timeout=120)
+    cmd = [sys.executable, "-m", "pyfastnn.cli", "info"]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 0, r.stderr
     assert "gemm blocks" in r.stdout
-    r = subprocess.run([sys.executable, "-m", "pyfastnn.cli", "info"], env=dict(env, PYFASTNN_GEMM_BLOCKS="1,2"),
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(cmd, env=dict(env, PYFASTNN_GEMM_BLOCKS="1,2"), capture_output=True, text=True,
+                       timeout=120, check=False)
     assert r.returncode == 1 and "PYFASTNN_GEMM_BLOCKS must be" in r.stderr

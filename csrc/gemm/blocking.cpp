@@ -5,7 +5,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
-#include <mutex>
 #include <sstream>
 #include <vector>
 
@@ -26,9 +25,9 @@ namespace {
 
 #if defined(__x86_64__) || defined(_M_X64)
 // CPUID's deterministic cache parameters: leaf 4 (Intel) and 0x8000001D (AMD, with TOPOEXT) share one layout.
-// EAX[4:0] type (0 = no more caches, 1 data, 2 instruction, 3 unified), EAX[7:5] level, EAX[9] fully associative,
-// EAX[25:14] logical CPUs sharing - 1; EBX[11:0] line - 1, EBX[21:12] partitions - 1, EBX[31:22] ways - 1;
-// ECX sets - 1.
+// EAX[4:0] type (0 = no more caches, 1 data, 2 instruction, 3 unified), EAX[7:5] level, EAX[9] fully
+// associative, EAX[25:14] logical CPUs sharing - 1; EBX[11:0] line - 1, EBX[21:12] partitions - 1,
+// EBX[31:22] ways - 1; ECX sets - 1.
 bool read_cpuid_caches(cache_info& out) {
     unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
     if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return false;
@@ -165,22 +164,26 @@ const cache_info& detect_caches() {
 }
 
 // The model (Low et al. 2016), one cache level per block; S = elem_size, N = sets, C = line, W = ways:
-//  kc (L1): the B micro-panel kc x nr stays in L1 while A micro-panels mr x kc stream through it, one way kept for
-//     C. With C_A ways for A and nr/mr C_A for B: C_A = floor((W - 1) / (1 + nr/mr)), kc = C_A N C / (mr S).
+//  kc (L1): the B micro-panel kc x nr stays in L1 while A micro-panels mr x kc stream through it, one way
+//     kept for C. With C_A ways for A and nr/mr C_A for B: C_A = floor((W - 1) / (1 + nr/mr)), kc = C_A N C
+//     / (mr S).
 //  mc (L2): the A block mc x kc stays in L2 while B micro-panels stream: C_Ac = W - 1 - ceil(kc nr S / (N C))
 //     ways for it, mc = C_Ac N C / (kc S), a multiple of mr. We give it at most (W - 1) / 2 ways: on Zen 3
 //     (512 KiB 8-way L2) the paper's 6 ways (float64 mc = 192) ran 1-2% slower than 3 (mc = 96); the L2 also
 //     holds the C tiles and the B micro-panels on their way to L1.
-//  nc (L3): the B block kc x nc beside one A block: C_Bc = W - 1 - ceil(mc kc S / (N C)), nc = C_Bc N C / (kc S),
-//     a multiple of nr. The whole L3, not a per-core share: the team packs one B block together.
+//  nc (L3): the B block kc x nc beside one A block: C_Bc = W - 1 - ceil(mc kc S / (N C)), nc = C_Bc N C /
+//     (kc S), a multiple of nr. The whole L3, not a per-core share: the team packs one B block together.
 // The kernels' own sizes were measured (Zen 4) and are kept as a floor wherever they still fit the cache in
-// question (kc: a B micro-panel of at most twice L1, as the AVX-512 float64 kernel ran best with on Zen 4; mc: an
-// A block within L2 less one way; nc: a B block within half of L3), so the model raises blocks on larger caches
-// and lowers them only where the measured ones would not fit. The L1 rule alone is too cautious for these kernels: on Zen 3 (32 KiB 8-way L1d) it gives the AVX2
-// float32 kernel kc = 168, which ran 4% slower than 256 (384 ran alike) because a short kc streams C through
-// memory more often; on Zen 4 the AVX-512 kernels ran best at kc = 256 and 512 against the model's 144 and 104.
-// nc stops at 4096 (or the measured nc, if larger): a larger B block gained nothing when measured.
-gemm_blocks model_blocks(const cache_info& caches, int mr, int nr, int elem_size, const gemm_blocks& measured) {
+// question (kc: a B micro-panel of at most twice L1, as the AVX-512 float64 kernel ran best with on Zen 4;
+// mc: an A block within L2 less one way; nc: a B block within half of L3), so the model raises blocks on
+// larger caches and lowers them only where the measured ones would not fit. The L1 rule alone is too
+// cautious for these kernels: on Zen 3 (32 KiB 8-way L1d) it gives the AVX2 float32 kernel kc = 168, which
+// ran 4% slower than 256 (384 ran alike), a short kc streaming C through memory more often; on Zen 4 the
+// AVX-512 kernels ran best at kc = 256 and 512 against the model's 144 and 104. nc stops at 4096 (or the
+// measured nc, if larger): a larger B block gained nothing when measured, and a smaller one (256 or 512 on
+// Zen 3) lost 1-10%, A being packed again for every B block.
+gemm_blocks model_blocks(const cache_info& caches, int mr, int nr, int elem_size,
+                         const gemm_blocks& measured) {
     gemm_blocks b = measured;
     const std::int64_t s = elem_size;
     if (mr < 1 || nr < 1 || s < 1) return b;
@@ -190,13 +193,15 @@ gemm_blocks model_blocks(const cache_info& caches, int mr, int nr, int elem_size
         const std::int64_t kc = ways_a * l1.sets() * l1.line / (mr * s) / 8 * 8;
         // The measured kc is kept while its B micro-panel fits L1 at all.
         const bool measured_fits = std::int64_t(measured.kc) * nr * s <= l1.size * 2;
-        b.kc = int(std::clamp<std::int64_t>(measured_fits ? std::max<std::int64_t>(kc, measured.kc) : kc, 16, 4096));
+        const std::int64_t chosen = measured_fits ? std::max<std::int64_t>(kc, measured.kc) : kc;
+        b.kc = int(std::clamp<std::int64_t>(chosen, 16, 4096));
     }
     if (l2.valid()) {
         const std::int64_t way_bytes = l2.sets() * l2.line;
         const std::int64_t ways_c = std::min<std::int64_t>(
             l2.ways - 1 - ceil_div(std::int64_t(b.kc) * nr * s, way_bytes), (l2.ways - 1) / 2);
-        const std::int64_t mc = std::max<std::int64_t>(ways_c, 0) * way_bytes / (std::int64_t(b.kc) * s) / mr * mr;
+        const std::int64_t mc =
+            std::max<std::int64_t>(ways_c, 0) * way_bytes / (std::int64_t(b.kc) * s) / mr * mr;
         const bool measured_fits = std::int64_t(measured.mc) * b.kc * s <= l2.size * (l2.ways - 1) / l2.ways;
         b.mc = int(std::clamp<std::int64_t>(measured_fits ? std::max<std::int64_t>(mc, measured.mc) : mc, mr,
                                             8192 / mr * mr));
@@ -204,12 +209,12 @@ gemm_blocks model_blocks(const cache_info& caches, int mr, int nr, int elem_size
     if (l3.valid()) {
         const std::int64_t way_bytes = l3.sets() * l3.line;
         const std::int64_t ways_b = l3.ways - 1 - ceil_div(std::int64_t(b.mc) * b.kc * s, way_bytes);
-        const std::int64_t nc = std::max<std::int64_t>(ways_b, 0) * way_bytes / (std::int64_t(b.kc) * s) / nr * nr;
         const std::int64_t cap = std::max(4096, measured.nc);
+        const std::int64_t nc = std::min<std::int64_t>(
+            std::max<std::int64_t>(ways_b, 0) * way_bytes / (std::int64_t(b.kc) * s) / nr * nr, cap);
         const bool measured_fits = std::int64_t(measured.nc) * b.kc * s <= l3.size / 2;
-        b.nc = int(std::clamp<std::int64_t>(measured_fits ? std::max<std::int64_t>(std::min(nc, cap), measured.nc)
-                                                          : std::min(nc, cap),
-                                            nr, cap));
+        const std::int64_t chosen = measured_fits ? std::max<std::int64_t>(nc, measured.nc) : nc;
+        b.nc = int(std::clamp<std::int64_t>(chosen, nr, cap));
     }
     return b;
 }

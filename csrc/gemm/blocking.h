@@ -1,9 +1,9 @@
 // Cache block sizes of the packed GEMM, chosen for the CPU it runs on. Portable header: no ISA code.
 //
-// The caches are read once (CPUID leaf 4 on Intel, 0x8000001D on AMD, else Linux sysfs), the block sizes of each
-// kernel follow from them by the analytical model of Low et al. ("Analytical modeling is enough for
-// high-performance BLIS", ACM TOMS 2016) and are cached per kernel. PYFASTNN_GEMM_BLOCKS=MC,KC,NC overrides them
-// for experiments; when nothing answers, the kernel's own (measured) sizes stay.
+// The caches are read once (CPUID leaf 4 on Intel, 0x8000001D on AMD, else Linux sysfs), the block sizes of
+// each kernel follow from them by the analytical model of Low et al. ("Analytical modeling is enough for
+// high-performance BLIS", ACM TOMS 2016) and are cached per kernel. PYFASTNN_GEMM_BLOCKS=MC,KC,NC overrides
+// them for experiments; when nothing answers, the kernel's own (measured) sizes stay.
 #pragma once
 
 #include <cstdint>
@@ -36,15 +36,17 @@ const cache_info& detect_caches();
 // The model, a pure function of the caches and the kernel's shape (register tile mr x nr of elem_size-byte
 // values) and its measured sizes `measured` (the floor of each block, see blocking.cpp). A level that is not
 // valid() leaves the measured size for the block it would set.
-gemm_blocks model_blocks(const cache_info& caches, int mr, int nr, int elem_size, const gemm_blocks& measured);
+gemm_blocks model_blocks(const cache_info& caches, int mr, int nr, int elem_size,
+                         const gemm_blocks& measured);
 
 // Parses "MC,KC,NC" (three integers in [1, max_block]); on failure returns false and says why in *error.
 constexpr int max_block = 1 << 20;
 bool parse_blocks(const std::string& text, gemm_blocks* out, std::string* error);
 
-// The blocks a kernel runs with, computed on first use: PYFASTNN_GEMM_BLOCKS when it is set and valid, else the
-// model from the detected caches, else the kernel's own. `source` says which: "override", "cpuid", "sysfs" or
-// "kernel". Never throws: a malformed PYFASTNN_GEMM_BLOCKS is ignored here and reported by blocks_env_error().
+// The blocks a kernel runs with, computed on first use: PYFASTNN_GEMM_BLOCKS when it is set and valid, else
+// the model from the detected caches, else the kernel's own. `source` says which: "override", "cpuid",
+// "sysfs" or "kernel". Never throws: a malformed PYFASTNN_GEMM_BLOCKS is ignored here and reported by
+// blocks_env_error().
 struct resolved_blocks {
     gemm_blocks blocks;
     const char* source;
