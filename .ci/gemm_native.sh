@@ -6,6 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"${CXX:-g++}" -std=c++17 -O2 -pthread -Wall -Icsrc tests/native/gemm_check.cpp csrc/gemm/gemm.cpp \
+"${CXX:-g++}" -std=c++17 -O2 -pthread -Wall -Icsrc tests/native/gemm_check.cpp csrc/gemm/gemm.cpp csrc/gemm/blocking.cpp \
     csrc/gemm/kernels/*.cpp csrc/dispatch.cpp csrc/threads.cpp -o "$work/gemm_check"
 "$work/gemm_check" "$@"

@@ -16,7 +16,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # -static: qemu-user then needs no aarch64 sysroot for the dynamic loader and libstdc++.
 "$cxx" -std=c++17 -O2 -static -pthread -Wall -Icsrc tests/native/gemm_check.cpp csrc/gemm/gemm.cpp \
-    csrc/gemm/kernels/*.cpp csrc/dispatch.cpp csrc/threads.cpp -o "$work/gemm_check"
+    csrc/gemm/kernels/*.cpp csrc/gemm/blocking.cpp csrc/dispatch.cpp csrc/threads.cpp -o "$work/gemm_check"
 "$qemu" "$work/gemm_check" --expect-default neon "${args[@]}"
 # PYFASTNN_ISA=reference must still force the reference kernels on arm64.
 PYFASTNN_ISA=reference "$qemu" "$work/gemm_check" --isa reference --expect-default reference --sizes 1,7,13,33

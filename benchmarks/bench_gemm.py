@@ -50,7 +50,11 @@ def _set_numpy_threads(n):
         return None
 
 
-def _median_time(fn, min_time=0.25, min_reps=5, max_reps=2000):
+def _median_time(fn, min_time=0.25, min_reps=5, max_reps=2000, idle=0.0):
+    # An idle gap first, so the other library's thread pool (OpenBLAS's workers spin for a while after a call)
+    # has gone to sleep and does not take the second core from this block.
+    if idle:
+        time.sleep(idle)
     fn()  # warm up: page in buffers, spin up thread pools
     times = []
     start = time.perf_counter()
@@ -81,8 +85,8 @@ def bench_case(m, n, k, trans_a, trans_b, dtype, rng, rounds=3):
     # Alternate the two a few times so drift on a shared machine hits both alike.
     t_ours, t_np = [], []
     for _ in range(rounds):
-        t_ours.append(_median_time(ours))
-        t_np.append(_median_time(theirs))
+        t_ours.append(_median_time(ours, idle=0.2))
+        t_np.append(_median_time(theirs, idle=0.2))
     ref = at.astype(np.float64) @ bt.astype(np.float64)
     err = float(np.abs(out - ref).max() / max(np.abs(ref).max(), 1e-30))
     flops = 2.0 * m * n * k

@@ -57,6 +57,12 @@ bool overlaps(const py::array& x, const py::array& y) {
     return x0 < y0 + std::uintptr_t(y.nbytes()) && y0 < x0 + std::uintptr_t(x.nbytes());
 }
 
+// A malformed PYFASTNN_GEMM_BLOCKS cannot raise inside the GEMM (it also runs in pool workers), which ignores it:
+// the Python entry points of the GEMM say so instead.
+void check_blocks_env() {
+    if (!blocks_env_error().empty()) throw py::value_error(blocks_env_error());
+}
+
 template <class T>
 void run_gemm(const py::array& a, const py::array& b, py::array& out, bool trans_a, bool trans_b, std::int64_t m,
               std::int64_t n, std::int64_t k, double alpha, double beta) {
@@ -96,6 +102,7 @@ void gemm_py(const py::object& a_obj, const py::object& b_obj, const py::object&
     if (overlaps(out, a) || overlaps(out, b))
         throw py::value_error("gemm: out must not share memory with a or b");
 
+    check_blocks_env();
     if (f32) run_gemm<float>(a, b, out, trans_a, trans_b, m, n, ka, alpha, beta);
     else run_gemm<double>(a, b, out, trans_a, trans_b, m, n, ka, alpha, beta);
 }
@@ -106,9 +113,13 @@ py::dict kernel_dict(const gemm_kernel<T>& k) {
     d["kernel"] = k.name;
     d["mr"] = k.mr;
     d["nr"] = k.nr;
-    d["mc"] = k.mc;
-    d["kc"] = k.kc;
-    d["nc"] = k.nc;
+    // The blocks the driver uses (model, override or the kernel's own) and, as measured_*, the kernel's own.
+    const resolved_blocks r = kernel_blocks(k);
+    d["mc"] = r.blocks.mc;
+    d["kc"] = r.blocks.kc;
+    d["nc"] = r.blocks.nc;
+    d["blocks_source"] = r.source;
+    d["measured_blocks"] = py::make_tuple(k.mc, k.kc, k.nc);
     if (k.small_m != nullptr) {
         d["small_m_kernel"] = k.small_m->name;
         d["small_m_max"] = k.small_m_max;
@@ -116,7 +127,31 @@ py::dict kernel_dict(const gemm_kernel<T>& k) {
     return d;
 }
 
+py::dict cache_dict(const cache_level& c) {
+    py::dict d;
+    d["size"] = c.size;
+    d["ways"] = c.ways;
+    d["line"] = c.line;
+    d["shared_by"] = c.shared_by;
+    return d;
+}
+
+cache_level cache_from(const py::object& o, const char* name) {
+    cache_level c;
+    if (o.is_none()) return c;
+    const auto t = o.cast<py::tuple>();
+    if (t.size() < 3 || t.size() > 4)
+        throw py::value_error(std::string("_gemm_model_blocks: ") + name +
+                              " must be (size, ways, line) or (size, ways, line, shared_by)");
+    c.size = t[0].cast<std::int64_t>();
+    c.ways = t[1].cast<int>();
+    c.line = t[2].cast<int>();
+    c.shared_by = t.size() == 4 ? t[3].cast<int>() : 1;
+    return c;
+}
+
 py::dict cpu_info() {
+    check_blocks_env();
     const cpu_features& f = detect_cpu();
     py::dict d;
     d["arch"] = f.arch;
@@ -146,6 +181,13 @@ py::dict cpu_info() {
     d["float64"] = kernel_dict(*t.f64);
     d["kernels"] = per_isa;
     d["num_threads"] = get_num_threads();
+    const cache_info& caches = detect_caches();
+    py::dict cd;
+    cd["source"] = caches.source;
+    cd["l1d"] = cache_dict(caches.l1d);
+    cd["l2"] = cache_dict(caches.l2);
+    cd["l3"] = cache_dict(caches.l3);
+    d["caches"] = cd;
     return d;
 }
 
@@ -218,6 +260,30 @@ The GIL is released during the computation.)doc");
         },
         "The oversubscription guard's counters: regions where the caller stalled waiting for the other threads, regions it ran on one "
         "thread, current backoff (ms).");
+
+    // The block-size model as a pure function, and the PYFASTNN_GEMM_BLOCKS parser, for tests; not public API.
+    m.def(
+        "_gemm_model_blocks",
+        [](int mr, int nr, int elem_size, py::tuple measured, py::object l1d, py::object l2, py::object l3) {
+            cache_info c;
+            c.l1d = cache_from(l1d, "l1d");
+            c.l2 = cache_from(l2, "l2");
+            c.l3 = cache_from(l3, "l3");
+            const gemm_blocks b = model_blocks(
+                c, mr, nr, elem_size,
+                gemm_blocks{measured[0].cast<int>(), measured[1].cast<int>(), measured[2].cast<int>()});
+            return py::make_tuple(b.mc, b.kc, b.nc);
+        },
+        py::arg("mr"), py::arg("nr"), py::arg("elem_size"), py::arg("measured"), py::arg("l1d") = py::none(),
+        py::arg("l2") = py::none(), py::arg("l3") = py::none());
+    m.def("_parse_gemm_blocks", [](const std::string& text) {
+        gemm_blocks b;
+        std::string error;
+        if (!parse_blocks(text, &b, &error)) throw py::value_error(error);
+        return py::make_tuple(b.mc, b.kc, b.nc);
+    }, py::arg("text"));
+    m.def("_gemm_blocks_error", [] { return blocks_env_error(); },
+          "Why PYFASTNN_GEMM_BLOCKS was rejected ('' if unset or valid).");
 
     // Tuning hooks for benchmarks/bench_gemm.py; not part of the public API.
     m.def("_get_gemm_params", [] {

@@ -39,6 +39,11 @@ def _probe(name):
             result = (None, f"{_MODULES[name]} lacks the kernels {', '.join(missing)}")
         else:
             result = (module, None)
+        # A malformed PYFASTNN_GEMM_BLOCKS is a usage error, not an unavailable backend (which would silently
+        # switch to the next one): say so at first use.
+        error = getattr(module, "_gemm_blocks_error", lambda: "")()
+        if error:
+            raise ValueError(error)
     _cache[name] = result
     return result
 

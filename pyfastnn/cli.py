@@ -539,8 +539,13 @@ def info(args):
     print(f"backend: {_backend.get_backend()}   threads: {_backend.get_num_threads()}")
     for name, state in _backend.backends().items():
         print(f"  {name:6s} {'available' if state['available'] else 'unavailable: ' + state['reason']}")
-    for key, value in cpu_info().items():
+    cpu = cpu_info()
+    for key, value in cpu.items():
         print(f"cpu {key}: {value}")
+    for dt in ("float32", "float64"):
+        if dt in cpu:  # the blocks the GEMM uses and where they came from (cpuid/sysfs model, override, kernel)
+            k = cpu[dt]
+            print(f"gemm blocks {dt}: mc={k['mc']} kc={k['kc']} nc={k['nc']} ({k['blocks_source']}, {k['kernel']})")
     return 0
 
 

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <new>
 #include <stdexcept>
@@ -39,6 +40,38 @@ std::atomic<std::int64_t> g_inplace_max_k{64};
 std::atomic<int> g_mc{0}, g_kc{0}, g_nc{0};
 
 constexpr std::size_t buffer_align = 64;  // a cache line; also what the aligned vector loads of B need
+
+// Every kernel descriptor of every supported level (and their shorter-tile variants) with its blocks, built once.
+template <class T>
+struct block_entry {
+    const gemm_kernel<T>* kern;
+    resolved_blocks blocks;
+};
+template <class T>
+struct block_table {
+    block_entry<T> entries[2 * isa_level_count];
+    int count = 0;
+    void add(const gemm_kernel<T>* k) {
+        for (; k != nullptr && count < int(std::size(entries)); k = k->small_m)
+            entries[count++] = {k, resolve_blocks(k->mr, k->nr, int(sizeof(T)), gemm_blocks{k->mc, k->kc, k->nc})};
+    }
+};
+template <class T>
+const gemm_kernel<T>* kernel_of(const kernel_table& t);
+template <>
+const gemm_kernel<float>* kernel_of<float>(const kernel_table& t) { return t.f32; }
+template <>
+const gemm_kernel<double>* kernel_of<double>(const kernel_table& t) { return t.f64; }
+
+template <class T>
+const block_table<T>& all_blocks() {
+    static const block_table<T> table = [] {
+        block_table<T> b;
+        for (isa_level level : supported_isas()) b.add(kernel_of<T>(kernels_for(level)));
+        return b;
+    }();
+    return table;
+}
 
 template <class T>
 const gemm_kernel<T>& active_kernel();
@@ -344,6 +377,14 @@ void run_region(void* ctx, const team& t) {
 
 }  // namespace
 
+template <class T>
+resolved_blocks kernel_blocks(const gemm_kernel<T>& kern) {
+    const block_table<T>& t = all_blocks<T>();
+    for (int i = 0; i < t.count; ++i)
+        if (t.entries[i].kern == &kern) return t.entries[i].blocks;
+    return {gemm_blocks{kern.mc, kern.kc, kern.nc}, "kernel"};  // not a dispatch-table kernel (tests)
+}
+
 gemm_params get_gemm_params() {
     gemm_params p;
     p.direct_max_work = g_direct_max_work.load();
@@ -409,9 +450,10 @@ void gemm_strided(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const
     g.b = b, g.rs_b = rs_b, g.cs_b = cs_b;
     g.c = c, g.rs_c = rs_c;
     const int mc_o = g_mc.load(), kc_o = g_kc.load(), nc_o = g_nc.load();
-    g.mc = balanced_block(m, mc_o > 0 ? mc_o : kern.mc, kern.mr);
-    g.kc = balanced_block(k, kc_o > 0 ? kc_o : kern.kc, 1);
-    g.nc = balanced_block(n, nc_o > 0 ? nc_o : kern.nc, kern.nr);
+    const gemm_blocks blocks = kernel_blocks(kern).blocks;
+    g.mc = balanced_block(m, mc_o > 0 ? mc_o : blocks.mc, kern.mr);
+    g.kc = balanced_block(k, kc_o > 0 ? kc_o : blocks.kc, 1);
+    g.nc = balanced_block(n, nc_o > 0 ? nc_o : blocks.nc, kern.nr);
     // Shallow problems (k at most inplace_max_k: the weight-gradient GEMMs ΔᵀA of a batch) read op(A) in place
     // when its columns are contiguous (A given transposed) and op(B) when its rows are: the micro-panels are then
     // a few dozen short rows, which the caches serve as well as a packed copy, and packing (as many loads and
@@ -436,6 +478,8 @@ void gemm_strided(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const
     parallel_run(nthreads, &run_region<T>, &g);
 }
 
+template resolved_blocks kernel_blocks<float>(const gemm_kernel<float>&);
+template resolved_blocks kernel_blocks<double>(const gemm_kernel<double>&);
 template void gemm_strided<float>(std::int64_t, std::int64_t, std::int64_t, float, const float*, std::int64_t,
                                   std::int64_t, const float*, std::int64_t, std::int64_t, float, float*,
                                   std::int64_t);

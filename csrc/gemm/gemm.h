@@ -8,6 +8,9 @@
 
 #include <cstdint>
 
+#include "gemm/blocking.h"
+#include "gemm/kernel.h"
+
 namespace pyfastnn {
 
 // General strides: op(A)(i, p) = a[i * rs_a + p * cs_a] (m x k), op(B)(p, j) = b[p * rs_b + j * cs_b] (k x n),
@@ -43,9 +46,16 @@ struct gemm_params {
 gemm_params get_gemm_params();
 void set_gemm_params(const gemm_params& p);  // throws std::invalid_argument on negative values
 
+// The cache blocks a kernel runs with when gemm_params leaves them 0 (see gemm/blocking.h), resolved once for
+// every kernel of every supported level on first use.
+template <class T>
+resolved_blocks kernel_blocks(const gemm_kernel<T>& kern);
+
 extern template void gemm_strided<float>(std::int64_t, std::int64_t, std::int64_t, float, const float*,
                                          std::int64_t, std::int64_t, const float*, std::int64_t, std::int64_t,
                                          float, float*, std::int64_t);
+extern template resolved_blocks kernel_blocks<float>(const gemm_kernel<float>&);
+extern template resolved_blocks kernel_blocks<double>(const gemm_kernel<double>&);
 extern template void gemm_strided<double>(std::int64_t, std::int64_t, std::int64_t, double, const double*,
                                           std::int64_t, std::int64_t, const double*, std::int64_t, std::int64_t,
                                           double, double*, std::int64_t);

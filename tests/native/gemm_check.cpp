@@ -2,8 +2,8 @@
 // Python or pybind11: it links only the GEMM sources, the dispatcher and the thread pool, so it also runs where the
 // extension cannot be imported -- in particular an aarch64 build under qemu-user (.ci/neon.sh).
 //
-//   g++ -std=c++17 -O2 -pthread -Icsrc tests/native/gemm_check.cpp csrc/gemm/gemm.cpp csrc/gemm/kernels/*.cpp  (continued)
-//       csrc/dispatch.cpp csrc/threads.cpp -o /tmp/gemm_check && /tmp/gemm_check
+//   g++ -std=c++17 -O2 -pthread -Icsrc tests/native/gemm_check.cpp csrc/gemm/gemm.cpp csrc/gemm/blocking.cpp  (continued)
+//       csrc/gemm/kernels/*.cpp csrc/dispatch.cpp csrc/threads.cpp -o /tmp/gemm_check && /tmp/gemm_check
 //
 // Options: --quick (sizes up to 64 only), --full (all sizes, the default), --sizes 1,7,33 (own size list),
 // --isa NAME (one level instead of all supported ones), --expect-default NAME (fail unless the dispatcher's own
