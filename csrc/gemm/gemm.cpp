@@ -254,6 +254,7 @@ struct region {
     std::int64_t mc, kc, nc;
     // Read op(A) / op(B) in place instead of packing them (full micro-panels only; see gemm_strided).
     bool a_inplace, b_inplace;
+    const gemm_epilogue<T>* ep;  // null, or the epilogue that receives C's final values (gemm.h)
     T* a_buf[2];
     T* b_buf[2];
 };
@@ -266,11 +267,14 @@ inline void split(std::int64_t count, int tid, int nthreads, std::int64_t* begin
 
 // Macro-kernel: tiles [tile_begin, tile_end) of the mc x nc block, numbered column of tiles by column of tiles
 // (jr-major) so consecutive tiles of one thread reuse the same B micro-panel from L1. a_src / b_src are the
-// block's origins in op(A) / op(B), read directly by full micro-panels when the region says in place.
+// block's origins in op(A) / op(B), read directly by full micro-panels when the region says in place. (ic, jc) is
+// the block's origin in C and `last` says this is the last pass over K: then each tile goes to the epilogue, if
+// any, straight from the micro-kernel (from a tile on the stack when this is also the first pass, C untouched).
 template <class T>
 void macro_kernel(const region<T>& g, std::int64_t tile_begin, std::int64_t tile_end, std::int64_t mc,
                   std::int64_t nc, std::int64_t kc, const T* a_pack, const T* b_pack, const T* a_src,
-                  const T* b_src, T* c, T beta) {
+                  const T* b_src, T* c, T beta, std::int64_t ic, std::int64_t jc, bool last) {
+    const gemm_epilogue<T>* ep = last ? g.ep : nullptr;
     const gemm_kernel<T>& kern = *g.kern;
     const int mr = kern.mr, nr = kern.nr;
     const std::int64_t m_tiles = (mc + mr - 1) / mr;
@@ -285,6 +289,11 @@ void macro_kernel(const region<T>& g, std::int64_t tile_begin, std::int64_t tile
         const T* ap = a_here ? a_src + i0 * g.rs_a : a_pack + ir * mr * kc;
         const T* bp = b_here ? b_src + j0 * g.cs_b : b_pack + jr * nr * kc;
         const std::int64_t a_step = a_here ? g.cs_a : mr, b_step = b_here ? g.rs_b : nr;
+        if (ep != nullptr && beta == T(0)) {
+            kern.ukernel(kc, ap, a_step, bp, b_step, tile, nr, g.alpha, T(0));
+            ep->fn(ep->ctx, ic + i0, jc + j0, rows, cols, tile, nr);
+            continue;
+        }
         if (rows == mr && cols == nr) {
             kern.ukernel(kc, ap, a_step, bp, b_step, cp, g.rs_c, g.alpha, beta);
         } else {
@@ -299,6 +308,7 @@ void macro_kernel(const region<T>& g, std::int64_t tile_begin, std::int64_t tile
                     for (int j = 0; j < cols; ++j) cr[j] = tr[j] + beta * cr[j];
             }
         }
+        if (ep != nullptr) ep->fn(ep->ctx, ic + i0, jc + j0, rows, cols, cp, g.rs_c);
     }
 }
 
@@ -336,7 +346,8 @@ void run_region(void* ctx, const team& t) {
                 t.barrier->wait();  // the whole A block (and B block, on the first ic) is packed
                 std::int64_t t0, t1;
                 split(m_panels * n_panels, t.tid, t.nthreads, &t0, &t1);
-                macro_kernel(g, t0, t1, mc, nc, kc, a_pack, b_pack, a_src, b_src, g.c + ic * g.rs_c + jc, beta);
+                macro_kernel(g, t0, t1, mc, nc, kc, a_pack, b_pack, a_src, b_src, g.c + ic * g.rs_c + jc, beta, ic,
+                             jc, pc + kc >= g.k);
             }
         }
     }
@@ -375,10 +386,11 @@ void set_gemm_params(const gemm_params& p) {
 template <class T>
 void gemm_strided(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a, std::int64_t rs_a,
                   std::int64_t cs_a, const T* b, std::int64_t rs_b, std::int64_t cs_b, T beta, T* c,
-                  std::int64_t rs_c) {
+                  std::int64_t rs_c, const gemm_epilogue<T>* ep) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0 || alpha == T(0)) {
         scale_c(m, n, beta, c, rs_c);
+        if (ep != nullptr) ep->fn(ep->ctx, 0, 0, m, n, c, rs_c);
         return;
     }
     const gemm_kernel<T>* kp = &active_kernel<T>();
@@ -398,6 +410,8 @@ void gemm_strided(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const
     if (work < double(g_direct_max_work.load(std::memory_order_relaxed)) || m <= direct_max_m || narrow) {
         T* row = static_cast<T*>(ws.row.get(std::size_t(direct_work_size(k)) * sizeof(T)));
         kern.direct(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, rs_c, row);
+        // The unpacked loop has no tiles: the epilogue gets C whole (few rows, few columns or few elements here).
+        if (ep != nullptr) ep->fn(ep->ctx, 0, 0, m, n, c, rs_c);
         return;
     }
 
@@ -408,6 +422,7 @@ void gemm_strided(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const
     g.a = a, g.rs_a = rs_a, g.cs_a = cs_a;
     g.b = b, g.rs_b = rs_b, g.cs_b = cs_b;
     g.c = c, g.rs_c = rs_c;
+    g.ep = ep;
     const int mc_o = g_mc.load(), kc_o = g_kc.load(), nc_o = g_nc.load();
     g.mc = balanced_block(m, mc_o > 0 ? mc_o : kern.mc, kern.mr);
     g.kc = balanced_block(k, kc_o > 0 ? kc_o : kern.kc, 1);
@@ -438,9 +453,9 @@ void gemm_strided(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const
 
 template void gemm_strided<float>(std::int64_t, std::int64_t, std::int64_t, float, const float*, std::int64_t,
                                   std::int64_t, const float*, std::int64_t, std::int64_t, float, float*,
-                                  std::int64_t);
+                                  std::int64_t, const gemm_epilogue<float>*);
 template void gemm_strided<double>(std::int64_t, std::int64_t, std::int64_t, double, const double*, std::int64_t,
                                    std::int64_t, const double*, std::int64_t, std::int64_t, double, double*,
-                                   std::int64_t);
+                                   std::int64_t, const gemm_epilogue<double>*);
 
 }  // namespace pyfastnn
