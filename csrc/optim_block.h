@@ -7,26 +7,16 @@
 
 #include "optim.h"
 
+// The blocks are strips of the GEMM's tiles along rows of W, up to 64 columns wide (gemm.cpp, macro_kernel_strips),
+// handed over in order along each row, which the hardware prefetchers follow.
+
 namespace pyfastnn {
 namespace optim_block {
-
-// The block is a tile of the GEMM's macro-kernel, which walks down a column of tiles: the next block is most
-// likely the same columns `rows` rows further down. Its lines of p and state are fetched now, while this block
-// computes (they come from L3 or memory, one line per row, too scattered for the hardware prefetcher).
-template <class T>
-inline void prefetch_next(std::int64_t rows, std::int64_t cols, const T* p, std::int64_t ld) {
-    for (std::int64_t r = rows; r < 2 * rows; ++r) {
-        __builtin_prefetch(p + r * ld, 1, 3);
-        __builtin_prefetch(p + r * ld + cols - 1, 1, 3);
-    }
-}
 
 template <class T>
 inline void momentum_block(std::int64_t rows, std::int64_t cols, const T* __restrict g, std::int64_t ld_g,
                            T* __restrict p, T* __restrict vel, std::int64_t ld, const momentum_constants<T>& constants) {
     const momentum_constants<T> k = constants;  // a copy: stores to p and vel cannot change it
-    prefetch_next(rows, cols, p, ld);
-    prefetch_next(rows, cols, vel, ld);
     for (std::int64_t r = 0; r < rows; ++r) {
         const T* __restrict gr = g + r * ld_g;
         T* __restrict pr = p + r * ld;
@@ -40,9 +30,6 @@ inline void adam_block(std::int64_t rows, std::int64_t cols, const T* __restrict
                        T* __restrict p, T* __restrict m, T* __restrict v, std::int64_t ld,
                        const adam_constants<T>& constants) {
     const adam_constants<T> k = constants;
-    prefetch_next(rows, cols, p, ld);
-    prefetch_next(rows, cols, m, ld);
-    prefetch_next(rows, cols, v, ld);
     for (std::int64_t r = 0; r < rows; ++r) {
         const T* __restrict gr = g + r * ld_g;
         T* __restrict pr = p + r * ld;

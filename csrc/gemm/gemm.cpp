@@ -267,14 +267,12 @@ inline void split(std::int64_t count, int tid, int nthreads, std::int64_t* begin
 
 // Macro-kernel: tiles [tile_begin, tile_end) of the mc x nc block, numbered column of tiles by column of tiles
 // (jr-major) so consecutive tiles of one thread reuse the same B micro-panel from L1. a_src / b_src are the
-// block's origins in op(A) / op(B), read directly by full micro-panels when the region says in place. (ic, jc) is
-// the block's origin in C and `last` says this is the last pass over K: then each tile goes to the epilogue, if
-// any, straight from the micro-kernel (from a tile on the stack when this is also the first pass, C untouched).
+// block's origins in op(A) / op(B), read directly by full micro-panels when the region says in place. ep (null
+// unless this is the last pass over K) receives each tile once it is stored; (ic, jc) is the block's origin in C.
 template <class T>
 void macro_kernel(const region<T>& g, std::int64_t tile_begin, std::int64_t tile_end, std::int64_t mc,
                   std::int64_t nc, std::int64_t kc, const T* a_pack, const T* b_pack, const T* a_src,
-                  const T* b_src, T* c, T beta, std::int64_t ic, std::int64_t jc, bool last) {
-    const gemm_epilogue<T>* ep = last ? g.ep : nullptr;
+                  const T* b_src, T* c, T beta, const gemm_epilogue<T>* ep, std::int64_t ic, std::int64_t jc) {
     const gemm_kernel<T>& kern = *g.kern;
     const int mr = kern.mr, nr = kern.nr;
     const std::int64_t m_tiles = (mc + mr - 1) / mr;
@@ -289,11 +287,6 @@ void macro_kernel(const region<T>& g, std::int64_t tile_begin, std::int64_t tile
         const T* ap = a_here ? a_src + i0 * g.rs_a : a_pack + ir * mr * kc;
         const T* bp = b_here ? b_src + j0 * g.cs_b : b_pack + jr * nr * kc;
         const std::int64_t a_step = a_here ? g.cs_a : mr, b_step = b_here ? g.rs_b : nr;
-        if (ep != nullptr && beta == T(0)) {
-            kern.ukernel(kc, ap, a_step, bp, b_step, tile, nr, g.alpha, T(0));
-            ep->fn(ep->ctx, ic + i0, jc + j0, rows, cols, tile, nr);
-            continue;
-        }
         if (rows == mr && cols == nr) {
             kern.ukernel(kc, ap, a_step, bp, b_step, cp, g.rs_c, g.alpha, beta);
         } else {
@@ -309,6 +302,44 @@ void macro_kernel(const region<T>& g, std::int64_t tile_begin, std::int64_t tile
             }
         }
         if (ep != nullptr) ep->fn(ep->ctx, ic + i0, jc + j0, rows, cols, cp, g.rs_c);
+    }
+}
+
+// The macro-kernel when an epilogue takes C's final values in a single pass over K (beta = 0), so C is never
+// stored: tiles numbered row of tiles by row of tiles (ir-major, unlike macro_kernel), and up to strip_cols
+// columns of consecutive tiles along a row computed into a strip on the stack and handed over at once. The
+// epilogue then walks each row of its own arrays (W and the optimizer state) in runs of 64 columns, in order:
+// tile by tile, down a column of tiles, the setup of each 16-element row and the jumps between rows cost as
+// much as the optimizer's arithmetic. The A micro-panel stays in L1 along the strip; the B micro-panels come
+// from L2, as the A panels do in macro_kernel.
+template <class T>
+void macro_kernel_strips(const region<T>& g, std::int64_t tile_begin, std::int64_t tile_end, std::int64_t mc,
+                         std::int64_t nc, std::int64_t kc, const T* a_pack, const T* b_pack, const T* a_src,
+                         const T* b_src, std::int64_t ic, std::int64_t jc) {
+    constexpr int strip_cols = 64;
+    const gemm_kernel<T>& kern = *g.kern;
+    const int mr = kern.mr, nr = kern.nr;
+    const std::int64_t n_tiles = (nc + nr - 1) / nr;
+    const std::int64_t per_strip = std::max(1, strip_cols / nr);
+    const std::int64_t ld = per_strip * nr;  // at most max(64, NR) columns of at most 32 rows
+    alignas(64) T strip[32 * 64];
+    for (std::int64_t t = tile_begin; t < tile_end;) {
+        const std::int64_t ir = t / n_tiles, jr0 = t % n_tiles;
+        const std::int64_t count = std::min({per_strip, n_tiles - jr0, tile_end - t});
+        const std::int64_t i0 = ir * mr;
+        const int rows = int(std::min<std::int64_t>(mr, mc - i0));
+        const bool a_here = g.a_inplace && rows == mr;
+        const T* ap = a_here ? a_src + i0 * g.rs_a : a_pack + ir * mr * kc;
+        const std::int64_t a_step = a_here ? g.cs_a : mr;
+        for (std::int64_t q = 0; q < count; ++q) {
+            const std::int64_t jr = jr0 + q, j0 = jr * nr;
+            const bool b_here = g.b_inplace && nc - j0 >= nr;
+            const T* bp = b_here ? b_src + j0 * g.cs_b : b_pack + jr * nr * kc;
+            kern.ukernel(kc, ap, a_step, bp, b_here ? g.rs_b : nr, strip + q * nr, ld, g.alpha, T(0));
+        }
+        const std::int64_t j0 = jr0 * nr;
+        g.ep->fn(g.ep->ctx, ic + i0, jc + j0, rows, std::min(count * nr, nc - j0), strip, ld);
+        t += count;
     }
 }
 
@@ -346,8 +377,12 @@ void run_region(void* ctx, const team& t) {
                 t.barrier->wait();  // the whole A block (and B block, on the first ic) is packed
                 std::int64_t t0, t1;
                 split(m_panels * n_panels, t.tid, t.nthreads, &t0, &t1);
-                macro_kernel(g, t0, t1, mc, nc, kc, a_pack, b_pack, a_src, b_src, g.c + ic * g.rs_c + jc, beta, ic,
-                             jc, pc + kc >= g.k);
+                const bool last = pc + kc >= g.k;
+                if (g.ep != nullptr && last && beta == T(0))
+                    macro_kernel_strips(g, t0, t1, mc, nc, kc, a_pack, b_pack, a_src, b_src, ic, jc);
+                else
+                    macro_kernel(g, t0, t1, mc, nc, kc, a_pack, b_pack, a_src, b_src, g.c + ic * g.rs_c + jc, beta,
+                                 last ? g.ep : nullptr, ic, jc);
             }
         }
     }
