@@ -219,9 +219,9 @@ void weight_gemm(const layer_view<T>& L, std::int64_t rows, const T* delta, cons
 }
 
 // SGD with momentum or Adam on a layer's weights, run as the weight-gradient GEMM's epilogue: each block of ∂C/∂W
-// is applied to the same block of W and of its state while it is in L1, so W, the state and the gradient stream
-// through memory once per step instead of the gradient being stored and a second pass reading all of them back.
-// Formulas and rounding are sgd_update's and adam_apply's (optim.h, block_steps).
+// is applied to the same block of W and of its state right after the GEMM's thread stored it (still in L2), so
+// the gradient is not read back from memory in a second pass over all of W, ∂C/∂W and the state, and the step is
+// split between the GEMM's threads. Formulas and rounding are sgd_update's and adam_apply's (optim.h).
 template <class T>
 struct fused_step {
     T* w;
@@ -246,7 +246,7 @@ struct fused_step {
     }
 };
 
-// Weight gradient and the momentum or Adam step of layer l in one GEMM (dw[l] is the GEMM's scratch).
+// Weight gradient (into dw) and the momentum or Adam step of layer l in one GEMM.
 template <class T>
 void fused_weight_update(const layer_view<T>& L, std::size_t l, std::size_t nl, std::int64_t rows, const T* delta,
                          const T* a_prev, T inv_rows, T* dw, const optimizer_spec<T>& opt) {

@@ -84,8 +84,7 @@ struct epoch_result {
 // Trains one pass over x (n rows) in batches of `batch` rows, in the order `order` (n row indices) or in
 // storage order when order is null. Batches of a dense x taken out of order are gathered into xbuf/ybuf (batch
 // rows each); a sparse x (sx not null, x unused) is read through the order in place and only y is gathered.
-// dw/db are scratch for the gradients where the optimizer needs them (momentum, Adam; dw's contents afterwards
-// are unspecified: the dense layers' steps take their gradient tile by tile from the GEMM). Stops before
+// dw/db receive gradients where the optimizer needs them as a separate array (momentum, Adam). Stops before
 // the update of a batch whose loss is not finite. opt.step is advanced for Adam. sw: null, or one weight per
 // row of x (indexed by the original row, like x and y); a batch whose weights sum to 0 is skipped entirely.
 // poll (if set) is called before every batch but the first with the rows of x gone through so far (applied or

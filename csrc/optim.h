@@ -73,7 +73,7 @@ inline void momentum_element(T g, T& p, T& vel, const momentum_constants<T>& k) 
 namespace pyfastnn {
 
 // The dense optimizer steps on one rows x cols block of a weight matrix whose gradient block has just been
-// computed (the weight-gradient GEMM hands each block over while it is in L1; mlp.cpp): g has row stride ld_g,
+// computed (the weight-gradient GEMM hands each block over while it is in cache; mlp.cpp): g has row stride ld_g,
 // p and its state row stride ld. The formulas of sgd_update (momentum_element) and adam_apply
 // (adam_element_exact), compiled per ISA without contracting a·b + c into an FMA, so on x86 the result is
 // bit-identical to those two-pass updates whichever ISA level runs.

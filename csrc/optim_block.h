@@ -7,8 +7,7 @@
 
 #include "optim.h"
 
-// The blocks are strips of the GEMM's tiles along rows of W, up to 64 columns wide (gemm.cpp, macro_kernel_strips),
-// handed over in order along each row, which the hardware prefetchers follow.
+// The blocks are rectangles of the GEMM's tiles, usually 64 columns wide (gemm.cpp, epilogue_spans).
 
 namespace pyfastnn {
 namespace optim_block {

@@ -265,10 +265,55 @@ inline void split(std::int64_t count, int tid, int nthreads, std::int64_t* begin
     *end = count * (tid + 1) / nthreads;
 }
 
+// Hands a thread's tiles of C over to the epilogue as they are stored, column of tiles by column of tiles (the
+// macro-kernel's order), in rectangles of whole columns of tiles `group` tiles wide (64 columns of C): while
+// they are still in L2 (mc x 64 values), and with rows long enough for the epilogue to run at full vector
+// speed along them (tile by tile, 16-column rows and the jumps between them cost as much as an optimizer's
+// arithmetic). The thread's first column of tiles may start below the top and its last may end above the
+// bottom: those go on their own.
+template <class T>
+class epilogue_spans {
+public:
+    epilogue_spans(const gemm_epilogue<T>* ep, std::int64_t tile_begin, std::int64_t m_tiles, std::int64_t group,
+                   int mr, int nr, std::int64_t mc, std::int64_t nc, T* c, std::int64_t rs_c, std::int64_t ic,
+                   std::int64_t jc)
+        : ep_(ep), m_tiles_(m_tiles), group_(group), mr_(mr), nr_(nr), mc_(mc), nc_(nc), c_(c), rs_c_(rs_c),
+          ic_(ic), jc_(jc), span_jr_(tile_begin / m_tiles), span_ir_(tile_begin % m_tiles) {}
+
+    // Tile (ir, jr) is stored; `last`: it is the thread's last tile.
+    void tile_done(std::int64_t jr, std::int64_t ir, bool last) {
+        if (ir == m_tiles_ - 1) {  // column jr is complete
+            if (span_ir_ != 0 || jr + 1 - span_jr_ >= group_ || last) {
+                hand(span_ir_, m_tiles_, span_jr_, jr + 1);
+                span_jr_ = jr + 1, span_ir_ = 0;
+            }
+        } else if (last) {  // ends mid-column: the whole columns before it, then the top of its column
+            if (span_jr_ < jr) hand(0, m_tiles_, span_jr_, jr);
+            hand(span_jr_ == jr ? span_ir_ : 0, ir + 1, jr, jr + 1);
+        }
+    }
+
+private:
+    void hand(std::int64_t ir0, std::int64_t ir1, std::int64_t jr0, std::int64_t jr1) const {
+        const std::int64_t i0 = ir0 * mr_, i1 = std::min(ir1 * mr_, mc_);
+        const std::int64_t j0 = jr0 * nr_, j1 = std::min(jr1 * nr_, nc_);
+        if (i0 < i1 && j0 < j1) ep_->fn(ep_->ctx, ic_ + i0, jc_ + j0, i1 - i0, j1 - j0, c_ + i0 * rs_c_ + j0, rs_c_);
+    }
+
+    const gemm_epilogue<T>* ep_;
+    std::int64_t m_tiles_, group_;
+    int mr_, nr_;
+    std::int64_t mc_, nc_;
+    T* c_;
+    std::int64_t rs_c_, ic_, jc_;
+    std::int64_t span_jr_, span_ir_;  // the first column of tiles not handed over yet, and its first row of tiles
+};
+
 // Macro-kernel: tiles [tile_begin, tile_end) of the mc x nc block, numbered column of tiles by column of tiles
 // (jr-major) so consecutive tiles of one thread reuse the same B micro-panel from L1. a_src / b_src are the
 // block's origins in op(A) / op(B), read directly by full micro-panels when the region says in place. ep (null
-// unless this is the last pass over K) receives each tile once it is stored; (ic, jc) is the block's origin in C.
+// unless this is the last pass over K) receives the tiles once they are stored (epilogue_spans); (ic, jc) is the
+// block's origin in C.
 template <class T>
 void macro_kernel(const region<T>& g, std::int64_t tile_begin, std::int64_t tile_end, std::int64_t mc,
                   std::int64_t nc, std::int64_t kc, const T* a_pack, const T* b_pack, const T* a_src,
@@ -277,6 +322,7 @@ void macro_kernel(const region<T>& g, std::int64_t tile_begin, std::int64_t tile
     const int mr = kern.mr, nr = kern.nr;
     const std::int64_t m_tiles = (mc + mr - 1) / mr;
     alignas(64) T tile[32 * 64];  // edge tiles go through here: MR x NR of every kernel fits
+    epilogue_spans<T> spans(ep, tile_begin, m_tiles, std::max(1, 64 / nr), mr, nr, mc, nc, c, g.rs_c, ic, jc);
     for (std::int64_t t = tile_begin; t < tile_end; ++t) {
         const std::int64_t jr = t / m_tiles, ir = t % m_tiles;
         const std::int64_t i0 = ir * mr, j0 = jr * nr;
@@ -301,45 +347,7 @@ void macro_kernel(const region<T>& g, std::int64_t tile_begin, std::int64_t tile
                     for (int j = 0; j < cols; ++j) cr[j] = tr[j] + beta * cr[j];
             }
         }
-        if (ep != nullptr) ep->fn(ep->ctx, ic + i0, jc + j0, rows, cols, cp, g.rs_c);
-    }
-}
-
-// The macro-kernel when an epilogue takes C's final values in a single pass over K (beta = 0), so C is never
-// stored: tiles numbered row of tiles by row of tiles (ir-major, unlike macro_kernel), and up to strip_cols
-// columns of consecutive tiles along a row computed into a strip on the stack and handed over at once. The
-// epilogue then walks each row of its own arrays (W and the optimizer state) in runs of 64 columns, in order:
-// tile by tile, down a column of tiles, the setup of each 16-element row and the jumps between rows cost as
-// much as the optimizer's arithmetic. The A micro-panel stays in L1 along the strip; the B micro-panels come
-// from L2, as the A panels do in macro_kernel.
-template <class T>
-void macro_kernel_strips(const region<T>& g, std::int64_t tile_begin, std::int64_t tile_end, std::int64_t mc,
-                         std::int64_t nc, std::int64_t kc, const T* a_pack, const T* b_pack, const T* a_src,
-                         const T* b_src, std::int64_t ic, std::int64_t jc) {
-    constexpr int strip_cols = 64;
-    const gemm_kernel<T>& kern = *g.kern;
-    const int mr = kern.mr, nr = kern.nr;
-    const std::int64_t n_tiles = (nc + nr - 1) / nr;
-    const std::int64_t per_strip = std::max(1, strip_cols / nr);
-    const std::int64_t ld = per_strip * nr;  // at most max(64, NR) columns of at most 32 rows
-    alignas(64) T strip[32 * 64];
-    for (std::int64_t t = tile_begin; t < tile_end;) {
-        const std::int64_t ir = t / n_tiles, jr0 = t % n_tiles;
-        const std::int64_t count = std::min({per_strip, n_tiles - jr0, tile_end - t});
-        const std::int64_t i0 = ir * mr;
-        const int rows = int(std::min<std::int64_t>(mr, mc - i0));
-        const bool a_here = g.a_inplace && rows == mr;
-        const T* ap = a_here ? a_src + i0 * g.rs_a : a_pack + ir * mr * kc;
-        const std::int64_t a_step = a_here ? g.cs_a : mr;
-        for (std::int64_t q = 0; q < count; ++q) {
-            const std::int64_t jr = jr0 + q, j0 = jr * nr;
-            const bool b_here = g.b_inplace && nc - j0 >= nr;
-            const T* bp = b_here ? b_src + j0 * g.cs_b : b_pack + jr * nr * kc;
-            kern.ukernel(kc, ap, a_step, bp, b_here ? g.rs_b : nr, strip + q * nr, ld, g.alpha, T(0));
-        }
-        const std::int64_t j0 = jr0 * nr;
-        g.ep->fn(g.ep->ctx, ic + i0, jc + j0, rows, std::min(count * nr, nc - j0), strip, ld);
-        t += count;
+        if (ep != nullptr) spans.tile_done(jr, ir, t + 1 == tile_end);
     }
 }
 
@@ -377,12 +385,8 @@ void run_region(void* ctx, const team& t) {
                 t.barrier->wait();  // the whole A block (and B block, on the first ic) is packed
                 std::int64_t t0, t1;
                 split(m_panels * n_panels, t.tid, t.nthreads, &t0, &t1);
-                const bool last = pc + kc >= g.k;
-                if (g.ep != nullptr && last && beta == T(0))
-                    macro_kernel_strips(g, t0, t1, mc, nc, kc, a_pack, b_pack, a_src, b_src, ic, jc);
-                else
-                    macro_kernel(g, t0, t1, mc, nc, kc, a_pack, b_pack, a_src, b_src, g.c + ic * g.rs_c + jc, beta,
-                                 last ? g.ep : nullptr, ic, jc);
+                macro_kernel(g, t0, t1, mc, nc, kc, a_pack, b_pack, a_src, b_src, g.c + ic * g.rs_c + jc, beta,
+                             pc + kc >= g.k ? g.ep : nullptr, ic, jc);
             }
         }
     }

@@ -10,12 +10,10 @@
 
 namespace pyfastnn {
 
-// Work on C's final values done block by block as they are produced, while each block is in L1: fn(ctx, i0, j0,
-// rows, cols, v, ld) receives C(i0 + r, j0 + j) = v[r * ld + j] for r < rows, j < cols. Every element of C is
-// handed over exactly once; blocks are disjoint and may be handed over concurrently from the GEMM's threads.
-// With an epilogue C is scratch: its contents afterwards are unspecified (a block computed in one pass over K
-// is handed over from a tile on the stack and never stored), but it must still be an m x n array the driver
-// may write.
+// Work on C's final values done block by block while each block is still in cache: fn(ctx, i0, j0, rows, cols, v,
+// ld) receives C(i0 + r, j0 + j) = v[r * ld + j] for r < rows, j < cols (v points into C). Every element of C is
+// handed over exactly once, after it is stored; blocks are disjoint and may be handed over concurrently from the
+// GEMM's threads.
 template <class T>
 struct gemm_epilogue {
     void (*fn)(void* ctx, std::int64_t i0, std::int64_t j0, std::int64_t rows, std::int64_t cols, const T* v,
