@@ -93,7 +93,7 @@ def fashion_like(rows, seed=0):
     rng = np.random.default_rng(seed)
     templates = rng.random((10, 784), dtype=np.float32)
     y = rng.integers(0, 10, rows)
-    x = 0.25 * templates[y] + 0.75 * rng.random((rows, 784), dtype=np.float32)
+    x = 0.05 * templates[y] + 0.95 * rng.random((rows, 784), dtype=np.float32)
     return x.astype(np.float32), y.astype(np.int64)
 
 
@@ -222,7 +222,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeat", type=int, default=None, help="timed runs per column (default 5; quick 1)")
     p.add_argument("--epochs", type=int, default=2, help="epochs per timed run of the Fashion-shaped fit")
-    p.add_argument("--no-peers", action="store_true", help="part 1 only")
+    p.add_argument("--only", choices=["optimizers", "fashion"], default=None, help="run one part only")
+    p.add_argument("--no-peers", action="store_true", help="part 1 only (same as --only optimizers)")
     args = p.parse_args(argv)
     if args.threads < 1 or args.epochs < 1:
         p.error("--threads and --epochs must be >= 1")
@@ -230,7 +231,8 @@ def main(argv=None):
         print(f"the cpp backend is not available: {pf.backends()['cpp']['reason']}", file=sys.stderr)
         return 1
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
-    torch, _reason = (None, None) if args.no_peers else bm.import_torch()
+    part1, part2 = args.only != "fashion", args.only != "optimizers" and not args.no_peers
+    torch, _reason = bm.import_torch() if part2 else (None, None)
     print(f"# Momentum / Nesterov / Adam fused into the GEMM ({mode})\n")
     print(f"- CPU: {bm.cpu_model()}; {args.threads} threads; pyfastnn {pf.__version__} (ISA "
           f"{_core().get_isa()}); load average at start {' '.join(f'{v:.2f}' for v in _loadavg())}\n")
@@ -238,8 +240,9 @@ def main(argv=None):
     t0 = time.perf_counter()
     with bm.EqualThreads(args.threads, torch):
         meter = bm.Meter(settings)
-        optimizer_table(meter, args.smoke)
-        if not args.no_peers:
+        if part1:
+            optimizer_table(meter, args.smoke)
+        if part2:
             fashion_table(meter, torch, args.threads, 1 if args.smoke else args.epochs, args.smoke)
         summary = meter.summary()
     if summary:
