@@ -765,6 +765,17 @@ void register_nn(py::module_& m) {
         "the weights and optimizer state then being those after the last batch run. progress (None or a callable) is "
         "called between batches, every 200 ms at most, with the rows of x gone through so far; an exception it raises "
         "ends the epoch like Ctrl-C.");
+    // For tests and benchmarks/bench_fused_optimizers.py; not part of the public API.
+    m.def(
+        "_fused_optimizer_steps",
+        [](const py::object& on) {
+            const bool was = fused_optimizer_steps();
+            if (!on.is_none()) set_fused_optimizer_steps(on.cast<bool>());
+            return was;
+        },
+        arg("on") = py::none(),
+        "Whether train_epoch runs momentum / Adam on dense layers inside the weight-gradient GEMM (True, the "
+        "default) or as a second pass (False); sets it when `on` is given. Returns the previous setting.");
 }
 
 }  // namespace pyfastnn

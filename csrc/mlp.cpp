@@ -4,6 +4,7 @@
 #include "mlp.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -16,6 +17,8 @@
 namespace pyfastnn {
 
 namespace {
+
+std::atomic<bool> g_fused_steps{true};
 
 // The per-sample path splits a layer's rows of W between the threads when W is big enough to pay for the
 // hand-off (a few µs): each thread then keeps touching the same half of W, forward and backward.
@@ -203,15 +206,67 @@ void layer_forward(const layer_view<T>& L, const T* a_prev, std::int64_t rows, T
 }
 
 // dst ← beta·dst + alpha·Δᵀ A_prev in the layer's layout (a table gets alpha·A_prevᵀ Δ): with alpha = 1/B and
-// beta = 0 the weight gradient, with alpha = −η/B and beta = 1 − ηλ the whole plain-SGD step in one GEMM.
+// beta = 0 the weight gradient, with alpha = −η/B and beta = 1 − ηλ the whole plain-SGD step in one GEMM. With an
+// epilogue (ep) dst is scratch and the gradient goes to ep block by block instead (fused_step below).
 template <class T>
 void weight_gemm(const layer_view<T>& L, std::int64_t rows, const T* delta, const T* a_prev, T alpha, T beta,
-                 T* dst) {
+                 T* dst, const gemm_epilogue<T>* ep = nullptr) {
     if (L.table) {
-        gemm<T>(true, false, L.n_in, L.n_out, rows, alpha, a_prev, L.n_in, delta, L.n_out, beta, dst, L.n_out);
+        gemm<T>(true, false, L.n_in, L.n_out, rows, alpha, a_prev, L.n_in, delta, L.n_out, beta, dst, L.n_out, ep);
     } else {
-        gemm<T>(true, false, L.n_out, L.n_in, rows, alpha, delta, L.n_out, a_prev, L.n_in, beta, dst, L.n_in);
+        gemm<T>(true, false, L.n_out, L.n_in, rows, alpha, delta, L.n_out, a_prev, L.n_in, beta, dst, L.n_in, ep);
     }
+}
+
+// SGD with momentum or Adam on a layer's weights, run as the weight-gradient GEMM's epilogue: each block of ∂C/∂W
+// is applied to the same block of W and of its state right after the GEMM's thread stored it (still in L2), so
+// the gradient is not read back from memory in a second pass over all of W, ∂C/∂W and the state, and the step is
+// split between the GEMM's threads. Formulas and rounding are sgd_update's and adam_apply's (optim.h).
+template <class T>
+struct fused_step {
+    T* w;
+    T* s1;  // velocity, or Adam's first moments
+    T* s2;  // Adam's second moments (null for momentum)
+    std::int64_t ld;  // row stride of W and its state: the GEMM's C (the table layout for a table)
+    const block_steps<T>* steps;
+    momentum_constants<T> mk;
+    adam_constants<T> ak;
+
+    static void momentum(void* ctx, std::int64_t i0, std::int64_t j0, std::int64_t rows, std::int64_t cols,
+                         const T* g, std::int64_t ld_g) {
+        const auto& f = *static_cast<const fused_step*>(ctx);
+        const std::int64_t at = i0 * f.ld + j0;
+        f.steps->momentum(rows, cols, g, ld_g, f.w + at, f.s1 + at, f.ld, f.mk);
+    }
+    static void adam(void* ctx, std::int64_t i0, std::int64_t j0, std::int64_t rows, std::int64_t cols,
+                     const T* g, std::int64_t ld_g) {
+        const auto& f = *static_cast<const fused_step*>(ctx);
+        const std::int64_t at = i0 * f.ld + j0;
+        f.steps->adam(rows, cols, g, ld_g, f.w + at, f.s1 + at, f.s2 + at, f.ld, f.ak);
+    }
+};
+
+// Weight gradient (into dw) and the momentum or Adam step of layer l in one GEMM.
+template <class T>
+void fused_weight_update(const layer_view<T>& L, std::size_t l, std::size_t nl, std::int64_t rows, const T* delta,
+                         const T* a_prev, T inv_rows, T* dw, const optimizer_spec<T>& opt) {
+    fused_step<T> f{};
+    f.w = L.w;
+    f.ld = L.table ? L.n_out : L.n_in;
+    f.steps = &active_block_steps<T>();
+    gemm_epilogue<T> ep{};
+    ep.ctx = &f;
+    if (opt.kind == optimizer_kind::sgd) {
+        f.s1 = opt.state[l];
+        f.mk = momentum_constants_of<T>(opt.lr, opt.momentum, opt.nesterov, opt.weight_decay);
+        ep.fn = &fused_step<T>::momentum;
+    } else {
+        f.s1 = opt.state[l];
+        f.s2 = opt.state[2 * nl + l];
+        f.ak = adam_constants_of<T>(opt.step, opt.lr, opt.beta1, opt.beta2, opt.eps, opt.weight_decay);
+        ep.fn = &fused_step<T>::adam;
+    }
+    weight_gemm(L, rows, delta, a_prev, inv_rows, T(0), dw, &ep);
 }
 
 // The update of a layer's bias from its gradient db (biases are not decayed).
@@ -303,15 +358,20 @@ void backward_update(const std::vector<layer_view<T>>& net, const T* x, const sp
             continue;
         }
         if (delta_prev != nullptr) propagate_delta(L, net[l - 1], rows, delta, a_prev, buf.zs[l - 1], delta_prev, ste);
-        weight_gemm(L, rows, delta, a_prev, inv_rows, T(0), dw[l]);
-        column_sums(rows, L.n_out, delta, L.n_out, inv_rows, db[l]);
-        const std::int64_t nw = L.n_out * L.n_in;
-        if (opt.kind == optimizer_kind::sgd) {
-            sgd_update(nw, L.w, dw[l], opt.state[l], opt.lr, opt.momentum, opt.nesterov, opt.weight_decay);
+        if (g_fused_steps.load(std::memory_order_relaxed)) {
+            fused_weight_update(L, l, nl, rows, delta, a_prev, inv_rows, dw[l], opt);
         } else {
-            adam_update(nw, L.w, dw[l], opt.state[l], opt.state[2 * nl + l], opt.step, opt.lr, opt.beta1, opt.beta2,
-                        opt.eps, opt.weight_decay);
+            weight_gemm(L, rows, delta, a_prev, inv_rows, T(0), dw[l]);
+            const std::int64_t nw = L.n_out * L.n_in;
+            if (opt.kind == optimizer_kind::sgd) {
+                sgd_update(nw, L.w, dw[l], opt.state[l], opt.lr, opt.momentum, opt.nesterov, opt.weight_decay);
+            } else {
+                adam_update(nw, L.w, dw[l], opt.state[l], opt.state[2 * nl + l], opt.step, opt.lr, opt.beta1,
+                            opt.beta2, opt.eps, opt.weight_decay);
+            }
         }
+        // The bias (n_out values) keeps its separate step: column_sums must read all of Δ first anyway.
+        column_sums(rows, L.n_out, delta, L.n_out, inv_rows, db[l]);
         update_bias(L, db[l], l, nl, opt);
     }
 }
@@ -340,6 +400,9 @@ void forward_layers(const std::vector<layer_view<T>>& net, const T* x, const spa
 }
 
 }  // namespace
+
+void set_fused_optimizer_steps(bool on) { g_fused_steps = on; }
+bool fused_optimizer_steps() { return g_fused_steps.load(); }
 
 template <class T>
 void mlp_forward(const std::vector<layer_view<T>>& net, const T* x, const csr_view<T>* sx, std::int64_t rows,

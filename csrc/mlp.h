@@ -97,4 +97,10 @@ epoch_result mlp_train_epoch(const std::vector<layer_view<T>>& net, loss_kind lo
                              T* xbuf, T* ybuf, bool ste, optimizer_spec<T>& opt, const T* sw,
                              const std::function<bool(std::int64_t)>& poll);
 
+// Momentum and Adam on dense layers: applied by the weight-gradient GEMM to each block of the gradient it produces
+// (true, the default), or from the whole stored gradient in a second pass (false: the earlier path, kept so tests
+// and benchmarks can compare the two in one process; both give the same bits on x86). Process-wide.
+void set_fused_optimizer_steps(bool on);
+bool fused_optimizer_steps();
+
 }  // namespace pyfastnn

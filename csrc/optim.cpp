@@ -3,6 +3,9 @@
 
 #include <cmath>
 
+#include "dispatch.h"
+#include "optim_block.h"
+
 namespace pyfastnn {
 
 template <class T>
@@ -44,14 +47,7 @@ adam_constants<T> adam_constants_of(std::int64_t step, double lr, double beta1, 
 
 template <class T>
 void adam_apply(std::int64_t n, T* p, const T* g, T* m, T* v, const adam_constants<T>& k) {
-    for (std::int64_t i = 0; i < n; ++i) {
-        const T gi = k.decay ? g[i] + k.wd * p[i] : g[i];
-        m[i] = m[i] * k.b1 + k.one_b1 * gi;
-        v[i] = v[i] * k.b2 + k.one_b2 * (gi * gi);
-        const T m_hat = m[i] / k.c1;
-        const T v_hat = v[i] / k.c2;
-        p[i] -= k.eta * m_hat / (std::sqrt(v_hat) + k.eps);
-    }
+    for (std::int64_t i = 0; i < n; ++i) adam_element_exact(g[i], p[i], m[i], v[i], k);
 }
 
 template <class T>
@@ -71,5 +67,30 @@ void adam_update(std::int64_t n, T* p, const T* g, T* m, T* v, std::int64_t step
 PYFASTNN_INSTANTIATE(float)
 PYFASTNN_INSTANTIATE(double)
 #undef PYFASTNN_INSTANTIATE
+
+PYFASTNN_DEFINE_BLOCK_STEPS(float, ref_f32)
+PYFASTNN_DEFINE_BLOCK_STEPS(double, ref_f64)
+const block_steps<float>* reference_block_steps_f32() { return &ref_f32_table; }
+const block_steps<double>* reference_block_steps_f64() { return &ref_f64_table; }
+
+namespace {
+// Any x86 level above the baseline runs the AVX build (see optim_avx.cpp); neon runs the baseline one, which
+// on aarch64 already has the full 128-bit vectors.
+template <class T>
+const block_steps<T>& pick_block_steps(const block_steps<T>* ref, const block_steps<T>* avx) {
+    const isa_level level = current_isa();
+    if ((level == isa_level::avx2 || level == isa_level::avx512) && avx != nullptr) return *avx;
+    return *ref;
+}
+}  // namespace
+
+template <>
+const block_steps<float>& active_block_steps<float>() {
+    return pick_block_steps<float>(reference_block_steps_f32(), avx_block_steps_f32());
+}
+template <>
+const block_steps<double>& active_block_steps<double>() {
+    return pick_block_steps<double>(reference_block_steps_f64(), avx_block_steps_f64());
+}
 
 }  // namespace pyfastnn

@@ -36,6 +36,18 @@ adam_constants<T> adam_constants_of(std::int64_t step, double lr, double beta1, 
 template <class T>
 void adam_apply(std::int64_t n, T* p, const T* g, T* m, T* v, const adam_constants<T>& k);
 
+// Adam on one weight p with its gradient g: adam_apply's formula (dividing by c1 and c2), shared with the step
+// the weight-gradient GEMM runs on each block it produces (optim_block.h) so both round alike.
+template <class T>
+inline void adam_element_exact(T g, T& p, T& m, T& v, const adam_constants<T>& k) {
+    const T gi = k.decay ? g + k.wd * p : g;
+    m = m * k.b1 + k.one_b1 * gi;
+    v = v * k.b2 + k.one_b2 * (gi * gi);
+    const T m_hat = m / k.c1;
+    const T v_hat = v / k.c2;
+    p -= k.eta * m_hat / (std::sqrt(v_hat) + k.eps);
+}
+
 // The scalars of one step of SGD with momentum, rounded to T.
 template <class T>
 struct momentum_constants {
@@ -55,5 +67,36 @@ inline void momentum_element(T g, T& p, T& vel, const momentum_constants<T>& k) 
     const T step = k.nesterov ? gi + k.mu * vel : vel;
     p -= k.eta * step;
 }
+
+}  // namespace pyfastnn
+
+namespace pyfastnn {
+
+// The dense optimizer steps on one rows x cols block of a weight matrix whose gradient block has just been
+// computed (the weight-gradient GEMM hands each block over while it is in cache; mlp.cpp): g has row stride ld_g,
+// p and its state row stride ld. The formulas of sgd_update (momentum_element) and adam_apply
+// (adam_element_exact), compiled per ISA without contracting a·b + c into an FMA, so on x86 the result is
+// bit-identical to those two-pass updates whichever ISA level runs.
+template <class T>
+struct block_steps {
+    void (*momentum)(std::int64_t rows, std::int64_t cols, const T* g, std::int64_t ld_g, T* p, T* vel,
+                     std::int64_t ld, const momentum_constants<T>& k);
+    void (*adam)(std::int64_t rows, std::int64_t cols, const T* g, std::int64_t ld_g, T* p, T* m, T* v,
+                 std::int64_t ld, const adam_constants<T>& k);
+};
+
+// The steps of the ISA level the dispatcher chose (dispatch.h).
+template <class T>
+const block_steps<T>& active_block_steps();
+template <>
+const block_steps<float>& active_block_steps<float>();
+template <>
+const block_steps<double>& active_block_steps<double>();
+
+// Factories: the baseline build (always) and the AVX one (nullptr where not compiled).
+const block_steps<float>* reference_block_steps_f32();
+const block_steps<double>* reference_block_steps_f64();
+const block_steps<float>* avx_block_steps_f32();
+const block_steps<double>* avx_block_steps_f64();
 
 }  // namespace pyfastnn

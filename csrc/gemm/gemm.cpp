@@ -287,6 +287,7 @@ struct region {
     std::int64_t mc, kc, nc;
     // Read op(A) / op(B) in place instead of packing them (full micro-panels only; see gemm_strided).
     bool a_inplace, b_inplace;
+    const gemm_epilogue<T>* ep;  // null, or the epilogue that receives C's final values (gemm.h)
     T* a_buf[2];
     T* b_buf[2];
 };
@@ -297,17 +298,64 @@ inline void split(std::int64_t count, int tid, int nthreads, std::int64_t* begin
     *end = count * (tid + 1) / nthreads;
 }
 
+// Hands a thread's tiles of C over to the epilogue as they are stored, column of tiles by column of tiles (the
+// macro-kernel's order), in rectangles of whole columns of tiles `group` tiles wide (64 columns of C): while
+// they are still in L2 (mc x 64 values), and with rows long enough for the epilogue to run at full vector
+// speed along them (tile by tile, 16-column rows and the jumps between them cost as much as an optimizer's
+// arithmetic). The thread's first column of tiles may start below the top and its last may end above the
+// bottom: those go on their own.
+template <class T>
+class epilogue_spans {
+public:
+    epilogue_spans(const gemm_epilogue<T>* ep, std::int64_t tile_begin, std::int64_t m_tiles, std::int64_t group,
+                   int mr, int nr, std::int64_t mc, std::int64_t nc, T* c, std::int64_t rs_c, std::int64_t ic,
+                   std::int64_t jc)
+        : ep_(ep), m_tiles_(m_tiles), group_(group), mr_(mr), nr_(nr), mc_(mc), nc_(nc), c_(c), rs_c_(rs_c),
+          ic_(ic), jc_(jc), span_jr_(tile_begin / m_tiles), span_ir_(tile_begin % m_tiles) {}
+
+    // Tile (ir, jr) is stored; `last`: it is the thread's last tile.
+    void tile_done(std::int64_t jr, std::int64_t ir, bool last) {
+        if (ir == m_tiles_ - 1) {  // column jr is complete
+            if (span_ir_ != 0 || jr + 1 - span_jr_ >= group_ || last) {
+                hand(span_ir_, m_tiles_, span_jr_, jr + 1);
+                span_jr_ = jr + 1, span_ir_ = 0;
+            }
+        } else if (last) {  // ends mid-column: the whole columns before it, then the top of its column
+            if (span_jr_ < jr) hand(0, m_tiles_, span_jr_, jr);
+            hand(span_jr_ == jr ? span_ir_ : 0, ir + 1, jr, jr + 1);
+        }
+    }
+
+private:
+    void hand(std::int64_t ir0, std::int64_t ir1, std::int64_t jr0, std::int64_t jr1) const {
+        const std::int64_t i0 = ir0 * mr_, i1 = std::min(ir1 * mr_, mc_);
+        const std::int64_t j0 = jr0 * nr_, j1 = std::min(jr1 * nr_, nc_);
+        if (i0 < i1 && j0 < j1) ep_->fn(ep_->ctx, ic_ + i0, jc_ + j0, i1 - i0, j1 - j0, c_ + i0 * rs_c_ + j0, rs_c_);
+    }
+
+    const gemm_epilogue<T>* ep_;
+    std::int64_t m_tiles_, group_;
+    int mr_, nr_;
+    std::int64_t mc_, nc_;
+    T* c_;
+    std::int64_t rs_c_, ic_, jc_;
+    std::int64_t span_jr_, span_ir_;  // the first column of tiles not handed over yet, and its first row of tiles
+};
+
 // Macro-kernel: tiles [tile_begin, tile_end) of the mc x nc block, numbered column of tiles by column of tiles
 // (jr-major) so consecutive tiles of one thread reuse the same B micro-panel from L1. a_src / b_src are the
-// block's origins in op(A) / op(B), read directly by full micro-panels when the region says in place.
+// block's origins in op(A) / op(B), read directly by full micro-panels when the region says in place. ep (null
+// unless this is the last pass over K) receives the tiles once they are stored (epilogue_spans); (ic, jc) is the
+// block's origin in C.
 template <class T>
 void macro_kernel(const region<T>& g, std::int64_t tile_begin, std::int64_t tile_end, std::int64_t mc,
                   std::int64_t nc, std::int64_t kc, const T* a_pack, const T* b_pack, const T* a_src,
-                  const T* b_src, T* c, T beta) {
+                  const T* b_src, T* c, T beta, const gemm_epilogue<T>* ep, std::int64_t ic, std::int64_t jc) {
     const gemm_kernel<T>& kern = *g.kern;
     const int mr = kern.mr, nr = kern.nr;
     const std::int64_t m_tiles = (mc + mr - 1) / mr;
     alignas(64) T tile[32 * 64];  // edge tiles go through here: MR x NR of every kernel fits
+    epilogue_spans<T> spans(ep, tile_begin, m_tiles, std::max(1, 64 / nr), mr, nr, mc, nc, c, g.rs_c, ic, jc);
     for (std::int64_t t = tile_begin; t < tile_end; ++t) {
         const std::int64_t jr = t / m_tiles, ir = t % m_tiles;
         const std::int64_t i0 = ir * mr, j0 = jr * nr;
@@ -332,6 +380,7 @@ void macro_kernel(const region<T>& g, std::int64_t tile_begin, std::int64_t tile
                     for (int j = 0; j < cols; ++j) cr[j] = tr[j] + beta * cr[j];
             }
         }
+        if (ep != nullptr) spans.tile_done(jr, ir, t + 1 == tile_end);
     }
 }
 
@@ -369,7 +418,8 @@ void run_region(void* ctx, const team& t) {
                 t.barrier->wait();  // the whole A block (and B block, on the first ic) is packed
                 std::int64_t t0, t1;
                 split(m_panels * n_panels, t.tid, t.nthreads, &t0, &t1);
-                macro_kernel(g, t0, t1, mc, nc, kc, a_pack, b_pack, a_src, b_src, g.c + ic * g.rs_c + jc, beta);
+                macro_kernel(g, t0, t1, mc, nc, kc, a_pack, b_pack, a_src, b_src, g.c + ic * g.rs_c + jc, beta,
+                             pc + kc >= g.k ? g.ep : nullptr, ic, jc);
             }
         }
     }
@@ -416,10 +466,11 @@ void set_gemm_params(const gemm_params& p) {
 template <class T>
 void gemm_strided(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a, std::int64_t rs_a,
                   std::int64_t cs_a, const T* b, std::int64_t rs_b, std::int64_t cs_b, T beta, T* c,
-                  std::int64_t rs_c) {
+                  std::int64_t rs_c, const gemm_epilogue<T>* ep) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0 || alpha == T(0)) {
         scale_c(m, n, beta, c, rs_c);
+        if (ep != nullptr) ep->fn(ep->ctx, 0, 0, m, n, c, rs_c);
         return;
     }
     const gemm_kernel<T>* kp = &active_kernel<T>();
@@ -439,6 +490,8 @@ void gemm_strided(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const
     if (work < double(g_direct_max_work.load(std::memory_order_relaxed)) || m <= direct_max_m || narrow) {
         T* row = static_cast<T*>(ws.row.get(std::size_t(direct_work_size(k)) * sizeof(T)));
         kern.direct(m, n, k, alpha, a, rs_a, cs_a, b, rs_b, cs_b, beta, c, rs_c, row);
+        // The unpacked loop has no tiles: the epilogue gets C whole (few rows, few columns or few elements here).
+        if (ep != nullptr) ep->fn(ep->ctx, 0, 0, m, n, c, rs_c);
         return;
     }
 
@@ -449,6 +502,7 @@ void gemm_strided(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const
     g.a = a, g.rs_a = rs_a, g.cs_a = cs_a;
     g.b = b, g.rs_b = rs_b, g.cs_b = cs_b;
     g.c = c, g.rs_c = rs_c;
+    g.ep = ep;
     const int mc_o = g_mc.load(), kc_o = g_kc.load(), nc_o = g_nc.load();
     const gemm_blocks blocks = kernel_blocks(kern).blocks;
     g.mc = balanced_block(m, mc_o > 0 ? mc_o : blocks.mc, kern.mr);
@@ -482,9 +536,9 @@ template resolved_blocks kernel_blocks<float>(const gemm_kernel<float>&);
 template resolved_blocks kernel_blocks<double>(const gemm_kernel<double>&);
 template void gemm_strided<float>(std::int64_t, std::int64_t, std::int64_t, float, const float*, std::int64_t,
                                   std::int64_t, const float*, std::int64_t, std::int64_t, float, float*,
-                                  std::int64_t);
+                                  std::int64_t, const gemm_epilogue<float>*);
 template void gemm_strided<double>(std::int64_t, std::int64_t, std::int64_t, double, const double*, std::int64_t,
                                    std::int64_t, const double*, std::int64_t, std::int64_t, double, double*,
-                                   std::int64_t);
+                                   std::int64_t, const gemm_epilogue<double>*);
 
 }  // namespace pyfastnn

@@ -13,20 +13,33 @@
 
 namespace pyfastnn {
 
+// Work on C's final values done block by block while each block is still in cache: fn(ctx, i0, j0, rows, cols, v,
+// ld) receives C(i0 + r, j0 + j) = v[r * ld + j] for r < rows, j < cols (v points into C). Every element of C is
+// handed over exactly once, after it is stored; blocks are disjoint and may be handed over concurrently from the
+// GEMM's threads.
+template <class T>
+struct gemm_epilogue {
+    void (*fn)(void* ctx, std::int64_t i0, std::int64_t j0, std::int64_t rows, std::int64_t cols, const T* v,
+               std::int64_t ld);
+    void* ctx;
+};
+
 // General strides: op(A)(i, p) = a[i * rs_a + p * cs_a] (m x k), op(B)(p, j) = b[p * rs_b + j * cs_b] (k x n),
 // C(i, j) = c[i * rs_c + j] (m x n, unit column stride). C must not overlap A or B. beta == 0 never reads C.
+// ep: null, or an epilogue (above) that receives C's values.
 template <class T>
 void gemm_strided(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a, std::int64_t rs_a,
                   std::int64_t cs_a, const T* b, std::int64_t rs_b, std::int64_t cs_b, T beta, T* c,
-                  std::int64_t rs_c);
+                  std::int64_t rs_c, const gemm_epilogue<T>* ep = nullptr);
 
 // BLAS-like row-major form: A is stored m x k (k x m when trans_a) with leading dimension lda, B is stored k x n
 // (n x k when trans_b) with leading dimension ldb, C is m x n with leading dimension ldc.
 template <class T>
 void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
-          std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+          std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
+          const gemm_epilogue<T>* ep = nullptr) {
     gemm_strided<T>(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, b, trans_b ? 1 : ldb,
-                    trans_b ? ldb : 1, beta, c, ldc);
+                    trans_b ? ldb : 1, beta, c, ldc, ep);
 }
 
 // Tunables of the driver (process-wide). Zero block sizes mean "the kernel's own (see gemm_kernel)".
@@ -53,11 +66,11 @@ resolved_blocks kernel_blocks(const gemm_kernel<T>& kern);
 
 extern template void gemm_strided<float>(std::int64_t, std::int64_t, std::int64_t, float, const float*,
                                          std::int64_t, std::int64_t, const float*, std::int64_t, std::int64_t,
-                                         float, float*, std::int64_t);
-extern template resolved_blocks kernel_blocks<float>(const gemm_kernel<float>&);
-extern template resolved_blocks kernel_blocks<double>(const gemm_kernel<double>&);
+                                         float, float*, std::int64_t, const gemm_epilogue<float>*);
 extern template void gemm_strided<double>(std::int64_t, std::int64_t, std::int64_t, double, const double*,
                                           std::int64_t, std::int64_t, const double*, std::int64_t, std::int64_t,
-                                          double, double*, std::int64_t);
+                                          double, double*, std::int64_t, const gemm_epilogue<double>*);
+extern template resolved_blocks kernel_blocks<float>(const gemm_kernel<float>&);
+extern template resolved_blocks kernel_blocks<double>(const gemm_kernel<double>&);
 
 }  // namespace pyfastnn
