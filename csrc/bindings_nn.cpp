@@ -692,20 +692,29 @@ enum step_status : int {
     step_stale = 5,       // a parameter array is not the one the plan was made for: nothing written
 };
 
-// Whether every value is finite: an exponent of all ones carries into the sign bit when one is added to it, and
-// an OR of integers vectorises where a floating-point reduction would not (about as fast as a memcpy).
+// Whether every |v| < 2^e (for e at most the dtype's largest exponent + 1: whether every value is finite), from
+// the bits: adding 2^K - (e + bias) to the biased exponent field carries into the sign bit exactly when the field
+// reaches e + bias (infinity and NaN have the largest field), and an OR of integers vectorises where a
+// floating-point reduction would not (about as fast as a memcpy).
 template <class T>
-bool finite_values(const T* p, std::int64_t n) {
+bool below_power_of_two(const T* p, std::int64_t n, int e) {
     using U = typename std::conditional<sizeof(T) == 4, std::uint32_t, std::uint64_t>::type;
     constexpr int mantissa = std::numeric_limits<T>::digits - 1;
-    constexpr U exponent = ((U(1) << (8 * sizeof(T) - 1 - mantissa)) - 1) << mantissa;
+    constexpr int exponent_bits = 8 * int(sizeof(T)) - 1 - mantissa;
+    constexpr U exponent = ((U(1) << exponent_bits) - 1) << mantissa;
+    const U add = ((U(1) << exponent_bits) - U(e + std::numeric_limits<T>::max_exponent - 1)) << mantissa;
     U acc = 0;
     for (std::int64_t i = 0; i < n; ++i) {
         U u;
         std::memcpy(&u, p + i, sizeof u);
-        acc |= (u & exponent) + (U(1) << mantissa);
+        acc |= (u & exponent) + add;
     }
     return (acc >> (8 * sizeof(T) - 1)) == 0;
+}
+
+template <class T>
+bool finite_values(const T* p, std::int64_t n) {
+    return below_power_of_two(p, n, std::numeric_limits<T>::max_exponent);
 }
 
 // max |v| over n values as a double, +inf when one is not finite. From the bits: without the sign, they order as
@@ -969,14 +978,17 @@ private:
 
     // Whether plain SGD's update of this batch (loss and output delta computed) provably leaves every parameter
     // finite, so that it needs neither the copy before it nor the check after it: one read of the parameters
-    // instead of three passes. With |σ'| <= 1 for every hidden activation (the straight-through derivatives
-    // included), going down from the output delta: |Δ_prev| <= N_out·max|Δ|·max|W|, and the new parameters
-    // |W'| <= |1 - ηλ|·max|W| + η·max|Δ|·max|A_prev|, |b'| <= max|b| + η·max|Δ|; every sum of the kernels on the
-    // way (B·max|Δ|·max|A_prev| before the scaling by η/B) is bounded alike. Each bound must stay below the
-    // dtype's largest value / 1024, a margin far above the rounding of the sums. A non-finite parameter makes
-    // its bound infinite. Momentum and Adam keep the copy (their state would need bounds of its own).
+    // instead of three passes. Each parameter must be below 2^20 in magnitude (a test as cheap as a read; a
+    // network with larger weights takes the copy). With |σ'| <= 1 for every hidden activation (the
+    // straight-through derivatives included), going down from the output delta: |Δ_prev| <= N_out·max|Δ|·2^20,
+    // and the new parameters |W'| <= |1 - ηλ|·2^20 + η·max|Δ|·max|A_prev|, |b'| <= 2^20 + η·max|Δ|; every sum
+    // of the kernels on the way (B·max|Δ|·max|A_prev| before the scaling by η/B) is bounded alike. Each bound
+    // must stay below the dtype's largest value / 1024, a margin far above the rounding of the sums. Momentum and
+    // Adam keep the copy (their state would need bounds of its own).
     bool sgd_step_stays_finite(const T* x) const {
         if (spec_.kind != optimizer_kind::sgd || spec_.momentum != 0.0) return false;
+        constexpr int e = 20;
+        const double w = std::ldexp(1.0, e);
         const double limit = double(std::numeric_limits<T>::max()) / 1024;
         const double eta = double(T(spec_.lr));
         const double decay = 1.0 + eta * double(T(spec_.weight_decay));
@@ -984,10 +996,10 @@ private:
         double delta = max_magnitude(buf_.deltas[nl - 1], rows_ * net_.back().n_out);
         for (std::size_t l = nl; l-- > 0;) {
             const layer_view<T>& L = net_[l];
-            const double w = max_magnitude(L.w, L.n_out * L.n_in), b = max_magnitude(L.b, L.n_out);
+            if (!below_power_of_two(L.w, L.n_out * L.n_in, e) || !below_power_of_two(L.b, L.n_out, e)) return false;
             const double a = max_magnitude(l == 0 ? x : buf_.outs[l - 1], rows_ * L.n_in);
             if (!(double(rows_) * delta * a < limit && decay * w + eta * delta * a < limit &&
-                  b + eta * delta < limit))
+                  w + eta * delta < limit))
                 return false;
             if (l > 0) {
                 delta = double(L.n_out) * delta * w;
