@@ -33,10 +33,6 @@ class _Plan:
     __slots__ = ("native", "key", "loss", "acts")
 
 
-def _key(net, optimizer, loss_arg, rows):
-    return optimizer, optimizer.__dict__.get("_version", 0), loss_arg, rows, net.straight_through
-
-
 def _make_plan(net, kernels, optimizer, loss_arg, rows):
     """A plan for these arguments, after the checks the general path makes first (same errors, same order)."""
     net._check_trainable()
@@ -48,15 +44,16 @@ def _make_plan(net, kernels, optimizer, loss_arg, rows):
     dws, dbs = net._gradient_buffers()
     plan.native = kernels.step_plan(net.weights, net.biases, net.activations, loss, net.straight_through, spec,
                                     rows, outs, zs, deltas, dws, dbs)
-    plan.key = _key(net, optimizer, loss_arg, rows)  # after native_spec, which may count a new state
+    # After native_spec, which may count a new state; the same tuple as fast_train_step's test.
+    plan.key = (optimizer, optimizer.__dict__.get("_version", 0), loss_arg, rows, net.straight_through)
     plan.loss, plan.acts = loss, list(net.activations)
     net._step_plan = plan
     return plan
 
 
 def _named_optimizer(net, optimizer):
-    """The optimizer a train_step argument stands for, or None if the general path must resolve it (a name
-    met for the first time, or something invalid)."""
+    """The optimizer of the network's named-optimizer cache that a train_step argument (None or a name) stands
+    for, or None if the general path must resolve it (a name met for the first time, or something invalid)."""
     if optimizer is None:
         optimizer = "sgd"
     elif type(optimizer) is not str:
@@ -65,32 +62,31 @@ def _named_optimizer(net, optimizer):
     return named.get(optimizer.lower()) if named else None
 
 
-def fast_train_step(net, kernels, x, y, loss, optimizer, sample_weight):
-    """``net.train_step`` through a native plan (the caller holds the training lock): the loss, or None when
-    the general path must take the call (nothing was written then)."""
+def fast_train_step(net, guard, kernels, x, y, loss, optimizer, sample_weight):
+    """``net.train_step`` through a native plan (the caller holds the training lock of ``guard``, the
+    network's _Guard): the loss, or None when the general path must take the call (nothing was written)."""
     if type(x) is not np.ndarray or type(y) is not np.ndarray or x.ndim != 2:
-        return None
-    if loss is not None and (type(loss) is not str or loss not in LOSSES):
         return None
     if not isinstance(optimizer, Optimizer):
         optimizer = _named_optimizer(net, optimizer)
         if optimizer is None:
             return None
     rows = x.shape[0]
-    if rows == 0:
-        return None
+    state = net.__dict__
+    plan = state.get("_step_plan")
+    if (plan is None or plan.key != (optimizer, optimizer.__dict__.get("_version", 0), loss, rows,
+                                     net.straight_through) or plan.acts != net.activations):
+        if rows == 0 or (loss is not None and (type(loss) is not str or loss not in LOSSES)):
+            return None  # the general path names what is wrong
+        plan = _make_plan(net, kernels, optimizer, loss, rows)
     sw = None
     if sample_weight is not None:
         try:
             sw = check_sample_weight(sample_weight, rows, net.dtype)
         except (TypeError, ValueError):
             return None  # raised by the general path, after its checks of x and y
-    plan = net.__dict__.get("_step_plan")
-    if plan is None or plan.key != _key(net, optimizer, loss, rows) or plan.acts != net.activations:
-        plan = _make_plan(net, kernels, optimizer, loss, rows)
-    ref = net.__dict__.get("_first_step_loss")
+    ref = state.get("_first_step_loss")
     limit = math.inf if ref is None else EXPLOSION * max(ref, 1e-12)
-    guard = net._guard()
     guard.begin_write()  # inference in other threads sees the network before or after the step
     try:
         try:

@@ -192,6 +192,10 @@ class _Guard:
         """Take exclusive access to the weights (the caller holds ``training``, so writers never compete);
         ``end_write`` gives it back. ``writing`` is the same as a context manager; train_step calls these two
         directly, a generator-based ``with`` costing as much as its whole native step."""
+        with self._mutex:  # uncontended (the usual case): no wait, so the plain lock is enough
+            if not (self._writing or self._readers or self._admitted):
+                self._writing = True
+                return
         with self._cond:
             self._writers_waiting += 1
             while self._writing or self._readers or self._admitted:
@@ -684,7 +688,6 @@ class MLP:
             )
         return value, list(zip(dws, dbs))
 
-    @_one_trainer_at_a_time
     def train_step(self, x, y, loss=None, optimizer=None, sample_weight=None):
         """Apply one update on the batch (x, y) and return the batch loss measured before it.
 
@@ -699,12 +702,19 @@ class MLP:
         Training calls on one network (train_step, fit) from several threads run one after the other;
         inference calls in other threads run alongside and see the network before or after a step.
         """
-        kernels = _backend.kernels()
-        if hasattr(kernels, "step_plan"):
-            value = fast_train_step(self, kernels, x, y, loss, optimizer, sample_weight)
-            if value is not None:
-                return value
-        # The general path: any input (lists, other dtypes, sparse rows), every backend, and the errors.
+        # The training lock as _one_trainer_at_a_time takes it, without its wrapper call (a tenth of a step).
+        guard = self._guard()
+        with guard.training:
+            kernels = _backend.kernels()
+            if hasattr(kernels, "step_plan"):
+                value = fast_train_step(self, guard, kernels, x, y, loss, optimizer, sample_weight)
+                if value is not None:
+                    return value
+            return self._general_train_step(kernels, x, y, loss, optimizer, sample_weight)
+
+    def _general_train_step(self, kernels, x, y, loss, optimizer, sample_weight):
+        """train_step for any input (lists, other dtypes, sparse rows), every backend, and the errors; the
+        caller holds the training lock."""
         self._check_trainable()
         x, y, loss = self._prepare(x, y, loss)
         sw = () if sample_weight is None else (check_sample_weight(sample_weight, x.shape[0], self.dtype),)
