@@ -78,6 +78,10 @@ def fast_train_step(net, guard, kernels, x, y, loss, optimizer, sample_weight):
                                      net.straight_through) or plan.acts != net.activations):
         if rows == 0 or (loss is not None and (type(loss) is not str or loss not in LOSSES)):
             return None  # the general path names what is wrong
+        if optimizer._key != optimizer._key_of(net.weights + net.biases):
+            # The optimizer's state is for other arrays (or none yet): the general path makes it anew, after
+            # checking the inputs, so a call that fails leaves the optimizer as it was; the next call plans.
+            return None
         plan = _make_plan(net, kernels, optimizer, loss, rows)
     sw = None
     if sample_weight is not None:
@@ -92,11 +96,10 @@ def fast_train_step(net, guard, kernels, x, y, loss, optimizer, sample_weight):
         try:
             status, value, total, done = plan.native.step(net.weights, net.biases, x, y, sw, optimizer.lr,
                                                           optimizer._step(), limit)
-            if status == _STALE:  # a parameter array was replaced: check the new ones, plan again
-                plan = _make_plan(net, kernels, optimizer, loss, rows)
-                status, value, total, done = plan.native.step(net.weights, net.biases, x, y, sw, optimizer.lr,
-                                                              optimizer._step(), limit)
-            if status == _UNCHECKED or status == _STALE:
+            if status == _STALE:  # a parameter array was replaced: the general path checks it, the next call plans
+                del state["_step_plan"]
+                return None
+            if status == _UNCHECKED:
                 return None
             mean = total / (rows if sw is None else float(sw.sum(dtype=np.float64)))
             if status == _OVER_LIMIT:

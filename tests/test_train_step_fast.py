@@ -302,6 +302,22 @@ def test_large_weights_take_the_checked_update(general, scale):
     both(script, general, opt="sgd")
 
 
+def test_a_failed_first_call_leaves_a_shared_optimizer_as_it_was():
+    """An optimizer bound to one network, then called on another with bad input: its state stays the first
+    network's (it is made anew only by a step that passes the checks)."""
+    x, y = data()
+    a, b = pf.MLP([12, 16, 4], seed=0), pf.MLP([12, 16, 4], seed=1)
+    opt = pf.SGD(0.05, momentum=0.9)
+    for i in range(0, 12, 4):
+        a.train_step(x[i:i + 4], y[i:i + 4], optimizer=opt)
+    before = state_of(a, opt)
+    bad = x[:4].copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        b.train_step(bad, y[:4], optimizer=opt)
+    assert_same(state_of(a, opt), before)
+
+
 def test_an_explosion_below_the_null_loss_is_no_explosion(general):
     """The plan refuses a loss above the limit set by the first step's; the null-loss rule then lets it pass,
     and the step is applied as the general path applies it."""
@@ -350,6 +366,8 @@ def test_native_plan_checks(general):
     x, y = data()
     net = pf.MLP([12, 16, 4], seed=0)
     opt = pf.SGD(0.1)
+    net.train_step(x[:2], y[:2], optimizer=opt)  # the general path binds the new optimizer's state
+    assert "_step_plan" not in net.__dict__
     net.train_step(x[:2], y[:2], optimizer=opt)
     plan = net._step_plan.native
     args = (None, 0.1, 0, math.inf)
