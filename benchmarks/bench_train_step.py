@@ -16,7 +16,8 @@ int64 labels, softmax + cross-entropy, lr 0.01), warmed up first. Columns, in µ
   torch     nn.Sequential + CrossEntropyLoss + optim (SGD, SGD with momentum, Adam), zero_grad / forward /
             backward / step / loss.item() per batch (pyfastnn/_peers.py's loop); skipped without torch
 
-Both pyfastnn columns give bit-identical weights (tests/test_train_step_fast.py). Threads: 2 for every library.
+Both pyfastnn columns give bit-identical weights (tests/test_train_step_fast.py). Threads: 2 for every
+library.
 """
 
 import argparse
@@ -27,13 +28,14 @@ import time
 import numpy as np
 
 import pyfastnn as pf
-import pyfastnn.network as network
 from pyfastnn import benchmark as bm
+from pyfastnn import network
 
 LR = 0.01
 OPTIMIZERS = {
     "sgd": (lambda: pf.SGD(lr=LR), lambda torch, p: torch.optim.SGD(p, lr=LR)),
-    "momentum": (lambda: pf.SGD(lr=LR, momentum=0.9), lambda torch, p: torch.optim.SGD(p, lr=LR, momentum=0.9)),
+    "momentum": (lambda: pf.SGD(lr=LR, momentum=0.9),
+                 lambda torch, p: torch.optim.SGD(p, lr=LR, momentum=0.9)),
     "adam": (lambda: pf.Adam(lr=1e-3), lambda torch, p: torch.optim.Adam(p, lr=1e-3)),
 }
 
@@ -99,7 +101,7 @@ def main():
         else:
             torch.set_num_threads(2)
     print(subprocess.run("lscpu | grep 'Model name'; uptime", shell=True, capture_output=True,
-                         text=True).stdout.strip())
+                         text=True, check=False).stdout.strip())
     print(f"{'case':10s} {'optimizer':9s} {'plan µs':>9s} {'general µs':>11s} {'torch µs':>9s} "
           f"{'general/plan':>12s} {'torch/plan':>10s}")
     for case in args.cases.split(","):
@@ -107,8 +109,8 @@ def main():
         sizes, batch = bm.SHAPES[shape], int(batch)
         # Enough calls for ~0.1 s a run at the plan's speed (measured once), at least 50.
         rng = np.random.default_rng(0)
-        probe = [(rng.standard_normal((batch, sizes[0])).astype(np.float32), rng.integers(0, sizes[-1], batch))
-                 for _ in range(40)]
+        probe = [(rng.standard_normal((batch, sizes[0])).astype(np.float32),
+                  rng.integers(0, sizes[-1], batch)) for _ in range(40)]
         per_call = pyfastnn_run(sizes, probe, OPTIMIZERS["sgd"][0], True)
         n = max(50, int(0.1 / per_call))
         x = rng.standard_normal((n * batch, sizes[0])).astype(np.float32)
@@ -125,7 +127,7 @@ def main():
             med = {k: statistics.median(v) * 1e6 if v else float("nan") for k, v in runs.items()}
             print(f"{case:10s} {name:9s} {med['plan']:9.2f} {med['general']:11.2f} {med['torch']:9.2f} "
                   f"{med['general'] / med['plan']:11.2f}x {med['torch'] / med['plan']:9.2f}x")
-    print(subprocess.run("uptime", shell=True, capture_output=True, text=True).stdout.strip())
+    print(subprocess.run("uptime", shell=True, capture_output=True, text=True, check=False).stdout.strip())
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from .losses import LOSSES, default_loss, prepare_targets
+from .losses import LOSSES, prepare_targets
 from .network import EXPLOSION, check_sample_weight
 from .optim import Optimizer
 
@@ -30,7 +30,7 @@ class _Plan:
     """A native plan and what it was made for: ``key`` (optimizer, its version, the loss argument, rows,
     straight_through) and the activations."""
 
-    __slots__ = ("native", "key", "loss", "acts")
+    __slots__ = ("acts", "key", "loss", "native")
 
 
 def _make_plan(net, kernels, optimizer, loss_arg, rows):
@@ -42,8 +42,8 @@ def _make_plan(net, kernels, optimizer, loss_arg, rows):
     spec = optimizer.native_spec(net.weights + net.biases)  # binds the state (may make it anew)
     outs, zs, deltas = net._new_workspace(rows)
     dws, dbs = net._gradient_buffers()
-    plan.native = kernels.step_plan(net.weights, net.biases, net.activations, loss, net.straight_through, spec,
-                                    rows, outs, zs, deltas, dws, dbs)
+    plan.native = kernels.step_plan(net.weights, net.biases, net.activations, loss, net.straight_through,
+                                    spec, rows, outs, zs, deltas, dws, dbs)
     # After native_spec, which may count a new state; the same tuple as fast_train_step's test.
     plan.key = (optimizer, optimizer.__dict__.get("_version", 0), loss_arg, rows, net.straight_through)
     plan.loss, plan.acts = loss, list(net.activations)
@@ -96,8 +96,8 @@ def fast_train_step(net, guard, kernels, x, y, loss, optimizer, sample_weight):
         try:
             status, value, total, done = plan.native.step(net.weights, net.biases, x, y, sw, optimizer.lr,
                                                           optimizer._step(), limit)
-            if status == _STALE:  # a parameter array was replaced: the general path checks it, the next call plans
-                del state["_step_plan"]
+            if status == _STALE:  # a parameter array was replaced: the general path checks it, the next
+                del state["_step_plan"]  # call plans again
                 return None
             if status == _UNCHECKED:
                 return None
@@ -119,12 +119,12 @@ def fast_train_step(net, guard, kernels, x, y, loss, optimizer, sample_weight):
                         else f"this update overflowed {net.dtype.name}")
                 raise net._step_failure(what, x, targets, optimizer)
             if done:
-                optimizer.advance(1)
                 if ref is None:
                     net._first_step_loss = mean
+                optimizer.advance(1)  # last: an interrupt before it finds the step undone, after it recorded
             return mean
         except BaseException:  # e.g. Ctrl-C after the native step, before it was recorded: undo it
-            plan.native.undo()  # (nothing to undo after a refused step: the plan wrote nothing or put it back)
+            plan.native.undo()  # (a refused step has nothing to undo: nothing written, or put back)
             raise
     finally:
         guard.end_write()

@@ -822,4 +822,4 @@ class MLP:
 
 
 # Last: the fast path imports names of this module, all defined by now.
-from ._train_step import fast_train_step  # noqa: E402
+from ._train_step import fast_train_step

@@ -1,6 +1,6 @@
-"""train_step through the native plan (pyfastnn/_train_step.py, cpp backend): bit-identical to the general path
-over many steps, re-planned whenever what the plan holds changes, and with every failure leaving the parameters,
-the optimizer state and its step count exactly as they were."""
+"""train_step through the native plan (pyfastnn/_train_step.py, cpp backend): bit-identical to the general
+path over many steps, re-planned whenever what the plan holds changes, and with every failure leaving the
+parameters, the optimizer state and its step count exactly as they were."""
 
 import math
 import threading
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import pyfastnn as pf
-import pyfastnn.network as network
+from pyfastnn import network
 
 OPTIMIZERS = {
     "sgd": lambda: pf.SGD(lr=0.05),
@@ -134,7 +134,8 @@ def test_sample_weights_agree(general):
 
 
 def test_what_the_plan_holds_may_change_between_steps(general):
-    """Each change that the plan must notice, between steps of one loop: the results stay the general path's."""
+    """Each change that the plan must notice, between steps of one loop: the results stay the general
+    path's."""
     x, y = data()
     x64 = x.astype(np.float64)
 
@@ -168,7 +169,8 @@ def test_what_the_plan_holds_may_change_between_steps(general):
                 continue
             if i == 55:
                 net.weights = [w.copy() for w in net.weights]  # a new list
-            losses.append(net.train_step(xb, yb, loss="cross_entropy" if i % 2 else None, optimizer=optimizer))
+            loss = "cross_entropy" if i % 2 else None
+            losses.append(net.train_step(xb, yb, loss=loss, optimizer=optimizer))
         return losses
 
     both(script, general, opt="adam")
@@ -266,8 +268,8 @@ def test_every_failure_leaves_parameters_and_state_bit_identical(general, opt):
                 with pytest.raises((ValueError, TypeError, FloatingPointError)) as info:
                     call(net, optimizer)
                 assert_same(state_of(net, optimizer), before)
-                assert name not in ("exploding", "overflowing", "overflowing-in-range", "nan-weight") or isinstance(
-                    info.value, FloatingPointError)
+                diverged = ("exploding", "overflowing", "overflowing-in-range", "nan-weight")
+                assert name not in diverged or isinstance(info.value, FloatingPointError)
                 assert not name.startswith("overflowing") or "overflowed" in str(info.value)
                 assert name != "exploding" or "more than 1000 times" in str(info.value)
                 outcomes.append((type(info.value), str(info.value)))
@@ -326,7 +328,8 @@ def test_an_explosion_below_the_null_loss_is_no_explosion(general):
     def script(net, optimizer):
         first = net.train_step(x[:4], y[:4], optimizer=optimizer)
         net._first_step_loss = first * 1e-6  # a first loss far below chance level: its limit is too
-        return [first] + [net.train_step(x[i:i + 4], y[i:i + 4], optimizer=optimizer) for i in range(4, 40, 4)]
+        rest = [net.train_step(x[i:i + 4], y[i:i + 4], optimizer=optimizer) for i in range(4, 40, 4)]
+        return [first, *rest]
 
     both(script, general, opt="sgd")
 
@@ -380,7 +383,7 @@ def test_native_plan_checks(general):
     assert plan.step(list(w), b, x[:2], y[:2], *args)[0] == 0  # a new list of the same arrays
     assert plan.step([w[0].copy(), w[1]], b, x[:2], y[:2], *args)[0] == 5
     assert plan.step(w, b[:1], x[:2], y[:2], *args)[0] == 5
-    status, value, total, done = plan.step(w, b, x[:2], y[:2], None, 0.1, 0, 0.0)
+    status, value, _, done = plan.step(w, b, x[:2], y[:2], None, 0.1, 0, 0.0)
     assert status == 2 and value > 0 and not done
 
 
