@@ -398,8 +398,9 @@ def test_a_reader_never_sees_half_a_step():
     done = threading.Event()
 
     def infer():
-        while not done.is_set():
-            outputs.append(net.predict(probe))
+        with pf.use_backend("cpp"):  # the choice is per thread
+            while not done.is_set():
+                outputs.append(net.predict(probe))
 
     reader = threading.Thread(target=infer)
     states.append([p.copy() for p in net.weights + net.biases])
