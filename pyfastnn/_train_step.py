@@ -34,10 +34,14 @@ class _Plan:
 
 
 def _make_plan(net, kernels, optimizer, loss_arg, rows):
-    """A plan for these arguments, after the checks the general path makes first (same errors, same order)."""
+    """A plan for these arguments, after the checks the general path makes first (same errors, same order);
+    None when the optimizer's state is for other arrays (or there is none yet): the general path makes it anew
+    after checking the inputs, so a call that fails leaves the optimizer as it was, and the next call plans."""
     net._check_trainable()
     net._check_parameters()
     loss = net._resolve_loss(loss_arg)
+    if optimizer._key != optimizer._key_of(net.weights + net.biases):
+        return None
     plan = _Plan()
     spec = optimizer.native_spec(net.weights + net.biases)  # binds the state (may make it anew)
     outs, zs, deltas = net._new_workspace(rows)
@@ -78,11 +82,9 @@ def fast_train_step(net, guard, kernels, x, y, loss, optimizer, sample_weight):
                                      net.straight_through) or plan.acts != net.activations):
         if rows == 0 or (loss is not None and (type(loss) is not str or loss not in LOSSES)):
             return None  # the general path names what is wrong
-        if optimizer._key != optimizer._key_of(net.weights + net.biases):
-            # The optimizer's state is for other arrays (or none yet): the general path makes it anew, after
-            # checking the inputs, so a call that fails leaves the optimizer as it was; the next call plans.
-            return None
         plan = _make_plan(net, kernels, optimizer, loss, rows)
+        if plan is None:
+            return None
     sw = None
     if sample_weight is not None:
         try:
