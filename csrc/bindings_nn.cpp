@@ -8,7 +8,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <functional>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <type_traits>
 #include <string>
 #include <vector>
 
@@ -564,6 +569,44 @@ private:
     clock::time_point last_progress_ = last_signals_;
 };
 
+// The optimizer of train_epoch / StepPlan: opt = (kind, lr, momentum, nesterov, weight_decay, beta1, beta2, eps,
+// step, state, lazy), its state arrays checked against the layers.
+template <class T>
+optimizer_spec<T> spec_of(arrays<T>& keep, const py::tuple& opt, const std::vector<layer_view<T>>& net) {
+    const std::size_t nl = net.size();
+    if (opt.size() != 11)
+        throw py::value_error("opt must be (kind, lr, momentum, nesterov, weight_decay, beta1, beta2, eps, step, state, "
+                              "lazy); got " + std::to_string(opt.size()) + " items");
+    optimizer_spec<T> spec;
+    const std::string kind = opt[0].cast<std::string>();
+    if (kind == "sgd") spec.kind = optimizer_kind::sgd;
+    else if (kind == "adam") spec.kind = optimizer_kind::adam;
+    else throw py::value_error("unknown optimizer kind '" + kind + "'; valid: sgd, adam");
+    spec.lr = opt[1].cast<double>();
+    spec.momentum = opt[2].cast<double>();
+    spec.nesterov = opt[3].cast<bool>();
+    spec.weight_decay = opt[4].cast<double>();
+    spec.beta1 = opt[5].cast<double>();
+    spec.beta2 = opt[6].cast<double>();
+    spec.eps = opt[7].cast<double>();
+    spec.step = opt[8].cast<std::int64_t>();
+    spec.lazy = opt[10].cast<bool>();
+    const bool stateful = spec.kind == optimizer_kind::adam || spec.momentum != 0.0;
+    if (stateful) {
+        const std::size_t want = spec.kind == optimizer_kind::adam ? 4 * nl : 2 * nl;
+        py::list state = as_list(opt[9], "optimizer state", want);
+        for (std::size_t i = 0; i < want; ++i) {
+            const std::size_t l = i % nl;
+            const bool is_bias = (i / nl) % 2 == 1;
+            const std::string what = "optimizer state[" + std::to_string(i) + "]";
+            spec.state.push_back(is_bias ? keep.get(state[i], what, {net[l].n_out}, true)
+                                         : keep.get(state[i], what, {net[l].n_out, net[l].n_in}, true, 0,
+                                                    net[l].table ? layout::f : layout::c));
+        }
+    }
+    return spec;
+}
+
 template <class T>
 py::tuple train_epoch_t(const py::list& weights, const py::list& biases, const py::list& acts, const std::string& loss,
                         const py::object& x, const py::array& y, const py::object& order, std::int64_t batch,
@@ -612,37 +655,7 @@ py::tuple train_epoch_t(const py::list& weights, const py::list& biases, const p
         yb = keep.get(ybuf, "ybuf", {-2, net.back().n_out}, true, cap);
     }
 
-    // opt = (kind, lr, momentum, nesterov, weight_decay, beta1, beta2, eps, step, state, lazy)
-    if (opt.size() != 11)
-        throw py::value_error("opt must be (kind, lr, momentum, nesterov, weight_decay, beta1, beta2, eps, step, state, "
-                              "lazy); got " + std::to_string(opt.size()) + " items");
-    optimizer_spec<T> spec;
-    const std::string kind = opt[0].cast<std::string>();
-    if (kind == "sgd") spec.kind = optimizer_kind::sgd;
-    else if (kind == "adam") spec.kind = optimizer_kind::adam;
-    else throw py::value_error("unknown optimizer kind '" + kind + "'; valid: sgd, adam");
-    spec.lr = opt[1].cast<double>();
-    spec.momentum = opt[2].cast<double>();
-    spec.nesterov = opt[3].cast<bool>();
-    spec.weight_decay = opt[4].cast<double>();
-    spec.beta1 = opt[5].cast<double>();
-    spec.beta2 = opt[6].cast<double>();
-    spec.eps = opt[7].cast<double>();
-    spec.step = opt[8].cast<std::int64_t>();
-    spec.lazy = opt[10].cast<bool>();
-    const bool stateful = spec.kind == optimizer_kind::adam || spec.momentum != 0.0;
-    if (stateful) {
-        const std::size_t want = spec.kind == optimizer_kind::adam ? 4 * nl : 2 * nl;
-        py::list state = as_list(opt[9], "optimizer state", want);
-        for (std::size_t i = 0; i < want; ++i) {
-            const std::size_t l = i % nl;
-            const bool is_bias = (i / nl) % 2 == 1;
-            const std::string what = "optimizer state[" + std::to_string(i) + "]";
-            spec.state.push_back(is_bias ? keep.get(state[i], what, {net[l].n_out}, true)
-                                         : keep.get(state[i], what, {net[l].n_out, net[l].n_in}, true, 0,
-                                                    net[l].table ? layout::f : layout::c));
-        }
-    }
+    optimizer_spec<T> spec = spec_of<T>(keep, opt, net);
     keep.refuse_overlap();
     epoch_result res;
     {
@@ -658,6 +671,359 @@ py::tuple train_epoch_t(const py::list& weights, const py::list& biases, const p
     if (res.interrupted) throw py::error_already_set();
     return py::make_tuple(res.loss_sum, res.samples_done, res.bad_batch_start, res.bad_loss);
 }
+
+// ---- train_step: a plan bound to one network ----------------------------------------------------------------
+//
+// net.train_step is called once per batch from Python, so what costs microseconds there is the checking of
+// arguments that rarely change, not the arithmetic. A StepPlan checks the network's arrays, its buffers and the
+// optimizer once; each step then re-checks only what a caller can change cheaply (the parameter arrays by
+// identity, x and y in full) and runs forward, loss, backward and update in one call. Nothing is written before
+// the loss is known to be finite and below the caller's limit; the parameters and the optimizer state are
+// copied before the update and put back if it leaves any of them not finite (or by undo(), when the caller is
+// interrupted before it has recorded the step).
+
+// Outcomes of StepPlan.step, mirrored in pyfastnn/_train_step.py.
+enum step_status : int {
+    step_done = 0,        // updated (or a batch of weight 0: nothing to do)
+    step_bad_loss = 1,    // the loss or the output delta is not finite: nothing written
+    step_over_limit = 2,  // the loss exceeds the caller's limit: nothing written
+    step_overflow = 3,    // the update left a parameter or state value not finite: undone
+    step_unchecked = 4,   // x, y or sw is not in the form this plan takes, or is invalid: nothing written
+    step_stale = 5,       // a parameter array is not the one the plan was made for: nothing written
+};
+
+// Whether every |v| < 2^e (for e at most the dtype's largest exponent + 1: whether every value is finite), from
+// the bits: adding 2^K - (e + bias) to the biased exponent field carries into the sign bit exactly when the field
+// reaches e + bias (infinity and NaN have the largest field), and an OR of integers vectorises where a
+// floating-point reduction would not (about as fast as a memcpy).
+template <class T>
+bool below_power_of_two(const T* p, std::int64_t n, int e) {
+    using U = typename std::conditional<sizeof(T) == 4, std::uint32_t, std::uint64_t>::type;
+    constexpr int mantissa = std::numeric_limits<T>::digits - 1;
+    constexpr int exponent_bits = 8 * int(sizeof(T)) - 1 - mantissa;
+    constexpr U exponent = ((U(1) << exponent_bits) - 1) << mantissa;
+    const U add = ((U(1) << exponent_bits) - U(e + std::numeric_limits<T>::max_exponent - 1)) << mantissa;
+    U acc = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+        U u;
+        std::memcpy(&u, p + i, sizeof u);
+        acc |= (u & exponent) + add;
+    }
+    return (acc >> (8 * sizeof(T) - 1)) == 0;
+}
+
+template <class T>
+bool finite_values(const T* p, std::int64_t n) {
+    return below_power_of_two(p, n, std::numeric_limits<T>::max_exponent);
+}
+
+// max |v| over n values as a double, +inf when one is not finite. From the bits: without the sign, they order as
+// the magnitudes do (infinity above every finite value, NaN above infinity), and a signed integer max vectorises.
+template <class T>
+double max_magnitude(const T* p, std::int64_t n) {
+    using S = typename std::conditional<sizeof(T) == 4, std::int32_t, std::int64_t>::type;
+    constexpr S magnitude = std::numeric_limits<S>::max();
+    constexpr int mantissa = std::numeric_limits<T>::digits - 1;
+    constexpr S infinity = S(((S(1) << (8 * sizeof(T) - 1 - mantissa)) - 1) << mantissa);
+    S top = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+        S u;
+        std::memcpy(&u, p + i, sizeof u);
+        u &= magnitude;
+        top = u > top ? u : top;
+    }
+    if (top >= infinity) return std::numeric_limits<double>::infinity();
+    T v;
+    std::memcpy(&v, &top, sizeof v);
+    return double(v);
+}
+
+class step_plan_base {
+public:
+    virtual ~step_plan_base() = default;
+    virtual py::tuple step(const py::handle& weights, const py::handle& biases, const py::handle& x,
+                           const py::handle& y, const py::handle& sw, double lr, std::int64_t t, double limit) = 0;
+    virtual bool undo() = 0;
+};
+
+template <class T>
+class step_plan final : public step_plan_base {
+public:
+    step_plan(const py::list& weights, const py::list& biases, const py::list& acts, const std::string& loss,
+              bool ste, const py::tuple& opt, std::int64_t rows, const py::list& outs, const py::list& zs,
+              const py::list& deltas, const py::list& dweights, const py::list& dbiases)
+        : ste_(ste), rows_(rows) {
+        if (rows < 1) throw py::value_error("rows must be >= 1; got " + std::to_string(rows));
+        net_ = layers_of<T>(keep_, weights, biases, acts, true);
+        lk_ = loss_of(loss);
+        const py::object deltas_obj = deltas;
+        buf_ = buffers_of<T>(keep_, net_, outs, zs, &deltas_obj, rows, true, ste);
+        require_output_z(lk_, net_.back().act, buf_.zs.back() != nullptr, loss, py::str(acts[acts.size() - 1]),
+                         true);
+        const std::size_t nl = net_.size();
+        auto grads = grads_of<T>(keep_, net_, dweights, dbiases);
+        dw_.assign(grads.begin(), grads.begin() + nl);
+        db_.assign(grads.begin() + nl, grads.end());
+        spec_ = spec_of<T>(keep_, opt, net_);
+        keep_.refuse_overlap();
+        for (std::size_t l = 0; l < nl; ++l) {
+            watch(weights[l]);
+            watch(biases[l]);
+            saved_.push_back({net_[l].w, net_[l].n_out * net_[l].n_in});
+            saved_.push_back({net_[l].b, net_[l].n_out});
+        }
+        for (std::size_t i = 0; i < spec_.state.size(); ++i) {
+            const layer_view<T>& L = net_[i % nl];
+            saved_.push_back({spec_.state[i], (i / nl) % 2 == 1 ? L.n_out : L.n_out * L.n_in});
+        }
+        std::int64_t total = 0;
+        for (const auto& r : saved_) total += r.n;
+        snapshot_.resize(std::size_t(total));
+        // Everything a step writes, for the overlap test of x, y and sw.
+        for (const auto& r : saved_) written_.push_back({r.p, r.p + r.n});
+        for (std::size_t l = 0; l < nl; ++l) {
+            const std::int64_t n = rows * net_[l].n_out;
+            for (T* p : {buf_.outs[l], buf_.zs[l], buf_.deltas[l]})
+                if (p != nullptr) written_.push_back({p, p + n});
+            written_.push_back({dw_[l], dw_[l] + net_[l].n_out * net_[l].n_in});
+            written_.push_back({db_[l], db_[l] + net_[l].n_out});
+        }
+        labels_.resize(std::size_t(rows * net_.back().n_out));
+    }
+
+    py::tuple step(const py::handle& weights, const py::handle& biases, const py::handle& x, const py::handle& y,
+                   const py::handle& sw, double lr, std::int64_t t, double limit) override {
+        std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+        if (!busy.owns_lock()) throw py::value_error("this StepPlan is already stepping in another thread");
+        wrote_ = false;
+        if (!same_parameters(weights, biases)) return result(step_stale);
+        const std::int64_t n_in = net_.front().n_in, n_out = net_.back().n_out;
+        const T* xp = dense(x, 2, n_in);
+        if (xp == nullptr || !finite_values(xp, rows_ * n_in)) return result(step_unchecked);
+        const T* yp = targets(y);
+        if (yp == nullptr) return result(step_unchecked);
+        const T* sp = nullptr;
+        if (!sw.is_none()) {
+            sp = dense(sw, 1, 0);
+            if (sp == nullptr) return result(step_unchecked);
+            for (std::int64_t i = 0; i < rows_; ++i)
+                if (!(sp[i] >= T(0)) || !std::isfinite(sp[i])) return result(step_unchecked);
+        }
+        (void)n_out;
+        if (!(lr > 0) || !std::isfinite(lr)) throw py::value_error("lr must be a finite number > 0");
+        spec_.lr = lr;
+        spec_.step = t;
+        int status = step_done;
+        double value = 0, weight = double(rows_);
+        bool done = false;
+        {
+            py::gil_scoped_release nogil;
+            if (sp != nullptr) weight = weight_sum(rows_, sp, static_cast<const std::int64_t*>(nullptr));
+            if (weight > 0) {
+                bool finite = false;
+                value = mlp_step_loss<T>(net_, lk_, xp, yp, rows_, buf_, ste_, sp, &finite);
+                if (!finite) {
+                    status = step_bad_loss;
+                } else if (value > limit) {
+                    status = step_over_limit;
+                } else if (sgd_step_stays_finite(xp)) {
+                    mlp_step_update<T>(net_, xp, rows_, buf_, dw_, db_, ste_, spec_);
+                    done = true;
+                } else {
+                    save();
+                    mlp_step_update<T>(net_, xp, rows_, buf_, dw_, db_, ste_, spec_);
+                    if (all_saved_finite()) {
+                        done = true;
+                    } else {
+                        restore();
+                        status = step_overflow;
+                    }
+                }
+            }
+        }
+        return py::make_tuple(status, value, value * weight, done);
+    }
+
+    // Puts back the parameters and state of before the last step, if it wrote them; whether it did.
+    bool undo() override {
+        std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+        if (!busy.owns_lock()) throw py::value_error("this StepPlan is already stepping in another thread");
+        if (!wrote_) return false;
+        restore();
+        return true;
+    }
+
+private:
+    struct region {
+        T* p;
+        std::int64_t n;
+    };
+    struct range {
+        const T* lo;
+        const T* hi;
+    };
+    struct watched {
+        PyObject* obj;  // borrowed: keep_ holds a reference
+        void* data;
+        std::int64_t d0, d1;
+        int flags;
+    };
+    static constexpr int tracked_flags = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ |
+                                         py::detail::npy_api::NPY_ARRAY_F_CONTIGUOUS_ |
+                                         py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+
+    static watched watch_of(PyObject* obj) {
+        auto* p = py::detail::array_proxy(obj);
+        return {obj, p->data, p->dimensions[0], p->nd > 1 ? p->dimensions[1] : -1, p->flags & tracked_flags};
+    }
+
+    void watch(const py::handle& h) { watched_.push_back(watch_of(h.ptr())); }
+
+    // The same array objects as when the plan was made, still with the same memory, shape, layout and
+    // writability: anything else (a replaced or resized array, a list of another length) makes a new plan.
+    bool same_parameters(const py::handle& weights, const py::handle& biases) const {
+        const std::size_t nl = net_.size();
+        if (!PyList_Check(weights.ptr()) || !PyList_Check(biases.ptr()) ||
+            std::size_t(PyList_GET_SIZE(weights.ptr())) != nl || std::size_t(PyList_GET_SIZE(biases.ptr())) != nl)
+            return false;
+        for (std::size_t l = 0; l < nl; ++l) {
+            PyObject* now[2] = {PyList_GET_ITEM(weights.ptr(), l), PyList_GET_ITEM(biases.ptr(), l)};
+            for (int k = 0; k < 2; ++k) {
+                const watched& w = watched_[2 * l + std::size_t(k)];
+                if (now[k] != w.obj) return false;
+                const watched n = watch_of(now[k]);
+                if (n.data != w.data || n.d0 != w.d0 || n.d1 != w.d1 || n.flags != w.flags) return false;
+            }
+        }
+        return true;
+    }
+
+    bool overlaps_written(const T* lo, const T* hi) const {
+        for (const range& r : written_)
+            if (lo < r.hi && r.lo < hi) return true;
+        return false;
+    }
+
+    // A C-contiguous, aligned array of dtype U with `rows_` rows (and `cols` columns when 2-D) that shares no
+    // memory with what the step writes; null otherwise.
+    template <class U = T>
+    const U* dense(const py::handle& h, int nd, std::int64_t cols) const {
+        if (!py::isinstance<py::array>(h)) return nullptr;
+        auto* p = py::detail::array_proxy(h.ptr());
+        constexpr int need = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+        if (p->nd != nd || p->dimensions[0] != rows_ || (nd == 2 && p->dimensions[1] != cols) ||
+            (p->flags & need) != need)
+            return nullptr;
+        if (!same_dtype(py::reinterpret_borrow<py::dtype>(p->descr), py::dtype::of<U>())) return nullptr;
+        const U* data = static_cast<const U*>(static_cast<void*>(p->data));
+        const std::int64_t n = nd == 2 ? rows_ * cols : rows_;
+        const T* lo = reinterpret_cast<const T*>(data);
+        const T* hi = reinterpret_cast<const T*>(data + n);
+        return overlaps_written(lo, hi) ? nullptr : data;
+    }
+
+    // The targets: int64 labels (rows,) for cross-entropy, made one-hot here, or (rows, N_L) values of dtype T
+    // that the loss accepts (finite; ±1 for hinge, in [0, 1] for binary cross-entropy, >= 0 for cross-entropy).
+    const T* targets(const py::handle& y) {
+        const std::int64_t m = net_.back().n_out;
+        if (lk_ == loss_kind::cross_entropy && m >= 2) {
+            if (const std::int64_t* labels = dense<std::int64_t>(y, 1, 0)) {
+                for (std::int64_t i = 0; i < rows_; ++i)
+                    if (labels[i] < 0 || labels[i] >= m) return nullptr;
+                std::fill(labels_.begin(), labels_.end(), T(0));
+                for (std::int64_t i = 0; i < rows_; ++i) labels_[std::size_t(i * m + labels[i])] = T(1);
+                return labels_.data();
+            }
+        }
+        const T* yp = dense(y, 2, m);
+        if (yp == nullptr) return nullptr;
+        const std::int64_t n = rows_ * m;
+        if (!finite_values(yp, n)) return nullptr;
+        for (std::int64_t i = 0; i < n; ++i) {
+            const T v = yp[i];
+            const bool ok = lk_ == loss_kind::hinge                  ? (v == T(1) || v == T(-1))
+                            : lk_ == loss_kind::binary_cross_entropy ? (v >= T(0) && v <= T(1))
+                            : lk_ == loss_kind::cross_entropy        ? v >= T(0)
+                                                                     : true;
+            if (!ok) return nullptr;
+        }
+        return yp;
+    }
+
+    void save() {
+        T* dst = snapshot_.data();
+        for (const region& r : saved_) {
+            std::memcpy(dst, r.p, sizeof(T) * std::size_t(r.n));
+            dst += r.n;
+        }
+        wrote_ = true;
+    }
+
+    void restore() {
+        const T* src = snapshot_.data();
+        for (const region& r : saved_) {
+            std::memcpy(r.p, src, sizeof(T) * std::size_t(r.n));
+            src += r.n;
+        }
+        wrote_ = false;
+    }
+
+    bool all_saved_finite() const {
+        for (const region& r : saved_)
+            if (!finite_values(r.p, r.n)) return false;
+        return true;
+    }
+
+    static py::tuple result(int status) { return py::make_tuple(status, 0.0, 0.0, false); }
+
+    // Whether plain SGD's update of this batch (loss and output delta computed) provably leaves every parameter
+    // finite, so that it needs neither the copy before it nor the check after it: one read of the parameters
+    // instead of three passes. Each parameter must be below 2^20 in magnitude (a test as cheap as a read; a
+    // network with larger weights takes the copy). With |σ'| <= 1 for every hidden activation (the
+    // straight-through derivatives included), going down from the output delta: |Δ_prev| <= N_out·max|Δ|·2^20,
+    // and the new parameters |W'| <= |1 - ηλ|·2^20 + η·max|Δ|·max|A_prev|, |b'| <= 2^20 + η·max|Δ|; every sum
+    // of the kernels on the way (B·max|Δ|·max|A_prev| before the scaling by η/B) is bounded alike. Each bound
+    // must stay below the dtype's largest value / 1024, a margin far above the rounding of the sums. Momentum and
+    // Adam keep the copy (their state would need bounds of its own).
+    bool sgd_step_stays_finite(const T* x) const {
+        if (spec_.kind != optimizer_kind::sgd || spec_.momentum != 0.0) return false;
+        constexpr int e = 20;
+        const double w = std::ldexp(1.0, e);
+        const double limit = double(std::numeric_limits<T>::max()) / 1024;
+        const double eta = double(T(spec_.lr));
+        const double decay = 1.0 + eta * double(T(spec_.weight_decay));
+        const std::size_t nl = net_.size();
+        double delta = max_magnitude(buf_.deltas[nl - 1], rows_ * net_.back().n_out);
+        for (std::size_t l = nl; l-- > 0;) {
+            const layer_view<T>& L = net_[l];
+            if (!below_power_of_two(L.w, L.n_out * L.n_in, e) || !below_power_of_two(L.b, L.n_out, e)) return false;
+            const double a = max_magnitude(l == 0 ? x : buf_.outs[l - 1], rows_ * L.n_in);
+            if (!(double(rows_) * delta * a < limit && decay * w + eta * delta * a < limit &&
+                  w + eta * delta < limit))
+                return false;
+            if (l > 0) {
+                delta = double(L.n_out) * delta * w;
+                if (!(delta < limit)) return false;
+            }
+        }
+        return true;
+    }
+
+    arrays<T> keep_;
+    std::vector<layer_view<T>> net_;
+    loss_kind lk_ = loss_kind::squared_error;
+    bool ste_;
+    std::int64_t rows_;
+    mlp_buffers<T> buf_;
+    std::vector<T*> dw_, db_;
+    optimizer_spec<T> spec_;
+    std::vector<watched> watched_;
+    std::vector<region> saved_;
+    std::vector<range> written_;
+    std::vector<T> snapshot_, labels_;
+    bool wrote_ = false;
+    std::mutex busy_;
+};
 
 }  // namespace
 
@@ -740,6 +1106,33 @@ void register_nn(py::module_& m) {
         },
         arg("params"), arg("grads"), arg("ms"), arg("vs"), arg("step"), arg("lr"), arg("beta1"), arg("beta2"), arg("eps"),
         arg("weight_decay"), "Adam update with bias correction, in place.");
+    py::class_<step_plan_base>(m, "StepPlan",
+                               "One network's train_step, its arrays checked once (see step_plan in bindings_nn.cpp).")
+        .def("step", &step_plan_base::step, arg("weights"), arg("biases"), arg("x"), arg("y"), arg("sw"), arg("lr"),
+             arg("t"), arg("limit"),
+             "One step on (x, y[, sw]) with learning rate lr and Adam step count t; nothing is written when the loss "
+             "is not finite or exceeds limit, and an update that leaves a parameter or state value not finite is "
+             "undone. Returns (status, loss, loss × weight sum, done); status 0 done, 1 loss not finite, 2 over the "
+             "limit, 3 update overflowed (undone), 4 x, y or sw not in this plan's form (unchecked), 5 the "
+             "parameter arrays changed (make a new plan).")
+        .def("undo", &step_plan_base::undo,
+             "Put back the parameters and optimizer state of before the last step, if it wrote them; whether it "
+             "did.");
+    m.def(
+        "step_plan",
+        [](const py::list& weights, const py::list& biases, const py::list& acts, const std::string& loss, bool ste,
+           const py::tuple& opt, std::int64_t rows, const py::list& outs, const py::list& zs, const py::list& deltas,
+           const py::list& dweights, const py::list& dbiases) -> std::unique_ptr<step_plan_base> {
+            if (weights.size() == 0) throw py::value_error("a network needs at least one layer of weights");
+            if (is_float64(weights[0], "weights[0]"))
+                return std::make_unique<step_plan<double>>(weights, biases, acts, loss, ste, opt, rows, outs, zs,
+                                                           deltas, dweights, dbiases);
+            return std::make_unique<step_plan<float>>(weights, biases, acts, loss, ste, opt, rows, outs, zs, deltas,
+                                                      dweights, dbiases);
+        },
+        arg("weights"), arg("biases"), arg("acts"), arg("loss"), arg("ste"), arg("opt"), arg("rows"), arg("outs"),
+        arg("zs"), arg("deltas"), arg("dweights"), arg("dbiases"),
+        "A StepPlan: train_epoch's arguments for batches of exactly `rows` rows, checked once.");
     m.def(
         "train_epoch",
         [](const py::list& weights, const py::list& biases, const py::list& acts, const std::string& loss,

@@ -399,6 +399,23 @@ void forward_layers(const std::vector<layer_view<T>>& net, const T* x, const spa
     }
 }
 
+// The loss of a batch whose forward pass is done, and its output delta. Every update path (rank-k, GEMM-fused
+// SGD, momentum, Adam; any batch size) starts from this delta, which carries the sample weights. Softmax +
+// cross-entropy takes the cheaper loss, which relies on the outputs being the softmax of the kept Z, just
+// computed.
+template <class T>
+double output_loss(const std::vector<layer_view<T>>& net, loss_kind loss, const T* y, std::int64_t rows,
+                   const mlp_buffers<T>& buf, bool ste, const T* sw, const std::int64_t* sw_index) {
+    const std::size_t nl = net.size();
+    const layer_view<T>& out = net.back();
+    const T* a_out = buf.outs[nl - 1];
+    const T* z_out = buf.zs[nl - 1];
+    T* d_out = buf.deltas[nl - 1];
+    return loss == loss_kind::cross_entropy && out.act == act_kind::softmax && z_out != nullptr
+               ? softmax_cross_entropy(rows, out.n_out, a_out, z_out, y, d_out, sw, sw_index)
+               : loss_and_output_delta(loss, out.act, rows, out.n_out, a_out, z_out, y, d_out, ste, sw, sw_index);
+}
+
 }  // namespace
 
 void set_fused_optimizer_steps(bool on) { g_fused_steps = on; }
@@ -484,16 +501,7 @@ epoch_result mlp_train_epoch(const std::vector<layer_view<T>>& net, loss_kind lo
         }
         sb.rows = batch_rows{order != nullptr ? order + lo : nullptr, lo, rows};
         forward_layers(net, xb, sx != nullptr ? &sb : nullptr, rows, buf);
-        const T* a_out = buf.outs[nl - 1];
-        const T* z_out = buf.zs[nl - 1];
-        T* d_out = buf.deltas[nl - 1];
-        // Every update path below (rank-k, GEMM-fused SGD, momentum, Adam; any batch size) starts from this
-        // output delta, which carries the sample weights. Softmax + cross-entropy takes the cheaper loss, which
-        // relies on a_out being the softmax of z_out, just computed.
-        const double value =
-            loss == loss_kind::cross_entropy && out.act == act_kind::softmax && z_out != nullptr
-                ? softmax_cross_entropy(rows, out.n_out, a_out, z_out, yb, d_out, swb, sw_index)
-                : loss_and_output_delta(loss, out.act, rows, out.n_out, a_out, z_out, yb, d_out, ste, swb, sw_index);
+        const double value = output_loss(net, loss, yb, rows, buf, ste, swb, sw_index);
         if (!std::isfinite(value) || !all_finite(buf.deltas[nl - 1], rows * out.n_out)) {
             res.bad_batch_start = lo;
             res.bad_loss = value;
@@ -507,6 +515,22 @@ epoch_result mlp_train_epoch(const std::vector<layer_view<T>>& net, loss_kind lo
     return res;
 }
 
+template <class T>
+double mlp_step_loss(const std::vector<layer_view<T>>& net, loss_kind loss, const T* x, const T* y,
+                     std::int64_t rows, const mlp_buffers<T>& buf, bool ste, const T* sw, bool* finite) {
+    forward_layers(net, x, static_cast<const sparse_batch<T>*>(nullptr), rows, buf);
+    const double value = output_loss(net, loss, y, rows, buf, ste, sw, static_cast<const std::int64_t*>(nullptr));
+    const std::int64_t n_out = net.back().n_out;
+    *finite = std::isfinite(value) && all_finite(buf.deltas[net.size() - 1], rows * n_out);
+    return value;
+}
+
+template <class T>
+void mlp_step_update(const std::vector<layer_view<T>>& net, const T* x, std::int64_t rows, const mlp_buffers<T>& buf,
+                     const std::vector<T*>& dw, const std::vector<T*>& db, bool ste, optimizer_spec<T>& opt) {
+    backward_update(net, x, static_cast<const sparse_batch<T>*>(nullptr), rows, buf, dw, db, ste, opt);
+}
+
 #define PYFASTNN_INSTANTIATE(T)                                                                                   \
     template void mlp_forward<T>(const std::vector<layer_view<T>>&, const T*, const csr_view<T>*, std::int64_t,    \
                                  const mlp_buffers<T>&);                                                       \
@@ -517,7 +541,12 @@ epoch_result mlp_train_epoch(const std::vector<layer_view<T>>& net, loss_kind lo
                                              const csr_view<T>*, const T*, std::int64_t, const std::int64_t*,      \
                                              std::int64_t, const mlp_buffers<T>&, const std::vector<T*>&,          \
                                              const std::vector<T*>&, T*, T*, bool, optimizer_spec<T>&, const T*,   \
-                                             const std::function<bool(std::int64_t)>&);
+                                             const std::function<bool(std::int64_t)>&);                     \
+    template double mlp_step_loss<T>(const std::vector<layer_view<T>>&, loss_kind, const T*, const T*,             \
+                                     std::int64_t, const mlp_buffers<T>&, bool, const T*, bool*);                        \
+    template void mlp_step_update<T>(const std::vector<layer_view<T>>&, const T*, std::int64_t,                    \
+                                     const mlp_buffers<T>&, const std::vector<T*>&, const std::vector<T*>&, bool,  \
+                                     optimizer_spec<T>&);
 
 PYFASTNN_INSTANTIATE(float)
 PYFASTNN_INSTANTIATE(double)

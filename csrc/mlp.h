@@ -103,4 +103,17 @@ epoch_result mlp_train_epoch(const std::vector<layer_view<T>>& net, loss_kind lo
 void set_fused_optimizer_steps(bool on);
 bool fused_optimizer_steps();
 
+// One batch of mlp_train_epoch (dense x, in storage order) in two halves, for a caller that decides between them
+// whether to apply the update (train_step): mlp_step_loss runs the forward pass and returns the batch loss
+// (*finite: whether it and the output delta are finite), writing only the buffers; mlp_step_update then
+// backpropagates and updates the parameters and the optimizer state (opt.step advanced for Adam). Together they
+// compute exactly what mlp_train_epoch does for that batch.
+template <class T>
+double mlp_step_loss(const std::vector<layer_view<T>>& net, loss_kind loss, const T* x, const T* y, std::int64_t rows,
+                     const mlp_buffers<T>& buf, bool ste, const T* sw, bool* finite);
+
+template <class T>
+void mlp_step_update(const std::vector<layer_view<T>>& net, const T* x, std::int64_t rows, const mlp_buffers<T>& buf,
+                     const std::vector<T*>& dw, const std::vector<T*>& db, bool ste, optimizer_spec<T>& opt);
+
 }  // namespace pyfastnn

@@ -22,7 +22,11 @@ _MODULES = {"cpp": "pyfastnn._core", "numba": "pyfastnn._numba", "numpy": "pyfas
 _lock = threading.Lock()
 _cache = {}  # name -> (module or None, reason or None)
 _state = {"name": None}
-_local = threading.local()  # use_backend overrides per thread
+class _Override(threading.local):
+    name = None  # a class default: reading it in a thread that never set it raises and catches nothing
+
+
+_local = _Override()  # use_backend overrides per thread
 
 
 def _probe(name):
@@ -110,6 +114,10 @@ def use_backend(name):
 
 def kernels(name=None):
     """The module that implements the kernel contract for backend ``name`` (default: the current one)."""
+    if name is None:  # the per-call path of train_step: the backend in use, once it has been probed
+        module = _cache.get(_local.name or _state["name"], (None,))[0]
+        if module is not None:
+            return module
     return _check_name(name or get_backend())
 
 

@@ -139,3 +139,34 @@ def train_epoch(
     sw: _Array | None = None,
     progress: Callable[[int], object] | None = None,
 ) -> tuple[float, int, int, float]: ...
+
+class StepPlan:
+    """One network's train_step, its arrays checked once (pyfastnn/_train_step.py)."""
+
+    def step(
+        self,
+        weights: list[_Array],
+        biases: list[_Array],
+        x: _Array,
+        y: _Array,
+        sw: _Array | None,
+        lr: float,
+        t: int,
+        limit: float,
+    ) -> tuple[int, float, float, bool]: ...
+    def undo(self) -> bool: ...
+
+def step_plan(
+    weights: list[_Array],
+    biases: list[_Array],
+    acts: list[str],
+    loss: str,
+    ste: bool,
+    opt: tuple[str, float, float, bool, float, float, float, float, int, Sequence[_Array], bool],
+    rows: int,
+    outs: _ArrayList,
+    zs: _OptArrayList,
+    deltas: _ArrayList,
+    dweights: _ArrayList,
+    dbiases: _ArrayList,
+) -> StepPlan: ...

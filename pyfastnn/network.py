@@ -156,7 +156,8 @@ class _Guard:
     def __init__(self):
         self.generation = _fork_generation
         self.training = threading.RLock()
-        self._cond = threading.Condition(threading.Lock())
+        self._mutex = threading.Lock()  # the condition's lock: taken directly where no wait can follow
+        self._cond = threading.Condition(self._mutex)
         self._readers = 0  # inference calls running
         self._readers_waiting = 0
         self._writing = False
@@ -187,22 +188,36 @@ class _Guard:
             if not self._readers:
                 self._cond.notify_all()
 
-    @contextlib.contextmanager
-    def writing(self):
-        """Exclusive access to the weights (the caller holds ``training``, so writers never compete)."""
+    def begin_write(self):
+        """Take exclusive access to the weights (the caller holds ``training``, so writers never compete);
+        ``end_write`` gives it back. ``writing`` is the same as a context manager; train_step calls these two
+        directly, a generator-based ``with`` costing as much as its whole native step."""
+        with self._mutex:  # uncontended (the usual case): no wait, so the plain lock is enough
+            if not (self._writing or self._readers or self._admitted):
+                self._writing = True
+                return
         with self._cond:
             self._writers_waiting += 1
             while self._writing or self._readers or self._admitted:
                 self._cond.wait()
             self._writers_waiting -= 1
             self._writing = True
+
+    def end_write(self):
+        with self._mutex:
+            self._writing = False
+            self._admitted = self._readers_waiting
+            if self._readers_waiting or self._writers_waiting:  # every waiter counts itself before waiting
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def writing(self):
+        """Exclusive access to the weights for the ``with`` block (see ``begin_write``)."""
+        self.begin_write()
         try:
             yield
         finally:
-            with self._cond:
-                self._writing = False
-                self._admitted = self._readers_waiting
-                self._cond.notify_all()
+            self.end_write()
 
     def take(self, batch):
         """A free workspace for ``batch`` rows, or None."""
@@ -367,8 +382,8 @@ class MLP:
         )
 
     # Kept between calls, neither pickled nor shared with a copy: the guard (locks and workspace pool, see
-    # _Guard), the gradient buffers and the snapshot buffers of train_step and fit.
-    _SCRATCH = ("_locks", "_grads", "_saved")
+    # _Guard), the gradient buffers, the snapshot buffers of train_step and fit, and train_step's native plan.
+    _SCRATCH = ("_locks", "_grads", "_saved", "_step_plan")
 
     def __getstate__(self):
         return {k: v for k, v in self.__dict__.items() if k not in self._SCRATCH}
@@ -441,20 +456,24 @@ class MLP:
         guard = self._guard()
         ws = guard.take(batch)
         if ws is None:
-            outs = [np.empty((batch, n), dtype=self.dtype) for n in self.layer_sizes[1:]]
-            last = self.n_layers - 1
-            zs = [
-                np.empty((batch, n), dtype=self.dtype)
-                if l == last or (self.straight_through and self.activations[l] in ZERO_GRADIENT_ACTIVATIONS)
-                else None
-                for l, n in enumerate(self.layer_sizes[1:])
-            ]
-            deltas = [np.empty((batch, n), dtype=self.dtype) for n in self.layer_sizes[1:]]
-            ws = (outs, zs, deltas)
+            ws = self._new_workspace(batch)
         try:
             yield ws
         finally:
             guard.give(batch, ws)
+
+    def _new_workspace(self, batch):
+        """Fresh (outs, zs, deltas) for ``batch`` rows: zs keeps Z only where the kernels need it."""
+        outs = [np.empty((batch, n), dtype=self.dtype) for n in self.layer_sizes[1:]]
+        last = self.n_layers - 1
+        zs = [
+            np.empty((batch, n), dtype=self.dtype)
+            if l == last or (self.straight_through and self.activations[l] in ZERO_GRADIENT_ACTIVATIONS)
+            else None
+            for l, n in enumerate(self.layer_sizes[1:])
+        ]
+        deltas = [np.empty((batch, n), dtype=self.dtype) for n in self.layer_sizes[1:]]
+        return outs, zs, deltas
 
     def _gradient_buffers(self):
         """dW and db buffers for training (under the training lock, so one set per network is enough)."""
@@ -669,7 +688,6 @@ class MLP:
             )
         return value, list(zip(dws, dbs))
 
-    @_one_trainer_at_a_time
     def train_step(self, x, y, loss=None, optimizer=None, sample_weight=None):
         """Apply one update on the batch (x, y) and return the batch loss measured before it.
 
@@ -684,6 +702,19 @@ class MLP:
         Training calls on one network (train_step, fit) from several threads run one after the other;
         inference calls in other threads run alongside and see the network before or after a step.
         """
+        # The training lock as _one_trainer_at_a_time takes it, without its wrapper call (a tenth of a step).
+        guard = self._guard()
+        with guard.training:
+            kernels = _backend.kernels()
+            if hasattr(kernels, "step_plan"):
+                value = fast_train_step(self, guard, kernels, x, y, loss, optimizer, sample_weight)
+                if value is not None:
+                    return value
+            return self._general_train_step(kernels, x, y, loss, optimizer, sample_weight)
+
+    def _general_train_step(self, kernels, x, y, loss, optimizer, sample_weight):
+        """train_step for any input (lists, other dtypes, sparse rows), every backend, and the errors; the
+        caller holds the training lock."""
         self._check_trainable()
         x, y, loss = self._prepare(x, y, loss)
         sw = () if sample_weight is None else (check_sample_weight(sample_weight, x.shape[0], self.dtype),)
@@ -697,7 +728,6 @@ class MLP:
                 cache[key] = SGD(lr=0.1) if key == "sgd" else make_optimizer(optimizer)
             optimizer = cache[key]
         optimizer = make_optimizer(optimizer)
-        kernels = _backend.kernels()
         rows = x.shape[0]
         params = self.weights + self.biases
         spec = optimizer.native_spec(params)
@@ -741,6 +771,13 @@ class MLP:
                 raise FloatingPointError(f"{what} (the weights were not updated); {cause}")
         return value
 
+    def _step_failure(self, what, x, y, optimizer):
+        """The FloatingPointError of a train_step that left everything as it was: ``what`` happened;
+        the advice comes from the parameters and state (as they were), the data and the learning rate."""
+        before = self.weights + self.biases + optimizer.state_arrays()
+        cause = divergence_cause(before, self.n_layers, x, y, optimizer.lr)
+        return FloatingPointError(f"{what} (the weights were not updated); {cause}")
+
     def fit(self, x, y, loss=None, optimizer=None, batch_size=32, epochs=10, shuffle=True, seed=None, tol=None,
             validation_data=None, callbacks=(), progress=True, **options):
         """Train by gradient descent; see :func:`pyfastnn.train.fit` for the parameters (and the keyword-only
@@ -782,3 +819,7 @@ class MLP:
         from .export import OPSET, to_onnx
 
         return to_onnx(self, path, opset=OPSET if opset is None else opset)
+
+
+# Last: the fast path imports names of this module, all defined by now.
+from ._train_step import fast_train_step

@@ -44,6 +44,13 @@ class Optimizer:
         elif name == "sparse_update":
             value = _check_sparse_update(value)
         object.__setattr__(self, name, value)
+        if name != "lr" and not name.startswith("_"):
+            self._changed()
+
+    def _changed(self):
+        """Count a change of what a native train_step plan holds (hyper-parameters but lr, which every step
+        passes, and the state arrays): the plan is then made again."""
+        object.__setattr__(self, "_version", self.__dict__.get("_version", 0) + 1)
 
     @staticmethod
     def _key_of(params):
@@ -55,11 +62,13 @@ class Optimizer:
         if key != self._key:
             self._state = self._init_state(params)
             self._key = key
+            self._changed()
 
     def reset(self):
         """Forget the accumulated state (velocities, moments, step count)."""
         self._state = None
         self._key = None
+        self._changed()
 
     def step(self, kernels, weights, biases, dweights, dbiases):
         """Apply one update with the backend ``kernels`` to weights and biases, in place."""

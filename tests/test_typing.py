@@ -49,8 +49,11 @@ def core():
 
 def test_stub_names_exactly_what_core_exports(core):
     functions, attributes = _stub_functions()
+    classes = {node.name for node in ast.parse(STUB.read_text(encoding="utf-8")).body
+               if isinstance(node, ast.ClassDef)}
     exported = {n for n in dir(core) if not (n.startswith("__") and n.endswith("__"))}
-    assert set(functions) == {n for n in exported if callable(getattr(core, n))}
+    assert set(functions) | classes == {n for n in exported if callable(getattr(core, n))}
+    assert all(isinstance(getattr(core, n), type) for n in classes)
     assert attributes == {"__version__"} and isinstance(core.__version__, str)
 
 
