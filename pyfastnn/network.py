@@ -697,7 +697,9 @@ class MLP:
         or the optimizer's state are not finite, or the loss is more than 1000 times that of this network's
         first train_step (and than the loss of all-zero outputs), everything is restored and
         FloatingPointError raised, naming the likely cause: on any error the network and the optimizer are
-        left as they were.
+        left as they were. One exception: a Ctrl-C (KeyboardInterrupt) that arrives just as a plain-SGD step
+        ends on the compiled backend may leave that whole step applied (never part of it; plain SGD keeps no
+        copy to put back, and has no state that could disagree with the weights).
 
         Training calls on one network (train_step, fit) from several threads run one after the other;
         inference calls in other threads run alongside and see the network before or after a step.
