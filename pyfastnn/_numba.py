@@ -9,14 +9,22 @@ is fastest from Python:
 * Everything elementwise runs in ``numba.njit(cache=True)`` loops, fused so that each layer costs one call:
   bias + activation (+ keeping Z); loss + output delta + bias gradient; σ′ ⊙ δ + bias gradient; the whole
   optimizer update of a layer (weights and biases). No ``fastmath``: the results must follow the reference's
-  rounding, so sums are not reassociated.
+  rounding, so sums are not reassociated. The one exception is ``_k_dot``, the per-sample forward's dot
+  product, which stands in for a BLAS product (whose order of summation is the library's own anyway).
 * No ``parallel``: on the small network it is slower (thread hand-off > the work), and where it would help (the
   update of a 512×784 layer, ~60 → ~30 µs on 2 cores) it competes with OpenBLAS's own threads for the cores
   and brings a threading layer (OpenMP) that is not fork-safe.
 * ``train_epoch`` checks its arguments once, precomputes the per-layer views for the full and the last batch,
-  then runs a tight Python loop of BLAS calls and fused kernels per batch; nothing is allocated per batch. A
-  one-row batch computes its weight gradient (an outer product, where np.matmul is ~8× slower than a loop)
-  inside the update kernel, touching each weight once.
+  then runs a tight Python loop of BLAS calls and fused kernels per batch; nothing is allocated per batch.
+* Batch 1 on a dense x (per-sample SGD, momentum or Adam) leaves Python altogether: ``_k_epoch_rows`` runs a
+  few thousand samples per call (about 10-20 ms of work, so progress reports and Ctrl-C still come through).
+  Per sample and layer, W is streamed twice: by the forward's dot products, and by one backward loop that, row
+  by row, adds δ_i·W_i (the OLD row) into δ^{l-1} and then applies the row's rank-1 update (or computes its
+  gradient row δ_i·a in cache for momentum / Adam, whose state is read and written once). The per-layer arrays
+  go in as tuples, so each network depth is its own compiled signature (two and three layers by
+  ``compile_all``). Batches of 2 and more rows keep the loop above (BLAS from two rows on is as fast); a
+  one-row batch there (a sparse x, or W¹ in the embedding layout) computes its weight gradient inside the
+  update kernel.
 * Sparse input (a ``CSR`` x) changes only the first layer, whose weights may be stored as the table E = W¹ᵀ
   (``weights[0]`` its F-contiguous transpose; every kernel taking weights accepts either layout). Z¹ is a gather
   of rows of E; in ``train_epoch`` a batch's entries are grouped by column (a column → slot map kept at -1
@@ -1537,10 +1545,10 @@ def compile_all(dtypes=(np.float32, np.float64)):
 
 def _compile_rows(dt, x, y, order):
     """compile_all's per-sample part: _k_epoch_rows takes its layers as tuples, so each depth is its own
-    signature. The loop above compiled it for networks of two layers; this adds one and three layers (the common
-    shapes; other depths compile on first use, a few seconds, then load from the cache)."""
+    signature. The loop above compiled it for networks of two layers; this adds three (the other common depth;
+    other depths compile on first use, a few seconds, then load from the cache)."""
     rows = x.shape[0]
-    for sizes in ([3, 2], [3, 4, 3, 2]):
+    for sizes in ([3, 4, 3, 2],):
         layers = len(sizes) - 1
         weights = [np.full((sizes[l + 1], sizes[l]), 0.1, dt) for l in range(layers)]
         biases = [np.zeros(n, dt) for n in sizes[1:]]
