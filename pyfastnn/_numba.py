@@ -9,14 +9,22 @@ is fastest from Python:
 * Everything elementwise runs in ``numba.njit(cache=True)`` loops, fused so that each layer costs one call:
   bias + activation (+ keeping Z); loss + output delta + bias gradient; σ′ ⊙ δ + bias gradient; the whole
   optimizer update of a layer (weights and biases). No ``fastmath``: the results must follow the reference's
-  rounding, so sums are not reassociated.
+  rounding, so sums are not reassociated. The one exception is ``_k_dot``, the per-sample forward's dot
+  product, which stands in for a BLAS product (whose order of summation is the library's own anyway).
 * No ``parallel``: on the small network it is slower (thread hand-off > the work), and where it would help (the
   update of a 512×784 layer, ~60 → ~30 µs on 2 cores) it competes with OpenBLAS's own threads for the cores
   and brings a threading layer (OpenMP) that is not fork-safe.
 * ``train_epoch`` checks its arguments once, precomputes the per-layer views for the full and the last batch,
-  then runs a tight Python loop of BLAS calls and fused kernels per batch; nothing is allocated per batch. A
-  one-row batch computes its weight gradient (an outer product, where np.matmul is ~8× slower than a loop)
-  inside the update kernel, touching each weight once.
+  then runs a tight Python loop of BLAS calls and fused kernels per batch; nothing is allocated per batch.
+* Batch 1 on a dense x (per-sample SGD, momentum or Adam) leaves Python altogether: ``_k_epoch_rows`` runs a
+  few thousand samples per call (about 10-20 ms of work, so progress reports and Ctrl-C still come through).
+  Per sample and layer, W is streamed twice: by the forward's dot products, and by one backward loop that, row
+  by row, adds δ_i·W_i (the OLD row) into δ^{l-1} and then applies the row's rank-1 update (or computes its
+  gradient row δ_i·a in cache for momentum / Adam, whose state is read and written once). The per-layer arrays
+  go in as tuples, so each network depth is its own compiled signature (two and three layers by
+  ``compile_all``). Batches of 2 and more rows keep the loop above (BLAS from two rows on is as fast); a
+  one-row batch there (a sparse x, or W¹ in the embedding layout) computes its weight gradient inside the
+  update kernel.
 * Sparse input (a ``CSR`` x) changes only the first layer, whose weights may be stored as the table E = W¹ᵀ
   (``weights[0]`` its F-contiguous transpose; every kernel taking weights accepts either layout). Z¹ is a gather
   of rows of E; in ``train_epoch`` a batch's entries are grouped by column (a column → slot map kept at -1
@@ -410,6 +418,161 @@ def _k_adam_layer(w, dw, mw, vw, b, db, mb, vb, wscale, lr, beta1, beta2, c1, c2
     _k_adam(w.reshape(w.size), dw.reshape(dw.size), mw.reshape(mw.size), vw.reshape(vw.size), wscale, lr, beta1,
             beta2, c1, c2, bc1, bc2, eps, weight_decay)
     _k_adam(b, db, mb, vb, one, lr, beta1, beta2, c1, c2, bc1, bc2, eps, zero)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The per-sample path (batch 1, dense x): a whole run of samples in one compiled call, so that a sample costs no
+# Python, and each weight matrix is streamed twice per sample: once by the forward matrix-vector product, once by
+# the backward pass, which computes δ^{l-1} = δ^l W^l with the old W while it applies the rank-1 update to the
+# same row of W (the row is in L1 for both).
+
+# The sums of the matrix-vector products may be reassociated (and so vectorised): they replace a BLAS product,
+# whose order of summation is the library's own; everything elementwise keeps the reference's rounding.
+_jit_sum = numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+
+
+@_jit_sum
+def _k_dot(u, v, zero):
+    """Σ_j u[j]·v[j] in the arrays' dtype (zero: 0 of that dtype), in a vectorised order."""
+    s = zero
+    for j in range(u.shape[0]):
+        s += u[j] * v[j]
+    return s
+
+
+@_jit
+def _k_row_forward(w, b, code, a, z, out, zero):
+    """One sample through one layer: z[0] = W a (a of shape (n_in,)), then out[0] = σ(z[0] + b), z keeping z + b."""
+    zr = z[0]
+    for i in range(w.shape[0]):
+        zr[i] = _k_dot(w[i], a, zero)
+    _k_bias_act(z, b, True, code, out)
+
+
+@_jit
+def _k_row_back_sgd(w, d, a, dp, want_dp, dw, v, b, vb, scale, lr, momentum, nesterov, weight_decay, zero, one):
+    """The SGD step of one layer for one sample, fused with the product that carries δ down: dp = δ W with the
+    old W (when want_dp), row by row while the row of W is updated with the gradient δ aᵀ (times scale). d, a and
+    dp have shapes (n_out,), (n_in,) and (n_in,); dw's rows are scratch (the gradient row of a stateful update);
+    v and vb are the velocities (not touched without momentum). b is updated with δ itself (its one-row mean)."""
+    n_out, n_in = w.shape
+    plain = momentum == 0 and weight_decay == 0
+    if want_dp:
+        for j in range(n_in):
+            dp[j] = 0
+    for i in range(n_out):
+        di = d[i]
+        wi = w[i]
+        if plain:  # _k_sgd's arithmetic written out, so the one loop reads and writes W once
+            if want_dp:
+                for j in range(n_in):
+                    wij = wi[j]
+                    dp[j] += di * wij
+                    wi[j] = wij - lr * ((di * a[j]) * scale)
+            else:
+                for j in range(n_in):
+                    wi[j] = wi[j] - lr * ((di * a[j]) * scale)
+        else:
+            g = dw[i]
+            if want_dp:
+                for j in range(n_in):
+                    dp[j] += di * wi[j]
+                    g[j] = di * a[j]
+            else:
+                for j in range(n_in):
+                    g[j] = di * a[j]
+            _k_sgd(wi, g, v[i], scale, lr, momentum, nesterov, weight_decay)
+    _k_sgd(b, d, vb, one, lr, momentum, nesterov, zero)
+
+
+@_jit
+def _k_row_back_adam(w, d, a, dp, want_dp, dw, m, v, b, mb, vb, scale, lr, beta1, beta2, c1, c2, bc1, bc2, eps,
+                     weight_decay, zero, one):
+    """_k_row_back_sgd for Adam: dp = δ W with the old W, then each row's Adam step on its gradient row δ_i aᵀ."""
+    n_out, n_in = w.shape
+    if want_dp:
+        for j in range(n_in):
+            dp[j] = 0
+    for i in range(n_out):
+        di = d[i]
+        wi = w[i]
+        g = dw[i]
+        if want_dp:
+            for j in range(n_in):
+                dp[j] += di * wi[j]
+                g[j] = di * a[j]
+        else:
+            for j in range(n_in):
+                g[j] = di * a[j]
+        _k_adam(wi, g, m[i], v[i], scale, lr, beta1, beta2, c1, c2, bc1, bc2, eps, weight_decay)
+    _k_adam(b, d, mb, vb, one, lr, beta1, beta2, c1, c2, bc1, bc2, eps, zero)
+
+
+@_jit
+def _k_row_back(l, w, d, a, dp, dw, vw, b, vb, mw, mb, adam, scale, lr, momentum, nesterov, weight_decay, beta1,
+                beta2, c1, c2, bc1, bc2, eps, zero, one):
+    """Layer l's fused backward step for one sample (dp is δ^{l-1}, not written for l = 0)."""
+    if adam:
+        _k_row_back_adam(w, d, a, dp, l > 0, dw, mw, vw, b, mb, vb, scale, lr, beta1, beta2, c1, c2, bc1, bc2, eps,
+                         weight_decay, zero, one)
+    else:
+        _k_row_back_sgd(w, d, a, dp, l > 0, dw, vw, b, vb, scale, lr, momentum, nesterov, weight_decay, zero, one)
+
+
+@_jit
+def _k_epoch_rows(weights, biases, codes, lcode, x, y, order, shuffled, start, stop, outs, tgts, deltas, dweights,
+                  dbiases, vws, vbs, mws, mbs, adam, step, lr, momentum, nesterov, weight_decay, beta1, beta2, c1,
+                  c2, eps, beta1_64, beta2_64, sw, weighted, ste, grad_lo, grad_hi, zero, one):
+    """Samples start..stop of an epoch at batch 1 (row order[k], or k in storage order): forward, loss, fused
+    backward and update for each. The per-layer tuples hold the one-row buffers (outs, tgts = the kept Z or the
+    output, deltas) and the update's arrays (dweights: scratch rows; vws, vbs: velocities or Adam's second
+    moments; mws, mbs: Adam's first moments). step: Adam's step count before start (updated per sample). The
+    scalars are in the arrays' dtype (zero, one: 0 and 1 in it) except beta1_64 and beta2_64, the float64 betas
+    the bias corrections are computed from, as train_epoch computes them.
+
+    Returns (Σ loss × weight, samples trained, first sample whose loss was not finite or -1, that loss, step)."""
+    n_layers = len(weights)
+    last = n_layers - 1
+    scale = one  # 1/B for B = 1
+    rowbuf = np.empty(1, dtype=np.int64)  # the targets' row, read through by the loss
+    corr = np.empty(2, dtype=weights[0].dtype)  # the bias corrections, rounded into the dtype by the store
+    total = 0.0
+    done = 0
+    bc1 = one
+    bc2 = one
+    for k in range(start, stop):
+        r = order[k] if shuffled else k
+        rowbuf[0] = r
+        weight = 1.0
+        if weighted:
+            weight = np.float64(sw[r])
+            if not weight > 0:  # a batch of weight 0 leaves everything as it is
+                continue
+        xr = x[r]
+        _k_row_forward(weights[0], biases[0], codes[0], xr, tgts[0], outs[0], zero)
+        for l in range(1, n_layers):
+            _k_row_forward(weights[l], biases[l], codes[l], outs[l - 1][0], tgts[l], outs[l], zero)
+        value = _k_loss(lcode, codes[last], outs[last], tgts[last], y, rowbuf, True, sw, weighted, deltas[last],
+                        True, ste, dbiases[last], True, grad_lo, grad_hi)
+        if not math.isfinite(value):
+            return total, done, k, value, step
+        if adam:
+            step += 1
+            corr[0] = 1 - beta1_64 ** np.float64(step)
+            corr[1] = 1 - beta2_64 ** np.float64(step)
+            bc1, bc2 = corr[0], corr[1]
+        for l in range(last, 0, -1):
+            # δ^{l-1} = δ^l W^l (old W) while W^l takes its step, then ⊙ σ′
+            _k_row_back(l, weights[l], deltas[l][0], outs[l - 1][0], deltas[l - 1][0], dweights[l], vws[l],
+                        biases[l], vbs[l], mws[l], mbs[l], adam, scale, lr, momentum, nesterov, weight_decay, beta1,
+                        beta2, c1, c2, bc1, bc2, eps, zero, one)
+            _k_act_backward(outs[l - 1], tgts[l - 1], deltas[l - 1], codes[l - 1], ste, dbiases[l - 1], False)
+        _k_row_back(0, weights[0], deltas[0][0], xr, deltas[0][0], dweights[0], vws[0], biases[0], vbs[0], mws[0],
+                    mbs[0], adam, scale, lr, momentum, nesterov, weight_decay, beta1, beta2, c1, c2, bc1, bc2, eps,
+                    zero, one)
+        total += value * weight
+        done += 1
+    return total, done, -1, 0.0, step
 
 
 @intrinsic
@@ -1139,6 +1302,12 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
     swb = _NO_WEIGHTS[dtype]
     weight_sum = _k_weight_sum
 
+    if cap == 1 and not sparse and not table:
+        return _epoch_rows(weights, biases, codes, lcode, x, y, order, full, dweights, dbiases, v_w, v_b,
+                           m_w if adam else None, m_b if adam else None, adam, step, (
+                               lr_t, mom_t, nesterov, wd_t, b1_t, b2_t, c1_t, c2_t, eps_t, float(beta1),
+                               float(beta2)), sw, ste, grad_lo, grad_hi, zero, one, tick)
+
     # ---- sparse x: E = W¹ᵀ as the sparse kernels index it (whatever the layout), and the per-call scratch
     s = 1.0  # W¹ = s·E while plain SGD decays the weights lazily
     decay = 1.0
@@ -1263,6 +1432,40 @@ def train_epoch(weights, biases, acts, loss, x, y, order, batch, outs, zs, delta
     return total, done, -1, 0.0
 
 
+# A compiled call of the per-sample path runs about this many multiply-adds (3 per weight per sample), then returns
+# to Python: often enough for progress reports and Ctrl-C (~10-20 ms), rarely enough that the call's cost (~5 µs
+# to unpack its arguments) is lost in it.
+_ROW_CHUNK_WORK = 6_000_000
+
+
+def _epoch_rows(weights, biases, codes, lcode, x, y, order, views, dweights, dbiases, v_w, v_b, m_w, m_b, adam,
+                step, coeffs, sw, ste, grad_lo, grad_hi, zero, one, tick):
+    """train_epoch at batch 1 for a dense x with W¹ in rows: runs of samples through _k_epoch_rows (see there);
+    returns what train_epoch returns."""
+    n = x.shape[0]
+    o, tgt, d = (tuple(a) for a in views[:3])
+    vws, vbs = tuple(v_w), tuple(v_b)
+    mws, mbs = (tuple(m_w), tuple(m_b)) if adam else (vws, vbs)  # not touched without Adam
+    args = (tuple(weights), tuple(biases), np.array(codes, dtype=np.int64), lcode, x, y)
+    shuffled = order is not None
+    rows_of = order if shuffled else _NO_ROWS
+    weighted = sw is not None
+    swb = sw if weighted else _NO_WEIGHTS[x.dtype]
+    chunk = max(1, _ROW_CHUNK_WORK // (3 * sum(w.size for w in weights)))
+    total, done = 0.0, 0
+    for lo in range(0, n, chunk):
+        if tick is not None and lo:
+            tick(lo)
+        part, rows, bad, value, step = _k_epoch_rows(
+            *args, rows_of, shuffled, lo, min(n, lo + chunk), o, tgt, d, tuple(dweights), tuple(dbiases), vws, vbs,
+            mws, mbs, adam, step, *coeffs, swb, weighted, ste, grad_lo, grad_hi, zero, one)
+        total += part
+        done += rows
+        if bad >= 0:
+            return total, done, bad, value
+    return total, done, -1, 0.0
+
+
 # Plain SGD's lazy decay folds its scale into E once the scale falls below this: far from float32's smallest
 # normal numbers (E grows as 1/s), and rare enough (a fold is one pass over E) to cost nothing per step.
 _FOLD_BELOW = 1e-6
@@ -1335,8 +1538,32 @@ def compile_all(dtypes=(np.float32, np.float64)):
                         ybuf, False, spec)
             train_epoch(weights, biases, acts, "cross_entropy", x, y, None, rows, outs, zs, deltas, dws, dbs, None,
                         None, False, spec, np.ones(rows, dt))
+        _compile_rows(dt, x, y, order)
         _compile_sparse(weights, biases, acts, y, outs, zs, deltas, order)
     return time.perf_counter() - start
+
+
+def _compile_rows(dt, x, y, order):
+    """compile_all's per-sample part: _k_epoch_rows takes its layers as tuples, so each depth is its own
+    signature. The loop above compiled it for networks of two layers; this adds three (the other common depth;
+    other depths compile on first use, a few seconds, then load from the cache)."""
+    rows = x.shape[0]
+    for sizes in ([3, 4, 3, 2],):
+        layers = len(sizes) - 1
+        weights = [np.full((sizes[l + 1], sizes[l]), 0.1, dt) for l in range(layers)]
+        biases = [np.zeros(n, dt) for n in sizes[1:]]
+        acts = ["tanh"] * (layers - 1) + ["softmax"]
+        outs = [np.empty((1, n), dt) for n in sizes[1:]]
+        zs = [None] * (layers - 1) + [np.empty((1, 2), dt)]
+        deltas = [np.empty((1, n), dt) for n in sizes[1:]]
+        dws = [np.empty_like(w) for w in weights]
+        dbs = [np.empty_like(b) for b in biases]
+        state = [np.zeros_like(p) for p in weights + biases]
+        moments = state + [np.zeros_like(p) for p in weights + biases]
+        for spec in (("sgd", 0.01, 0.9, False, 0.0, 0.0, 0.0, 0.0, 0, state, True),
+                     ("adam", 1e-3, 0.0, False, 0.0, 0.9, 0.999, 1e-8, 0, moments, True)):
+            train_epoch(weights, biases, acts, "cross_entropy", x, y, order, 1, outs, zs, deltas, dws, dbs,
+                        x[:1].copy(), y[:1].copy(), False, spec, np.ones(rows, dt))
 
 
 def _compile_sparse(weights, biases, acts, y, outs, zs, deltas, order):
