@@ -20,7 +20,8 @@ python -c "
 import pyfastnn._core as c, pyfastnn.text._bow as b
 assert c.__file__.startswith('$work') and b.__file__.startswith('$work'), (c.__file__, b.__file__)"
 python -m pytest -q -p no:cacheprovider tests/test_gemm.py tests/test_kernels.py tests/test_math.py tests/test_errors.py \
-    tests/test_sparse.py tests/test_sparse_cpp.py tests/test_text.py
+    tests/test_sparse.py tests/test_sparse_cpp.py tests/test_text.py tests/test_train_step_fast.py \
+    tests/test_fused_optimizer.py tests/test_gemm_blocks.py
 # The fuzzing suites (their fast profile) and the overlap checks against the compiled core only.
 python -m pytest -q -p no:cacheprovider tests/test_fuzz.py tests/test_fuzz_core.py tests/test_kernel_aliasing.py \
     -k "not numba and not numpy"
