@@ -4,6 +4,8 @@ reports, and the PYFASTNN_GEMM_BLOCKS override and its validation."""
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -108,10 +110,22 @@ def test_parse_blocks_rejects(text):
         _core._parse_gemm_blocks(text)
 
 
+def _env(**more):
+    """The environment of a child that imports the pyfastnn this test imports (the installed one, or the source
+    tree's with its in-place build), run from outside the source tree (whose pyfastnn may have no core)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYFASTNN_GEMM_BLOCKS"}
+    parent = str(Path(_core.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join([parent, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return dict(env, **more)
+
+
+def _run(args, **more):
+    return subprocess.run([sys.executable, *args], env=_env(**more), capture_output=True, text=True, timeout=120,
+                          check=False, cwd=tempfile.gettempdir())
+
+
 def _child(code, blocks):
-    env = dict(os.environ, PYFASTNN_GEMM_BLOCKS=blocks)
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
-                          check=False)
+    return _run(["-c", code], PYFASTNN_GEMM_BLOCKS=blocks)
 
 
 def test_override_sets_the_blocks_and_stays_correct():
@@ -147,11 +161,8 @@ except ValueError as e:
 
 
 def test_info_cli_shows_blocks_and_rejects_a_bad_override():
-    env = {k: v for k, v in os.environ.items() if k != "PYFASTNN_GEMM_BLOCKS"}
-    cmd = [sys.executable, "-m", "pyfastnn.cli", "info"]
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    r = _run(["-m", "pyfastnn.cli", "info"])
     assert r.returncode == 0, r.stderr
     assert "gemm blocks" in r.stdout
-    r = subprocess.run(cmd, env=dict(env, PYFASTNN_GEMM_BLOCKS="1,2"), capture_output=True, text=True,
-                       timeout=120, check=False)
+    r = _run(["-m", "pyfastnn.cli", "info"], PYFASTNN_GEMM_BLOCKS="1,2")
     assert r.returncode == 1 and "PYFASTNN_GEMM_BLOCKS must be" in r.stderr
