@@ -371,7 +371,7 @@ def measure(mode="full", threads=None, epochs=None, repeat=None, say=None):
                              + (f"; the oversubscription guard ran {serial} parallel regions on one thread "
                                 "meanwhile" if serial is not None else ""))
         else:
-            r["of_idle"] = "cpp backend unavailable"
+            v["of_idle"], r["of_idle"] = None, "cpp backend unavailable"
             after_text = f"n/a ({r['of_idle']})"
 
         for name in ("S", "M"):
