@@ -113,7 +113,9 @@ def test_parse_blocks_rejects(text):
 def _env(**more):
     """The environment of a child that imports the pyfastnn this test imports (the installed one, or the source
     tree's with its in-place build), run from outside the source tree (whose pyfastnn may have no core)."""
-    env = {k: v for k, v in os.environ.items() if k != "PYFASTNN_GEMM_BLOCKS"}
+    # Without PYFASTNN_BACKEND: these children test the default choice of backend (a forced one turns the
+    # override's ValueError into an ImportError naming the forced backend too).
+    env = {k: v for k, v in os.environ.items() if k not in ("PYFASTNN_GEMM_BLOCKS", "PYFASTNN_BACKEND")}
     parent = str(Path(_core.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join([parent, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return dict(env, **more)
