@@ -31,23 +31,14 @@ momentum_constants<T> momentum_constants_of(double lr, double momentum, bool nes
 template <class T>
 adam_constants<T> adam_constants_of(std::int64_t step, double lr, double beta1, double beta2, double eps,
                                     double weight_decay) {
-    return {T(beta1),
-            T(beta2),
-            T(1 - beta1),
-            T(1 - beta2),
-            T(1 - std::pow(beta1, double(step))),
-            T(1 - std::pow(beta2, double(step))),
-            T(lr),
-            T(eps),
-            T(weight_decay),
-            weight_decay != 0.0,
-            T(lr / (1 - std::pow(beta1, double(step)))),
-            T(1 / (1 - std::pow(beta2, double(step))))};
+    const double c1 = 1 - std::pow(beta1, double(step)), c2 = 1 - std::pow(beta2, double(step));
+    return {T(beta1), T(beta2), T(1 - beta1), T(1 - beta2), T(eps), T(weight_decay), weight_decay != 0.0,
+            T(lr / c1), T(1 / c2)};
 }
 
 template <class T>
 void adam_apply(std::int64_t n, T* p, const T* g, T* m, T* v, const adam_constants<T>& k) {
-    for (std::int64_t i = 0; i < n; ++i) adam_element_exact(g[i], p[i], m[i], v[i], k);
+    for (std::int64_t i = 0; i < n; ++i) adam_element(g[i], p[i], m[i], v[i], k);
 }
 
 template <class T>

@@ -34,7 +34,7 @@ inline void adam_block(std::int64_t rows, std::int64_t cols, const T* __restrict
         T* __restrict pr = p + r * ld;
         T* __restrict mr = m + r * ld;
         T* __restrict vr = v + r * ld;
-        for (std::int64_t j = 0; j < cols; ++j) adam_element_exact(gr[j], pr[j], mr[j], vr[j], k);
+        for (std::int64_t j = 0; j < cols; ++j) adam_element(gr[j], pr[j], mr[j], vr[j], k);
     }
 }
 

@@ -47,7 +47,7 @@ struct rowops {
                          std::int64_t ld_a, const T* delta, T eta, T decay);
     // The lazy optimizer steps of a sparse layer, one touched row of E (n weights p) at a time: its gradient
     // g = alpha·Σ_q val[q]·delta[idx[q]·ld + 0..n) (gather_axpy's sum), then on p with g either Adam (moments
-    // m, v; adam_apply's formula with its bias corrections as k.eta_c1 and k.inv_c2) or SGD with momentum
+    // m, v; adam_element, as adam_apply) or SGD with momentum
     // (velocity vel; sgd_update's formula). p and its state are each read and written once; the rows of delta
     // are a batch's (cached), and the caller prefetches the rows of p and of its state.
     void (*gather_adam)(std::int64_t count, const std::int32_t* idx, const T* val, const T* delta,

@@ -256,15 +256,6 @@ inline void gather_axpy(std::int64_t count, const std::int32_t* __restrict idx, 
 template <class T>
 constexpr std::int64_t step_chunk = 8 * std::int64_t(32 / sizeof(T));
 
-// Adam on one weight: adam_apply's formula with the bias corrections folded into k.eta_c1 and k.inv_c2.
-template <class T>
-inline void adam_element(T g, T& p, T& m, T& v, const adam_constants<T>& k) {
-    const T gi = k.decay ? g + k.wd * p : g;
-    m = m * k.b1 + k.one_b1 * gi;
-    v = v * k.b2 + k.one_b2 * (gi * gi);
-    p -= k.eta_c1 * m / (std::sqrt(v * k.inv_c2) + k.eps);
-}
-
 template <class T>
 inline void gather_adam(std::int64_t count, const std::int32_t* idx, const T* val, const T* delta,
                         std::int64_t ld, std::int64_t n, T alpha, T* __restrict p, T* __restrict m,
