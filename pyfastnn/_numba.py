@@ -450,6 +450,19 @@ def _k_row_forward(w, b, code, a, z, out, zero):
 
 
 @_jit
+def _k_row_grad(wi, di, a, dp, want_dp, g):
+    """One row of a stateful per-sample step, before the update: g = δ_i aᵀ (the row's gradient) and, when
+    want_dp, dp += δ_i · (the old row wi)."""
+    if want_dp:
+        for j in range(wi.size):
+            dp[j] += di * wi[j]
+            g[j] = di * a[j]
+    else:
+        for j in range(wi.size):
+            g[j] = di * a[j]
+
+
+@_jit
 def _k_row_back_sgd(w, d, a, dp, want_dp, dw, v, b, vb, scale, lr, momentum, nesterov, weight_decay, zero, one):
     """The SGD step of one layer for one sample, fused with the product that carries δ down: dp = δ W with the
     old W (when want_dp), row by row while the row of W is updated with the gradient δ aᵀ (times scale). d, a and
@@ -473,15 +486,8 @@ def _k_row_back_sgd(w, d, a, dp, want_dp, dw, v, b, vb, scale, lr, momentum, nes
                 for j in range(n_in):
                     wi[j] = wi[j] - lr * ((di * a[j]) * scale)
         else:
-            g = dw[i]
-            if want_dp:
-                for j in range(n_in):
-                    dp[j] += di * wi[j]
-                    g[j] = di * a[j]
-            else:
-                for j in range(n_in):
-                    g[j] = di * a[j]
-            _k_sgd(wi, g, v[i], scale, lr, momentum, nesterov, weight_decay)
+            _k_row_grad(wi, di, a, dp, want_dp, dw[i])
+            _k_sgd(wi, dw[i], v[i], scale, lr, momentum, nesterov, weight_decay)
     _k_sgd(b, d, vb, one, lr, momentum, nesterov, zero)
 
 
@@ -494,17 +500,8 @@ def _k_row_back_adam(w, d, a, dp, want_dp, dw, m, v, b, mb, vb, scale, lr, beta1
         for j in range(n_in):
             dp[j] = 0
     for i in range(n_out):
-        di = d[i]
-        wi = w[i]
-        g = dw[i]
-        if want_dp:
-            for j in range(n_in):
-                dp[j] += di * wi[j]
-                g[j] = di * a[j]
-        else:
-            for j in range(n_in):
-                g[j] = di * a[j]
-        _k_adam(wi, g, m[i], v[i], scale, lr, beta1, beta2, c1, c2, bc1, bc2, eps, weight_decay)
+        _k_row_grad(w[i], d[i], a, dp, want_dp, dw[i])
+        _k_adam(w[i], dw[i], m[i], v[i], scale, lr, beta1, beta2, c1, c2, bc1, bc2, eps, weight_decay)
     _k_adam(b, d, mb, vb, one, lr, beta1, beta2, c1, c2, bc1, bc2, eps, zero)
 
 
