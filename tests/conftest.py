@@ -79,6 +79,26 @@ def _restore_session_backend(session_backend):
     _backend._local.name = None
 
 
+def _core_isas():
+    """The ISA levels the compiled core can run on this machine; none without the core."""
+    try:
+        from pyfastnn import _core
+    except ImportError:
+        return []
+    return list(_core.cpu_info()["isa_supported"])
+
+
+@pytest.fixture(params=_core_isas())
+def isa(request):
+    """Each ISA level of the compiled core in turn, active for the test's duration (the level found is restored)."""
+    from pyfastnn import _core
+
+    before = _core.get_isa()
+    _core.set_isa(request.param)
+    yield request.param
+    _core.set_isa(before)
+
+
 @pytest.fixture(params=_available())
 def backend_name(request):
     """Each available backend in turn, active (``pf.use_backend``) for the test's duration."""

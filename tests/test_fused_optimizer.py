@@ -22,7 +22,6 @@ from conftest import TOL, close
 _core = pytest.importorskip("pyfastnn._core")
 pytestmark = pytest.mark.skipif(not pf.backends()["cpp"]["available"], reason="the cpp backend is not built")
 
-ISAS = _core.cpu_info()["isa_supported"]
 X86 = platform.machine().lower() in ("x86_64", "amd64")
 OPTIMIZERS = {
     "momentum": lambda: pf.SGD(lr=0.005, momentum=0.9),
@@ -30,14 +29,6 @@ OPTIMIZERS = {
     "adam": lambda: pf.Adam(lr=1e-3),
     "adam-wd": lambda: pf.Adam(lr=1e-3, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=1e-2),
 }
-
-
-@pytest.fixture(params=ISAS)
-def isa(request):
-    before = _core.get_isa()
-    _core.set_isa(request.param)
-    yield request.param
-    _core.set_isa(before)
 
 
 @pytest.fixture

@@ -9,18 +9,9 @@ import pytest
 
 _core = pytest.importorskip("pyfastnn._core")
 
-ISAS = _core.cpu_info()["isa_supported"]
 DTYPES = [np.float32, np.float64]
 TRANS = list(itertools.product([False, True], repeat=2))
 ALPHA_BETA = [(1.0, 0.0), (0.5, 2.0), (-1.0, 1.0)]
-
-
-@pytest.fixture(params=ISAS)
-def isa(request):
-    before = _core.get_isa()
-    _core.set_isa(request.param)
-    yield request.param
-    _core.set_isa(before)
 
 
 @pytest.fixture
