@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import math
 import numbers
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -202,8 +203,6 @@ class Replicas:
         """The checkpoint to resume from, read by rank 0 and sent to every rank (so only rank 0 needs to see
         the file), or None (no checkpoint, resume=False, or no file yet). Raises ValueError on every rank
         when the ranks were given different checkpoint arguments."""
-        import os
-
         from .._checkpoint import load_checkpoint
 
         found = None
