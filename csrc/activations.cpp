@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "derivative_factor.h"
 #include "rowops/rowops.h"
 
 namespace pyfastnn {
@@ -144,6 +145,7 @@ void activation_backward(act_kind act, std::int64_t rows, std::int64_t cols, con
         active_rowops<T>().relu_backward(rows * cols, a, delta);
         return;
     }
+    const derivative_factors<T> f = hidden_derivative_factors<T>();
     for (std::int64_t i = 0; i < rows; ++i) {
         const T* ar = a + i * ld_a;
         T* d = delta + i * ld_d;
@@ -158,13 +160,13 @@ void activation_backward(act_kind act, std::int64_t rows, std::int64_t cols, con
                 const T half_width = act == act_kind::step ? T(0.5) : T(1);
                 const T* zr = z + i * ld_z;
                 for (std::int64_t j = 0; j < cols; ++j)
-                    d[j] = std::fabs(zr[j]) < half_width ? d[j] : d[j] * T(0);
+                    d[j] *= std::fabs(zr[j]) < half_width ? f.one : f.zero;
                 break;
             }
             case act_kind::linear:
                 break;
             case act_kind::piecewise_linear:
-                for (std::int64_t j = 0; j < cols; ++j) d[j] = (ar[j] > 0 && ar[j] < 1) ? d[j] : d[j] * T(0);
+                for (std::int64_t j = 0; j < cols; ++j) d[j] *= (ar[j] > 0 && ar[j] < 1) ? f.one : f.zero;
                 break;
             case act_kind::sigmoid:
                 for (std::int64_t j = 0; j < cols; ++j) d[j] *= ar[j] * (T(1) - ar[j]);
@@ -173,7 +175,7 @@ void activation_backward(act_kind act, std::int64_t rows, std::int64_t cols, con
                 for (std::int64_t j = 0; j < cols; ++j) d[j] *= T(1) - ar[j] * ar[j];
                 break;
             case act_kind::relu:
-                for (std::int64_t j = 0; j < cols; ++j) d[j] = ar[j] > 0 ? d[j] : d[j] * T(0);
+                active_rowops<T>().relu_backward(cols, ar, d);
                 break;
             case act_kind::softmax: {
                 // Jacobian diag(a) − a aᵀ: the product is a ⊙ (delta − ⟨delta, a⟩).

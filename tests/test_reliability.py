@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import pyfastnn as pf
-from pyfastnn import _backend
+from pyfastnn import _backend, _ref
 from pyfastnn.cli import main as cli_main
 
 X, Y = pf.datasets.load_digits()
@@ -206,6 +206,33 @@ def test_relu_backward_keeps_nan_deltas(backend_name):
     delta = np.array([[np.nan, np.nan, 2.0]], dtype=np.float32)
     _backend.kernels().activation_backward("relu", a, None, delta, False)
     assert np.isnan(delta[0, :2]).all() and delta[0, 2] == 0
+
+
+@pytest.mark.parametrize("act, ste", [("relu", False), ("piecewise_linear", False), ("step", True),
+                                      ("sign", True)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_piecewise_derivatives_match_the_reference_bit_for_bit(backend_name, act, ste, dtype):
+    """delta · σ' with σ' ∈ {0, 1} on rows long enough for whole vectors and a tail (37 columns): NaN and ±inf
+    deltas give NaN where σ' = 0, and every other element, signed zeros included, has the reference's bits."""
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((5, 37)).astype(dtype)
+    z[0, :8] = 0  # the derivative's boundaries
+    a = np.empty_like(z)
+    _ref.activation_forward(act, z, a)
+    d0 = rng.standard_normal(z.shape).astype(dtype)
+    d0[:, ::5] = np.nan
+    d0[:, 1::7] = np.inf
+    d0[:, 2::7] = -np.inf
+    d0[:, 3::11] = -0.0
+    want, got = d0.copy(), d0.copy()
+    with np.errstate(invalid="ignore"):  # inf · 0
+        _ref.activation_backward(act, a, z, want, ste)
+        _backend.kernels().activation_backward(act, a, z, got, ste)
+    nan = np.isnan(want)
+    assert nan.sum() > np.isnan(d0).sum()  # some infinite deltas met σ' = 0
+    assert (np.isnan(got) == nan).all()
+    bits = np.uint64 if dtype == np.float64 else np.uint32
+    np.testing.assert_array_equal(got.view(bits)[~nan], want.view(bits)[~nan])
 
 
 def test_forward_with_non_finite_weights_raises_naming_them(backend_name):

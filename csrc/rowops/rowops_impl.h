@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "derivative_factor.h"
 #include "optim.h"
 
 namespace pyfastnn {
@@ -76,13 +77,8 @@ inline void bias_relu(std::int64_t rows, std::int64_t cols, T* z, const T* __res
 
 template <class T>
 inline void relu_backward(std::int64_t n, const T* __restrict a, T* __restrict delta) {
-    // times σ' = 0 rather than set to 0, so a NaN delta stays NaN as in the reference backend. The product is
-    // formed for every element, so the choice is a blend: GCC does not vectorise a multiply done only on one
-    // side of a branch (it might trap), and the branch on the sign of a mispredicts half the time.
-    for (std::int64_t i = 0; i < n; ++i) {
-        const T d = delta[i], zero = d * T(0);
-        delta[i] = a[i] > T(0) ? d : zero;
-    }
+    const derivative_factors<T> f = hidden_derivative_factors<T>();
+    for (std::int64_t i = 0; i < n; ++i) delta[i] *= a[i] > T(0) ? f.one : f.zero;
 }
 
 // e^x in float without a libm call, so a loop of them vectorises: Cody-Waite reduction x = n ln2 + r,
