@@ -789,6 +789,7 @@ public:
             written_.push_back({db_[l], db_[l] + net_[l].n_out});
         }
         labels_.resize(std::size_t(rows * net_.back().n_out));
+        if (spec_.kind == optimizer_kind::sgd && spec_.momentum == 0.0) w_max_.resize(nl);
     }
 
     py::tuple step(const py::handle& weights, const py::handle& biases, const py::handle& x, const py::handle& y,
@@ -821,7 +822,8 @@ public:
             if (sp != nullptr) weight = weight_sum(rows_, sp, static_cast<const std::int64_t*>(nullptr));
             if (weight > 0) {
                 bool finite = false;
-                value = mlp_step_loss<T>(net_, lk_, xp, yp, rows_, buf_, ste_, sp, &finite);
+                value = mlp_step_loss<T>(net_, lk_, xp, yp, rows_, buf_, ste_, sp, &finite,
+                                         w_max_.empty() ? nullptr : w_max_.data());
                 if (!finite) {
                     status = step_bad_loss;
                 } else if (value > limit) {
@@ -977,9 +979,9 @@ private:
     static py::tuple result(int status) { return py::make_tuple(status, 0.0, 0.0, false); }
 
     // Whether plain SGD's update of this batch (loss and output delta computed) provably leaves every parameter
-    // finite, so that it needs neither the copy before it nor the check after it: one read of the parameters
-    // instead of three passes. Each parameter must be below 2^20 in magnitude (a test as cheap as a read; a
-    // network with larger weights takes the copy). With |σ'| <= 1 for every hidden activation (the
+    // finite, so that it needs neither the copy before it nor the check after it. Each parameter must be below
+    // 2^20 in magnitude (a network with larger weights takes the copy): the forward pass of a small batch found
+    // max |W| while it read W for the products (w_max_), other layers take one read of W here. With |σ'| <= 1 for every hidden activation (the
     // straight-through derivatives included), going down from the output delta: |Δ_prev| <= N_out·max|Δ|·2^20,
     // and the new parameters |W'| <= |1 - ηλ|·2^20 + η·max|Δ|·max|A_prev|, |b'| <= 2^20 + η·max|Δ|; every sum
     // of the kernels on the way (B·max|Δ|·max|A_prev| before the scaling by η/B) is bounded alike. Each bound
@@ -996,7 +998,9 @@ private:
         double delta = max_magnitude(buf_.deltas[nl - 1], rows_ * net_.back().n_out);
         for (std::size_t l = nl; l-- > 0;) {
             const layer_view<T>& L = net_[l];
-            if (!below_power_of_two(L.w, L.n_out * L.n_in, e) || !below_power_of_two(L.b, L.n_out, e)) return false;
+            const bool w_small = w_max_[l] >= T(0) ? double(w_max_[l]) < w
+                                                   : below_power_of_two(L.w, L.n_out * L.n_in, e);
+            if (!w_small || !below_power_of_two(L.b, L.n_out, e)) return false;
             const double a = max_magnitude(l == 0 ? x : buf_.outs[l - 1], rows_ * L.n_in);
             if (!(double(rows_) * delta * a < limit && decay * w + eta * delta * a < limit &&
                   w + eta * delta < limit))
@@ -1021,6 +1025,7 @@ private:
     std::vector<region> saved_;
     std::vector<range> written_;
     std::vector<T> snapshot_, labels_;
+    std::vector<T> w_max_;  // plain SGD: max |W| per layer of the current step's forward pass, or -1 (unmeasured)
     bool wrote_ = false;
     std::mutex busy_;
 };

@@ -50,6 +50,7 @@ struct small_fwd_ctx {
     const T* x;
     std::int64_t rows;
     T* z;
+    T* top;  // null, or one slot per thread for the largest |W| of its rows (small_batch_forward_max)
 };
 
 template <class T>
@@ -58,15 +59,29 @@ void small_fwd_worker(void* p, const team& t) {
     const layer_view<T>& L = *c.L;
     std::int64_t r0, r1;
     split_rows(L.n_out, t.tid, t.nthreads, &r0, &r1);
-    active_rowops<T>().small_batch_forward(c.rows, r1 - r0, L.n_in, L.w + r0 * L.n_in, L.b + r0, c.x, c.z + r0,
-                                           L.n_out);
+    const rowops<T>& ops = active_rowops<T>();
+    if (c.top != nullptr) {
+        c.top[t.tid] = ops.small_batch_forward_max(c.rows, r1 - r0, L.n_in, L.w + r0 * L.n_in, L.b + r0, c.x,
+                                                   c.z + r0, L.n_out);
+    } else {
+        ops.small_batch_forward(c.rows, r1 - r0, L.n_in, L.w + r0 * L.n_in, L.b + r0, c.x, c.z + r0, L.n_out);
+    }
 }
 
-// Z = X Wᵀ + b for a batch of at most small_batch_max rows, W's rows split between the threads.
+// Z = X Wᵀ + b for a batch of at most small_batch_max rows, W's rows split between the threads; with w_max, also
+// *w_max = max |W| (+inf or NaN when a weight is not finite), found in the same pass.
 template <class T>
-void small_batch_forward(const layer_view<T>& L, const T* x, std::int64_t rows, T* z) {
-    small_fwd_ctx<T> c{&L, x, rows, z};
-    parallel_run(per_sample_threads(L.n_out, L.n_in), small_fwd_worker<T>, &c);
+void small_batch_forward(const layer_view<T>& L, const T* x, std::int64_t rows, T* z, T* w_max = nullptr) {
+    const int threads = per_sample_threads(L.n_out, L.n_in);
+    T tops[max_threads];
+    if (w_max != nullptr) std::fill(tops, tops + threads, T(0));  // a slot no thread ran for stays 0
+    small_fwd_ctx<T> c{&L, x, rows, z, w_max != nullptr ? tops : nullptr};
+    parallel_run(threads, small_fwd_worker<T>, &c);
+    if (w_max == nullptr) return;
+    T m = 0;
+    for (int i = 0; i < threads; ++i)
+        if (std::isnan(tops[i]) || tops[i] > m) m = tops[i];  // NaN stays: nothing compares above it
+    *w_max = m;
 }
 
 // The same for a first layer stored as a table E = Wᵀ: threads split E's columns (W's rows), in whole vectors.
@@ -83,7 +98,7 @@ void table_fwd_worker(void* p, const team& t) {
 
 template <class T>
 void table_small_batch_forward(const layer_view<T>& L, const T* x, std::int64_t rows, T* z) {
-    small_fwd_ctx<T> c{&L, x, rows, z};
+    small_fwd_ctx<T> c{&L, x, rows, z, nullptr};
     parallel_run(per_sample_threads(L.n_out, L.n_in), table_fwd_worker<T>, &c);
 }
 
@@ -183,16 +198,18 @@ void rank_k_update(const layer_view<T>& L, std::int64_t rows, const T* delta, co
 }
 
 // Z = A_prev Wᵀ (+ b, σ): one GEMM with W read transposed in place (a table E = Wᵀ as it is), then the bias +
-// activation pass; small batches take the row kernels.
+// activation pass; small batches take the row kernels. With w_max: *w_max = max |W| where the row kernel finds it
+// on its way (small batches, C layout), else -1 (not measured).
 template <class T>
-void layer_forward(const layer_view<T>& L, const T* a_prev, std::int64_t rows, T* z, T* out) {
+void layer_forward(const layer_view<T>& L, const T* a_prev, std::int64_t rows, T* z, T* out, T* w_max = nullptr) {
     T* target = z != nullptr ? z : out;
+    if (w_max != nullptr) *w_max = T(-1);
     if (rows <= small_batch_max) {
         // The row kernel adds the bias itself; the table's leaves it to the activation pass.
         if (L.table) {
             table_small_batch_forward(L, a_prev, rows, target);
         } else {
-            small_batch_forward(L, a_prev, rows, target);
+            small_batch_forward(L, a_prev, rows, target, w_max);
         }
         bias_activation_forward<T>(L.act, rows, L.n_out, target, L.n_out, L.table ? L.b : nullptr, out, L.n_out);
         return;
@@ -385,15 +402,17 @@ void sparse_layer_forward(const layer_view<T>& L, const csr_view<T>& x, const ba
     bias_activation_forward(L.act, br.count, L.n_out, target, L.n_out, L.b, out, L.n_out);
 }
 
+// w_max: null, or one value per layer (layer_forward's).
 template <class T>
 void forward_layers(const std::vector<layer_view<T>>& net, const T* x, const sparse_batch<T>* sb, std::int64_t rows,
-                    const mlp_buffers<T>& buf) {
+                    const mlp_buffers<T>& buf, T* w_max = nullptr) {
     const T* a_prev = x;
     for (std::size_t l = 0; l < net.size(); ++l) {
         if (l == 0 && sb != nullptr) {
             sparse_layer_forward(net[0], *sb->x, sb->rows, *sb->scale, buf.zs[0], buf.outs[0]);
+            if (w_max != nullptr) w_max[0] = T(-1);
         } else {
-            layer_forward(net[l], a_prev, rows, buf.zs[l], buf.outs[l]);
+            layer_forward(net[l], a_prev, rows, buf.zs[l], buf.outs[l], w_max != nullptr ? w_max + l : nullptr);
         }
         a_prev = buf.outs[l];
     }
@@ -517,8 +536,8 @@ epoch_result mlp_train_epoch(const std::vector<layer_view<T>>& net, loss_kind lo
 
 template <class T>
 double mlp_step_loss(const std::vector<layer_view<T>>& net, loss_kind loss, const T* x, const T* y,
-                     std::int64_t rows, const mlp_buffers<T>& buf, bool ste, const T* sw, bool* finite) {
-    forward_layers(net, x, static_cast<const sparse_batch<T>*>(nullptr), rows, buf);
+                     std::int64_t rows, const mlp_buffers<T>& buf, bool ste, const T* sw, bool* finite, T* w_max) {
+    forward_layers(net, x, static_cast<const sparse_batch<T>*>(nullptr), rows, buf, w_max);
     const double value = output_loss(net, loss, y, rows, buf, ste, sw, static_cast<const std::int64_t*>(nullptr));
     const std::int64_t n_out = net.back().n_out;
     *finite = std::isfinite(value) && all_finite(buf.deltas[net.size() - 1], rows * n_out);
@@ -543,7 +562,7 @@ void mlp_step_update(const std::vector<layer_view<T>>& net, const T* x, std::int
                                              const std::vector<T*>&, T*, T*, bool, optimizer_spec<T>&, const T*,   \
                                              const std::function<bool(std::int64_t)>&);                     \
     template double mlp_step_loss<T>(const std::vector<layer_view<T>>&, loss_kind, const T*, const T*,             \
-                                     std::int64_t, const mlp_buffers<T>&, bool, const T*, bool*);                        \
+                                     std::int64_t, const mlp_buffers<T>&, bool, const T*, bool*, T*);                    \
     template void mlp_step_update<T>(const std::vector<layer_view<T>>&, const T*, std::int64_t,                    \
                                      const mlp_buffers<T>&, const std::vector<T*>&, const std::vector<T*>&, bool,  \
                                      optimizer_spec<T>&);

@@ -107,10 +107,11 @@ bool fused_optimizer_steps();
 // whether to apply the update (train_step): mlp_step_loss runs the forward pass and returns the batch loss
 // (*finite: whether it and the output delta are finite), writing only the buffers; mlp_step_update then
 // backpropagates and updates the parameters and the optimizer state (opt.step advanced for Adam). Together they
-// compute exactly what mlp_train_epoch does for that batch.
+// compute exactly what mlp_train_epoch does for that batch. w_max (null, or one value per layer): the largest |W|
+// of each layer whose forward pass found it on its way (+inf or NaN when a weight is not finite), else -1.
 template <class T>
 double mlp_step_loss(const std::vector<layer_view<T>>& net, loss_kind loss, const T* x, const T* y, std::int64_t rows,
-                     const mlp_buffers<T>& buf, bool ste, const T* sw, bool* finite);
+                     const mlp_buffers<T>& buf, bool ste, const T* sw, bool* finite, T* w_max = nullptr);
 
 template <class T>
 void mlp_step_update(const std::vector<layer_view<T>>& net, const T* x, std::int64_t rows, const mlp_buffers<T>& buf,

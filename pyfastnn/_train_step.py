@@ -22,15 +22,18 @@ from .losses import LOSSES, prepare_targets
 from .network import EXPLOSION, check_sample_weight
 from .optim import Optimizer
 
+_ndarray = np.ndarray
+
 # StepPlan.step's status codes (bindings_nn.cpp, step_status).
 _DONE, _BAD_LOSS, _OVER_LIMIT, _OVERFLOW, _UNCHECKED, _STALE = range(6)
 
 
 class _Plan:
     """A native plan and what it was made for: ``key`` (optimizer, its version, the loss argument, rows,
-    straight_through) and the activations."""
+    straight_through, the activations); and the explosion limit of the first-step loss ``ref`` it was last
+    computed from."""
 
-    __slots__ = ("acts", "key", "loss", "native")
+    __slots__ = ("key", "limit", "loss", "native", "ref")
 
 
 def _make_plan(net, kernels, optimizer, loss_arg, rows):
@@ -49,8 +52,9 @@ def _make_plan(net, kernels, optimizer, loss_arg, rows):
     plan.native = kernels.step_plan(net.weights, net.biases, net.activations, loss, net.straight_through,
                                     spec, rows, outs, zs, deltas, dws, dbs)
     # After native_spec, which may count a new state; the same tuple as fast_train_step's test.
-    plan.key = (optimizer, optimizer.__dict__.get("_version", 0), loss_arg, rows, net.straight_through)
-    plan.loss, plan.acts = loss, list(net.activations)
+    plan.key = (optimizer, optimizer.__dict__.get("_version", 0), loss_arg, rows, net.straight_through,
+                list(net.activations))
+    plan.loss, plan.ref, plan.limit = loss, None, math.inf
     net._step_plan = plan
     return plan
 
@@ -69,7 +73,7 @@ def _named_optimizer(net, optimizer):
 def fast_train_step(net, guard, kernels, x, y, loss, optimizer, sample_weight):
     """``net.train_step`` through a native plan (the caller holds the training lock of ``guard``, the
     network's _Guard): the loss, or None when the general path must take the call (nothing was written)."""
-    if type(x) is not np.ndarray or type(y) is not np.ndarray or x.ndim != 2:
+    if type(x) is not _ndarray or type(y) is not _ndarray or x.ndim != 2:
         return None
     if not isinstance(optimizer, Optimizer):
         optimizer = _named_optimizer(net, optimizer)
@@ -78,8 +82,8 @@ def fast_train_step(net, guard, kernels, x, y, loss, optimizer, sample_weight):
     rows = x.shape[0]
     state = net.__dict__
     plan = state.get("_step_plan")
-    if (plan is None or plan.key != (optimizer, optimizer.__dict__.get("_version", 0), loss, rows,
-                                     net.straight_through) or plan.acts != net.activations):
+    if plan is None or plan.key != (optimizer, optimizer.__dict__.get("_version", 0), loss, rows,
+                                    net.straight_through, net.activations):
         if rows == 0 or (loss is not None and (type(loss) is not str or loss not in LOSSES)):
             return None  # the general path names what is wrong
         plan = _make_plan(net, kernels, optimizer, loss, rows)
@@ -92,7 +96,9 @@ def fast_train_step(net, guard, kernels, x, y, loss, optimizer, sample_weight):
         except (TypeError, ValueError):
             return None  # raised by the general path, after its checks of x and y
     ref = state.get("_first_step_loss")
-    limit = math.inf if ref is None else EXPLOSION * max(ref, 1e-12)
+    if ref is not plan.ref:  # set once, by the first step
+        plan.ref, plan.limit = ref, math.inf if ref is None else EXPLOSION * max(ref, 1e-12)
+    limit = plan.limit
     guard.begin_write()  # inference in other threads sees the network before or after the step
     try:
         try:

@@ -304,6 +304,53 @@ def test_large_weights_take_the_checked_update(general, scale):
     both(script, general, opt="sgd")
 
 
+@pytest.mark.parametrize("sizes, threads", [((70, 40, 5), 1), ((300, 260, 3), 2)])
+@pytest.mark.parametrize("rows", [1, 5, 9])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_plain_sgd_copies_exactly_when_a_weight_reaches_2_20(sizes, threads, rows, dtype):
+    """Plain SGD skips the copy only while every |weight| < 2^20; on small batches max |W| comes from the
+    forward pass (per thread when W's rows are split), larger ones read W. Each weight decides it: one at the
+    first, middle or last row of a layer (where two threads' halves meet) and at its first, middle or last
+    column (in the dot products' tail) makes the step copy, so that undo() finds something to put back. (Two
+    threads split W only while the machine is not oversubscribed; otherwise one thread runs both halves.)"""
+    previous = pf.get_num_threads()
+    pf.set_num_threads(threads)
+    try:
+        rng = np.random.default_rng(1)
+        net = pf.MLP(list(sizes), seed=0, dtype=dtype)
+        opt = pf.SGD(lr=0.01)
+        n_in, n_hidden = sizes[0], sizes[1]
+        x = rng.standard_normal((rows, n_in)).astype(dtype)
+        y = rng.integers(0, sizes[2], rows)
+        cols = {0: [0, n_in // 2, n_in - 1], 1: [0, n_hidden // 2, n_hidden - 1]}
+        # Inputs and hidden units the big weights meet are zero, so the loss and the update stay as they are.
+        x[:, cols[0]] = 0
+        net.weights[0][cols[1], :] = 0
+        net.biases[0][cols[1]] = -1
+        net.train_step(x, y, optimizer=opt)  # binds the optimizer (general path)
+        net.train_step(x, y, optimizer=opt)
+        plan = net._step_plan
+        assert plan.native.undo() is False  # small weights: no copy was taken
+        for layer, w in enumerate(net.weights):
+            n_out = w.shape[0]
+            for i in sorted({0, n_out // 2 - 1, n_out // 2, n_out - 1}):
+                for j, sign in zip(cols[layer], (1, -1, 1)):
+                    kept = w[i, j]
+                    w[i, j] = sign * 2.0 ** 20
+                    before = [a.copy() for a in net.weights + net.biases]
+                    net.train_step(x, y, optimizer=opt)
+                    assert net._step_plan is plan
+                    assert plan.native.undo() is True, (layer, i, j)
+                    for a, b in zip(net.weights + net.biases, before):
+                        assert a.tobytes() == b.tobytes()
+                    w[i, j] = np.nextafter(dtype(2.0 ** 20), dtype(0)) * sign  # the largest below
+                    net.train_step(x, y, optimizer=opt)
+                    assert plan.native.undo() is False, (layer, i, j)
+                    w[i, j] = kept
+    finally:
+        pf.set_num_threads(previous)
+
+
 def test_a_failed_first_call_leaves_a_shared_optimizer_as_it_was():
     """An optimizer bound to one network, then called on another with bad input: its state stays the first
     network's (it is made anew only by a step that passes the checks)."""

@@ -55,6 +55,10 @@ struct rowops {
     void (*gather_momentum)(std::int64_t count, const std::int32_t* idx, const T* val, const T* delta,
                             std::int64_t ld, std::int64_t n, T alpha, T* p, T* vel,
                             const momentum_constants<T>& k);
+    // small_batch_forward that also returns the largest |W[i, j]| it read (+inf if one is infinite, NaN if one
+    // is NaN), in the same pass: train_step's overflow bound reads no more of W.
+    T (*small_batch_forward_max)(std::int64_t rows, std::int64_t n_out, std::int64_t n_in, const T* w, const T* b,
+                                 const T* x, T* z, std::int64_t ldz);
 };
 
 const rowops<float>& active_rowops_f32();

@@ -3,9 +3,12 @@
 // Nothing here names an ISA.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 
 #include "derivative_factor.h"
 #include "optim.h"
@@ -131,6 +134,18 @@ inline void softmax_rows(std::int64_t rows, std::int64_t cols, T* z, const T* __
 // 16 independent partial sums per row of x: vectorisable without reassociating one sum (no -ffast-math).
 constexpr int dot_lanes = 16;
 
+// The bits of |v| as a signed integer of v's width: they order as the magnitudes do (infinity above every finite
+// value, NaN above infinity), and a signed integer max vectorises where a floating-point one would not.
+template <class T>
+using magnitude_bits = typename std::conditional<sizeof(T) == 4, std::int32_t, std::int64_t>::type;
+
+template <class T>
+inline magnitude_bits<T> magnitude_of(T v) {
+    magnitude_bits<T> u;
+    std::memcpy(&u, &v, sizeof u);
+    return u & std::numeric_limits<magnitude_bits<T>>::max();
+}
+
 template <class T, int R>
 inline void dots_of_row(std::int64_t n_in, const T* __restrict wi, const T* __restrict x, T* out) {
     T acc[R][dot_lanes] = {};
@@ -148,9 +163,20 @@ inline void dots_of_row(std::int64_t n_in, const T* __restrict wi, const T* __re
     }
 }
 
+// The largest magnitude_of(p[j]) over a row: a loop of its own (vectorised as an integer max), run while the row is
+// still in L1 after its dot products (tracking it inside those loops made GCC spill their sums).
 template <class T>
-inline void small_batch_forward(std::int64_t rows, std::int64_t n_out, std::int64_t n_in, const T* __restrict w,
-                                const T* __restrict b, const T* __restrict x, T* __restrict z, std::int64_t ldz) {
+inline magnitude_bits<T> row_magnitude(std::int64_t n, const T* __restrict p) {
+    magnitude_bits<T> m = 0;
+    for (std::int64_t j = 0; j < n; ++j) m = std::max(m, magnitude_of(p[j]));
+    return m;
+}
+
+// Returns 0, or with Track the largest |W[i, j]| (+inf when one is infinite, NaN when one is NaN).
+template <class T, bool Track = false>
+inline T small_batch_forward(std::int64_t rows, std::int64_t n_out, std::int64_t n_in, const T* __restrict w,
+                             const T* __restrict b, const T* __restrict x, T* __restrict z, std::int64_t ldz) {
+    magnitude_bits<T> top = 0;
     // W row outer, rows of x inner: a row of W is read from memory once and stays in L1 for every row of x.
     for (std::int64_t i = 0; i < n_out; ++i) {
         const T* wi = w + i * n_in;
@@ -164,7 +190,11 @@ inline void small_batch_forward(std::int64_t rows, std::int64_t n_out, std::int6
             dots_of_row<T, 1>(n_in, wi, x + r * n_in, d);
             z[r * ldz + i] = d[0] + b[i];
         }
+        if constexpr (Track) top = std::max(top, row_magnitude(n_in, wi));
     }
+    T v;
+    std::memcpy(&v, &top, sizeof v);
+    return v;
 }
 
 // A 32-byte vector of GCC's generic vector extension: each ISA's translation unit lowers it to its own registers
@@ -407,6 +437,10 @@ inline void table_rank_k(std::int64_t rows, std::int64_t count, std::int64_t n_o
                                                    const T* w, const T* b, const T* x, T* z, std::int64_t ldz) { \
         rowops_impl::small_batch_forward<T>(rows, n_out, n_in, w, b, x, z, ldz);                              \
     }                                                                                                         \
+    __attribute__((flatten)) T NAME##_small_fwd_max(std::int64_t rows, std::int64_t n_out, std::int64_t n_in, \
+                                                    const T* w, const T* b, const T* x, T* z, std::int64_t ldz) { \
+        return rowops_impl::small_batch_forward<T, true>(rows, n_out, n_in, w, b, x, z, ldz);                 \
+    }                                                                                                         \
     __attribute__((flatten)) void NAME##_softmax(std::int64_t rows, std::int64_t cols, T* z, const T* bias,   \
                                                  T* out) {                                                    \
         rowops_impl::softmax_rows<T>(rows, cols, z, bias, out);                                               \
@@ -440,5 +474,5 @@ inline void table_rank_k(std::int64_t rows, std::int64_t count, std::int64_t n_o
     const rowops<T> NAME##_table = {NAME##_rank_k,       NAME##_bias_relu,   NAME##_relu_backward,             \
                                     NAME##_small_fwd,    NAME##_softmax,     NAME##_gather_axpy,               \
                                     NAME##_table_fwd,    NAME##_table_rank_k, NAME##_gather_adam,              \
-                                    NAME##_gather_momentum};                                                   \
+                                    NAME##_gather_momentum, NAME##_small_fwd_max};                             \
     }
