@@ -978,15 +978,15 @@ private:
 
     static py::tuple result(int status) { return py::make_tuple(status, 0.0, 0.0, false); }
 
-    // Whether plain SGD's update of this batch (loss and output delta computed) provably leaves every parameter
-    // finite, so that it needs neither the copy before it nor the check after it. Each parameter must be below
-    // 2^20 in magnitude (a network with larger weights takes the copy): the forward pass of a small batch found
-    // max |W| while it read W for the products (w_max_), other layers take one read of W here. With |σ'| <= 1 for every hidden activation (the
-    // straight-through derivatives included), going down from the output delta: |Δ_prev| <= N_out·max|Δ|·2^20,
-    // and the new parameters |W'| <= |1 - ηλ|·2^20 + η·max|Δ|·max|A_prev|, |b'| <= 2^20 + η·max|Δ|; every sum
-    // of the kernels on the way (B·max|Δ|·max|A_prev| before the scaling by η/B) is bounded alike. Each bound
-    // must stay below the dtype's largest value / 1024, a margin far above the rounding of the sums. Momentum and
-    // Adam keep the copy (their state would need bounds of its own).
+    // Whether plain SGD's update of this batch (loss and output delta computed) provably leaves every parameter finite,
+    // so that it needs neither the copy before it nor the check after it. Each parameter must be below 2^20 in
+    // magnitude (a network with larger weights takes the copy): the forward pass of a small batch found max |W| while
+    // it read W for the products (w_max_), other layers take one read of W here. With |σ'| <= 1 for every hidden
+    // activation (the straight-through derivatives included), going down from the output delta: |Δ_prev| <=
+    // N_out·max|Δ|·2^20, and the new parameters |W'| <= |1 - ηλ|·2^20 + η·max|Δ|·max|A_prev|, |b'| <= 2^20 + η·max|Δ|;
+    // every sum of the kernels on the way (B·max|Δ|·max|A_prev| before the scaling by η/B) is bounded alike. Each bound
+    // must stay below the dtype's largest value / 1024, a margin far above the rounding of the sums. Momentum and Adam
+    // keep the copy (their state would need bounds of its own).
     bool sgd_step_stays_finite(const T* x) const {
         if (spec_.kind != optimizer_kind::sgd || spec_.momentum != 0.0) return false;
         constexpr int e = 20;
