@@ -25,7 +25,7 @@ namespace {
 // Buffers aligned as the packed ones are (64 bytes), filled with small exact values so nothing overflows.
 template <class T>
 struct aligned_buffer {
-    explicit aligned_buffer(std::size_t n) : n_(n) {
+    explicit aligned_buffer(std::size_t n) {
         data_ = static_cast<T*>(std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64));
         if (data_ == nullptr) std::exit(2);
         for (std::size_t i = 0; i < n; ++i) data_[i] = T(int(i % 7) - 3) / T(8);
@@ -37,7 +37,6 @@ struct aligned_buffer {
 
 private:
     T* data_;
-    std::size_t n_;
 };
 
 // Best GFLOP/s of `reps` sweeps of m_tiles x n_panels tiles, each a kc-step kernel call with beta = 1.
