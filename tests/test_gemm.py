@@ -134,6 +134,23 @@ def test_inplace_operands_blocks_and_threads(isa, dtype, packed_only, threads):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_packed_transposed_a_k_tails(isa, dtype, packed_only, threads):
+    # op(A) given transposed is packed four k steps per pass: k = 1..9 leaves every tail length (0..3) after
+    # zero, one or two full passes, with m off every tile size (a partial last panel) and, on two threads, the
+    # panels split between them. Nothing is read in place (inplace_max_k = 0), so every k goes through pack_a.
+    _core._set_gemm_params({**packed_only, "inplace_max_k": 0, "parallel_min_work": 0})
+    for nthreads in (1, 2):
+        _core.set_num_threads(nthreads)
+        for k in range(1, 10):
+            _run(37, 45, k, True, False, dtype, seed=k)
+            _run(61, 33, k, True, True, dtype, -0.5, 2.0, seed=k)
+        # Several K blocks whose lengths are not multiples of four (k = 23 in blocks of 6, 6, 6, 5), two M blocks.
+        _core._set_gemm_params({**packed_only, "inplace_max_k": 0, "parallel_min_work": 0, "kc": 7, "mc": 30})
+        _run(53, 40, 23, True, False, dtype, 0.5, 2.0, seed=nthreads)
+        _core._set_gemm_params({**packed_only, "inplace_max_k": 0, "parallel_min_work": 0})
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_narrow_transposed_b(isa, dtype):
     # The direct loop's path for few columns of op(B) given transposed (an output layer A·Wᵀ): n up to 16,
     # rows in blocks of 4 and a tail, k across its chunks of 256, both layouts of A, alpha/beta.
