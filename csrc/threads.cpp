@@ -67,11 +67,12 @@ constexpr auto spin_before_sleep = std::chrono::microseconds(5000);
 // 0.57-0.75x NumPy at n = 512; with 2 .. 16 ms 1.02-1.16x, while bench_oversubscribed.py (two busy processes
 // beside) keeps 2 threads within 1.1-1.8x of 1 thread (70x without the guard).
 // Another pool in the process: NumPy's OpenBLAS (0.3.31, measured 2026-12-01) keeps its worker runnable for
-// ~0.1 s after each call, spinning without sched_yield (strace), so in a loop calling NumPy and pyfastnn in turn
-// that worker really holds a CPU through our regions, and one thread is the right choice (guard off: pf.gemm
-// right after one NumPy call ran at 23 instead of 37 GFLOP/s, loaded machine). Ending a serial period early when /proc/loadavg's runnable
-// count leaves room was built and measured (a quiet A/B against this timed backoff): no gain, the loops never
-// went quiet within a period, so it was not kept. OPENBLAS_THREAD_TIMEOUT is the user's lever (README).
+// ~0.1 s after each call, spinning without sched_yield (strace), so in a loop calling NumPy and pyfastnn in
+// turn that worker really holds a CPU through our regions, and one thread is the right choice (guard off:
+// pf.gemm right after one NumPy call ran at 23 instead of 37 GFLOP/s, loaded machine). Ending a serial period
+// early when /proc/loadavg's runnable count leaves room was built and measured (a quiet A/B against this
+// timed backoff): no gain, the loops never went quiet within a period, so it was not kept.
+// OPENBLAS_THREAD_TIMEOUT is the user's lever (README).
 constexpr std::int64_t stall_ns = 1000000;           // 1 ms
 constexpr std::int64_t min_backoff_ns = 2000000;     // 2 ms
 constexpr std::int64_t max_backoff_ns = 16000000;    // 16 ms
